@@ -1,0 +1,1 @@
+"""Thin adapters (ports) between the pure core and the outside world."""

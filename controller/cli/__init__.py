@@ -1,0 +1,1 @@
+"""The ``changelane`` command line: one module per command group, registered in ``main``."""

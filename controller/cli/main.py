@@ -1,0 +1,27 @@
+"""Entry point of the ``changelane`` command.
+
+Each command group lives in its own module and is registered here, so adding a command
+touches one line of this file.
+"""
+
+from __future__ import annotations
+
+import click
+
+from controller import __version__
+from controller.cli import crds, demo, lanes
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="changelane")
+def cli() -> None:
+    """Ship agent-authored releases inside declared low-risk lanes, safely."""
+
+
+cli.add_command(crds.crds)
+cli.add_command(lanes.lanes)
+cli.add_command(demo.demo)
+
+
+def main() -> None:
+    cli()

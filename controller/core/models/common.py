@@ -1,0 +1,88 @@
+"""Building blocks shared by both resources: metadata, conditions, durations."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "changelane.dev"
+API_VERSION = "v1alpha1"
+
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+
+#: A Go-style duration as Kubernetes users write them: ``30s``, ``5m``, ``1h30m``.
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, min_length=2, json_schema_extra={"example": "1m30s"}),
+]
+
+#: A DNS-1123 label, the shape Kubernetes demands of most names.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``1h30m``; raises ``ValueError`` on anything else."""
+    match = _DURATION_RE.fullmatch(text)
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+class CamelModel(BaseModel):
+    """Base of every model: camelCase on the wire, unknown fields rejected.
+
+    Rejecting unknown fields is what turns a typo in a lane (``maxWieght``) into an
+    error instead of a silently ignored setting.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+        validate_default=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-compatible, camelCase form written to the Kubernetes API."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes ``metadata`` the controller reads; the rest is kept as is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: datetime | None = None
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(CamelModel):
+    """A status condition following the Kubernetes API conventions."""
+
+    type: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=316)]
+    status: ConditionStatus
+    reason: Annotated[str, Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
+    message: Annotated[str, Field(max_length=32768)] = ""
+    last_transition_time: datetime
+    observed_generation: Annotated[int, Field(ge=0)] | None = None

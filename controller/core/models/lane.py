@@ -1,0 +1,383 @@
+"""``ChangeLane``: a declared, low-risk domain in which agent-authored releases may ship.
+
+Defaults are chosen to fail safe: autonomy is off unless the lane's flag says on, a check
+without data is inconclusive, and nothing promotes without a pass at full exposure.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from controller.core.models.common import (
+    CamelModel,
+    Condition,
+    DnsLabel,
+    Duration,
+    ObjectMeta,
+    parse_duration,
+)
+from controller.core.promql import template_problems
+
+KIND = "ChangeLane"
+PLURAL = "changelanes"
+
+
+class LabelSelectorRequirement(CamelModel):
+    key: Annotated[str, Field(min_length=1)]
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> Self:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+
+class WorkloadSelector(CamelModel):
+    """Which Deployments belong to the lane: namespaces plus a label selector."""
+
+    namespaces: Annotated[list[DnsLabel], Field(min_length=1)] = Field(
+        description="Namespaces whose Deployments the lane may adopt."
+    )
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_everything(self) -> Self:
+        # An empty label selector would adopt every Deployment of the namespace: too wide
+        # a blast radius to allow by accident.
+        if not self.match_labels and not self.match_expressions:
+            raise ValueError("needs matchLabels or matchExpressions; an empty selector is refused")
+        return self
+
+
+class AgentRule(CamelModel):
+    """An agent allowed to ship in the lane, optionally restricted to some models.
+
+    ``id`` and ``models`` accept shell-style wildcards (``claude-*``).
+    """
+
+    id: Annotated[str, Field(min_length=1, max_length=253)]
+    models: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["*"], description="Model names (wildcards allowed)."
+    )
+
+
+class ProvenanceField(StrEnum):
+    AGENT = "agent"
+    MODEL = "model"
+    CHANGE = "change"
+    TESTS = "tests"
+    REVIEWER = "reviewer"
+
+
+class ProvenancePolicy(CamelModel):
+    required: list[ProvenanceField] = Field(
+        default_factory=lambda: [
+            ProvenanceField.AGENT,
+            ProvenanceField.MODEL,
+            ProvenanceField.CHANGE,
+            ProvenanceField.TESTS,
+        ],
+        description="Provenance fields every release must carry.",
+    )
+    require_tests_passed: bool = Field(
+        default=True, description="Refuse a release whose tests evidence is not a pass."
+    )
+    signature_public_key: str | None = Field(
+        default=None,
+        description="PEM public key; when set, releases must carry an in-toto statement "
+        "signed with the matching private key.",
+    )
+
+
+class ChangeWindow(CamelModel):
+    days: Annotated[
+        list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]], Field(min_length=1)
+    ]
+    start: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    end: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
+    time_zone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
+
+
+class AutonomyBudget(CamelModel):
+    """The lane suspends itself when too many of its recent releases failed."""
+
+    max_change_failure_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.34
+    window: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=6, description="How many recent releases the rate is computed over."
+    )
+
+
+class AutonomyMode(StrEnum):
+    ENFORCE = "enforce"
+    SHADOW = "shadow"
+
+
+class GatesSpec(CamelModel):
+    kill_switch_flag: str | None = Field(
+        default=None,
+        description="Boolean OpenFeature flag that switches the lane's autonomy on. "
+        "Defaults to changelane.lane.<lane>.autonomy. Missing or erroring flag = off.",
+    )
+    change_windows: list[ChangeWindow] = Field(
+        default_factory=list, description="When releases may start; empty = any time."
+    )
+    max_concurrent_releases: Annotated[int, Field(ge=1)] = 1
+    max_releases_per_day: Annotated[int, Field(ge=1)] = 20
+    autonomy_budget: AutonomyBudget = Field(default_factory=AutonomyBudget)
+    mode: AutonomyMode = AutonomyMode.ENFORCE
+    when_autonomy_off: Literal["pause", "rollback"] = Field(
+        default="pause", description="What happens to releases in flight when the flag goes off."
+    )
+
+
+class CanaryStep(CamelModel):
+    weight: Annotated[int, Field(ge=1, le=100)] = Field(
+        description="Percent of traffic (replicas or route weight) on the canary."
+    )
+    min_duration: Duration = Field(default="1m", description="Least time spent at this step.")
+    analysis: bool = Field(default=True, description="Whether checks run at this step.")
+
+
+class TrafficMode(StrEnum):
+    REPLICAS = "replicas"
+    GATEWAY_API = "gatewayAPI"
+
+
+class TrafficSpec(CamelModel):
+    mode: TrafficMode = TrafficMode.REPLICAS
+    http_route: DnsLabel | None = Field(
+        default=None, description="HTTPRoute (same namespace) whose backend weights to set."
+    )
+
+    @model_validator(mode="after")
+    def _route_for_gateway(self) -> Self:
+        if self.mode is TrafficMode.GATEWAY_API and not self.http_route:
+            raise ValueError("mode gatewayAPI needs httpRoute")
+        return self
+
+
+class FlagRamp(CamelModel):
+    """Where the controller writes a release's feature-flag fractional weights."""
+
+    target: Literal["configMap", "featureFlag"] = "configMap"
+    name: DnsLabel = Field(description="ConfigMap or FeatureFlag holding the flag definitions.")
+    namespace: DnsLabel | None = None
+    key: Annotated[str, Field(min_length=1)] = Field(
+        default="flags.flagd.json", description="ConfigMap data key (configMap target)."
+    )
+
+
+class StrategySpec(CamelModel):
+    steps: Annotated[list[CanaryStep], Field(min_length=1)]
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    flag_ramp: FlagRamp | None = None
+    flag_only: bool = Field(
+        default=False, description="Ramp only the release's flag; no canary replicas."
+    )
+    progress_deadline: Duration = Field(
+        default="10m", description="How long a canary may take to become ready."
+    )
+
+    @model_validator(mode="after")
+    def _steps_ramp_up(self) -> Self:
+        weights = [s.weight for s in self.steps]
+        for i in range(1, len(weights)):
+            if weights[i] <= weights[i - 1]:
+                raise ValueError(
+                    f"steps[{i}].weight {weights[i]} must be greater than "
+                    f"steps[{i - 1}].weight {weights[i - 1]}: weights must increase"
+                )
+        if not self.steps[-1].analysis:
+            raise ValueError(
+                f"steps[{len(self.steps) - 1}].analysis must be true: nothing promotes "
+                "without a pass at full exposure"
+            )
+        if self.flag_only and self.flag_ramp is None:
+            raise ValueError("flagOnly needs flagRamp")
+        return self
+
+    @property
+    def max_weight(self) -> int:
+        return self.steps[-1].weight
+
+
+class CheckKind(StrEnum):
+    THRESHOLD = "threshold"
+    RELATIVE = "relative"
+    BURN_RATE = "burnRate"
+    SEQUENTIAL = "sequential"
+
+
+class Direction(StrEnum):
+    LOWER_IS_BETTER = "lowerIsBetter"
+    HIGHER_IS_BETTER = "higherIsBetter"
+
+
+class LimitAction(StrEnum):
+    HOLD = "hold"  # stay at the current weight, keep measuring
+    PAUSE = "pause"  # stop and wait for a human
+    ROLLBACK = "rollback"
+
+
+class AnalysisCheck(CamelModel):
+    """One SLO check. Templates render with ``track`` = canary, then baseline."""
+
+    name: DnsLabel
+    kind: CheckKind
+    query: str | None = Field(
+        default=None,
+        description="PromQL template of the checked value (threshold, relative). "
+        "Rendered once per track.",
+    )
+    baseline_query: str | None = Field(
+        default=None, description="Baseline template when it differs from query."
+    )
+    errors_query: str | None = Field(
+        default=None,
+        description="PromQL template counting bad events over {{ window }} (burnRate, sequential).",
+    )
+    total_query: str | None = Field(
+        default=None,
+        description="PromQL template counting all events over {{ window }} (burnRate, sequential).",
+    )
+    direction: Direction = Direction.LOWER_IS_BETTER
+    threshold: float | None = Field(
+        default=None,
+        description="threshold: the limit; relative: an absolute floor below "
+        "which the canary always passes.",
+    )
+    max_ratio: Annotated[float, Field(gt=1.0)] | None = Field(
+        default=None, description="relative: allowed canary/baseline ratio."
+    )
+    slo_target: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        default=None, description="burnRate: the SLO objective, e.g. 0.999."
+    )
+    max_burn_rate: Annotated[float, Field(gt=0.0)] = Field(
+        default=14.4, description="burnRate: burn rate that fails in both windows."
+    )
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
+        default=0.01, description="sequential: false-rollback rate however often it looks."
+    )
+    min_detectable_effect: Annotated[float, Field(gt=0.0)] = Field(
+        default=1.0,
+        description="sequential: relative increase to detect (1.0 = canary twice baseline).",
+    )
+    critical: bool = Field(default=False, description="One Fail rolls back at once.")
+    min_samples: Annotated[int, Field(ge=1)] = Field(
+        default=50, description="Events needed before the check can pass."
+    )
+    interval: Duration | None = Field(default=None, description="Defaults to the lane's.")
+    failure_limit: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Fails tolerated before onFailureLimit applies."
+    )
+    on_failure_limit: LimitAction = LimitAction.ROLLBACK
+    consecutive_error_limit: Annotated[int, Field(ge=0)] = 4
+    on_error_limit: LimitAction = LimitAction.PAUSE
+    inconclusive_limit: Annotated[int, Field(ge=0)] = Field(
+        default=20, description="Inconclusive measurements tolerated before onInconclusiveLimit."
+    )
+    on_inconclusive_limit: LimitAction = LimitAction.PAUSE
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Self:
+        needs: dict[CheckKind, tuple[str, ...]] = {
+            CheckKind.THRESHOLD: ("query", "threshold"),
+            CheckKind.RELATIVE: ("query", "max_ratio"),
+            CheckKind.BURN_RATE: ("errors_query", "total_query", "slo_target"),
+            CheckKind.SEQUENTIAL: ("errors_query", "total_query"),
+        }
+        missing = [f for f in needs[self.kind] if getattr(self, f) is None]
+        if missing:
+            names = ", ".join(_camel(f) for f in missing)
+            raise ValueError(f"kind {self.kind.value} needs {names}")
+        for field in ("query", "baseline_query", "errors_query", "total_query"):
+            template = getattr(self, field)
+            if template is not None:
+                problems = template_problems(template)
+                if problems:
+                    raise ValueError(f"{_camel(field)}: {'; '.join(problems)}")
+        return self
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class AnalysisSpec(CamelModel):
+    interval: Duration = Field(default="30s", description="How often checks are queried.")
+    checks: Annotated[list[AnalysisCheck], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        seen: set[str] = set()
+        for i, check in enumerate(self.checks):
+            if check.name in seen:
+                raise ValueError(f"checks[{i}].name {check.name!r} is used twice")
+            seen.add(check.name)
+        return self
+
+
+class RollbackPolicy(CamelModel):
+    flag_off_first: bool = Field(
+        default=True, description="Switch the release's flag off before touching replicas."
+    )
+    scale_canary_to_zero: bool = True
+
+
+class ChangeLaneSpec(CamelModel):
+    description: str = ""
+    selector: WorkloadSelector
+    agents: Annotated[list[AgentRule], Field(min_length=1)] = Field(
+        description="Agents allowed to ship in this lane."
+    )
+    provenance: ProvenancePolicy = Field(default_factory=ProvenancePolicy)
+    gates: GatesSpec = Field(default_factory=GatesSpec)
+    strategy: StrategySpec
+    analysis: AnalysisSpec
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+
+    @model_validator(mode="after")
+    def _intervals_parse(self) -> Self:
+        for text in (self.strategy.progress_deadline, self.analysis.interval):
+            parse_duration(text)
+        return self
+
+
+class ChangeLaneStatus(CamelModel):
+    suspended: bool = False
+    suspended_reason: str | None = None
+    active_releases: list[str] = Field(default_factory=list)
+    recent_outcomes: list[str] = Field(default_factory=list)
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ChangeLane(CamelModel):
+    api_version: Literal["changelane.dev/v1alpha1"] = "changelane.dev/v1alpha1"
+    kind: Literal["ChangeLane"] = "ChangeLane"
+    metadata: ObjectMeta
+    spec: ChangeLaneSpec
+    status: ChangeLaneStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def kill_switch_flag(self) -> str:
+        return self.spec.gates.kill_switch_flag or f"changelane.lane.{self.name}.autonomy"

@@ -1,0 +1,161 @@
+"""``LaneRelease``: the in-cluster record of one release of a lane workload.
+
+The spec says what changed and by whom; the status holds all progress, so that a
+controller restarted at any point resumes from it with the same decisions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from controller.core.models.common import (
+    CamelModel,
+    Condition,
+    DnsLabel,
+    ObjectMeta,
+)
+
+KIND = "LaneRelease"
+PLURAL = "lanereleases"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+    GATED = "Gated"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    PROMOTED = "Promoted"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset({Phase.REJECTED, Phase.PROMOTED, Phase.ROLLED_BACK})
+
+
+class Verdict(StrEnum):
+    PASS = "Pass"  # noqa: S105 (a verdict, not a password)
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class TargetRef(CamelModel):
+    kind: Literal["Deployment"] = "Deployment"
+    name: DnsLabel
+    namespace: DnsLabel
+
+
+class Revision(CamelModel):
+    pod_template_hash: str | None = Field(default=None, description="Pod-template hash.")
+    images: list[str] = Field(default_factory=list)
+
+
+class TestsEvidence(CamelModel):
+    __test__ = False  # not a pytest class, despite the name
+
+    command: str | None = Field(default=None, description="What ran, e.g. 'pytest -q'.")
+    result: Literal["passed", "failed", "unknown"] = "unknown"
+    report: str | None = Field(default=None, description="Where the report is (URL or path).")
+
+
+class Provenance(CamelModel):
+    """Who made the change and with what evidence. All optional here: the lane decides
+    which fields are required, and the gate reports each one that is missing."""
+
+    agent: str | None = None
+    model: str | None = None
+    change: str | None = Field(default=None, description="Commit SHA or pull-request URL.")
+    tests: TestsEvidence | None = None
+    reviewer: str | None = None
+    signature: str | None = Field(
+        default=None, description="Base64 DSSE envelope of a signed in-toto statement."
+    )
+
+
+class ReleaseFlag(CamelModel):
+    key: Annotated[str, Field(min_length=1)]
+    on_variant: str = "on"
+    off_variant: str = "off"
+
+
+class LaneReleaseSpec(CamelModel):
+    lane: DnsLabel
+    target: TargetRef
+    from_revision: Revision = Field(alias="from")
+    to_revision: Revision = Field(alias="to")
+    provenance: Provenance = Field(default_factory=Provenance)
+    flag: ReleaseFlag | None = Field(
+        default=None, description="Feature flag ramped in step with the canary."
+    )
+
+
+class Measurement(CamelModel):
+    """One judgement of one check, with the evidence a human needs to trust it."""
+
+    check: str
+    time: datetime
+    step: int
+    verdict: Verdict
+    canary: float | None = None
+    baseline: float | None = None
+    threshold: float | None = None
+    statistic: str | None = Field(default=None, description="e.g. 'msprt p=0.003' or 'ratio=4.6'.")
+    query: str | None = None
+    message: str = ""
+
+
+class CheckStatus(CamelModel):
+    """Counters per check, as Argo Rollouts keeps them per metric."""
+
+    name: str
+    failures: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    inconclusive: int = 0
+    passes_at_step: int = 0
+    last_verdict: Verdict | None = None
+    last_step: int | None = None
+
+
+class LaneReleaseStatus(CamelModel):
+    phase: Phase = Phase.PENDING
+    current_step: int = 0
+    weight: Annotated[int, Field(ge=0, le=100)] = 0
+    max_weight_reached: Annotated[int, Field(ge=0, le=100)] = 0
+    step_started_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_analysis_at: datetime | None = None
+    checks: list[CheckStatus] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(
+        default_factory=list, description="Most recent measurements (bounded history)."
+    )
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    message: str = ""
+    rollback_reason: str | None = None
+    gate_reason: str | None = None
+    flag_weights: list[int] = Field(default_factory=list)
+    human_override: str | None = None
+
+
+class LaneRelease(CamelModel):
+    api_version: Literal["changelane.dev/v1alpha1"] = "changelane.dev/v1alpha1"
+    kind: Literal["LaneRelease"] = "LaneRelease"
+    metadata: ObjectMeta
+    spec: LaneReleaseSpec
+    status: LaneReleaseStatus = Field(default_factory=LaneReleaseStatus)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

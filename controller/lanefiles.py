@@ -1,0 +1,167 @@
+"""Reading ``ChangeLane`` declarations from YAML files, with precise, per-document errors.
+
+One bad lane never stops the others: every document of every file is checked and each
+problem is reported with its file, document index, field path and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from controller.core.models import ChangeLane
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    document: int
+    field: str
+    expected: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: document {self.document}"
+        return (
+            f"{where}: {self.field}: {self.expected}" if self.field else f"{where}: {self.expected}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedLane:
+    file: str
+    document: int
+    lane: ChangeLane
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """``('spec', 'strategy', 'steps', 1, 'weight')`` -> ``spec.strategy.steps[1].weight``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _known_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """Field names (wire form) of the model at ``loc``, to suggest when a field is unknown."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        by_alias = {(f.alias or n): f for n, f in current.model_fields.items()}
+        field = by_alias.get(part) or current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted((f.alias or n) for n, f in current.model_fields.items())
+    return None
+
+
+def _inner_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in args or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def explain(error: Any) -> str:
+    """What was expected, in words, for one pydantic error."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _known_fields(ChangeLane, tuple(error["loc"][:-1]))
+        hint = f"; known fields here: {', '.join(known)}" if known else ""
+        return f"unknown field{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    return f"expected {message[0].lower()}{message[1:]}" if kind != "value_error" else message
+
+
+def problems_from_validation(file: str, document: int, exc: ValidationError) -> list[Problem]:
+    return [
+        Problem(file, document, field_path(err["loc"]), explain(err))
+        for err in exc.errors(include_url=False)
+    ]
+
+
+def iter_yaml_files(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES)
+        else:
+            yield path
+
+
+def load_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]:
+    try:
+        return [d for d in yaml.safe_load_all(text)], []
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return [], [Problem(file, 0, "", f"YAML does not parse{where}: {problem}")]
+
+
+def validate_document(doc: Any, file: str, index: int) -> tuple[ChangeLane | None, list[Problem]]:
+    if not isinstance(doc, dict):
+        return None, [Problem(file, index, "", "expected a mapping (a ChangeLane object)")]
+    if doc.get("kind") != "ChangeLane":
+        return None, [Problem(file, index, "kind", f"expected ChangeLane, got {doc.get('kind')!r}")]
+    try:
+        return ChangeLane.model_validate(doc), []
+    except ValidationError as exc:
+        return None, problems_from_validation(file, index, exc)
+
+
+def load_lanes(paths: Iterable[Path]) -> tuple[list[LoadedLane], list[Problem]]:
+    """Every valid lane under ``paths`` and every problem found; never stops early."""
+    lanes: list[LoadedLane] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for path in iter_yaml_files(paths):
+        file = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(file, 0, "", f"cannot read file: {exc}"))
+            continue
+        documents, parse_problems = load_documents(text, file)
+        problems.extend(parse_problems)
+        for index, doc in enumerate(documents):
+            if doc is None:
+                continue
+            lane, doc_problems = validate_document(doc, file, index)
+            problems.extend(doc_problems)
+            if lane is None:
+                continue
+            where = f"{file} document {index}"
+            if lane.name in seen:
+                problems.append(
+                    Problem(
+                        file,
+                        index,
+                        "metadata.name",
+                        f"lane {lane.name!r} is already declared in {seen[lane.name]}",
+                    )
+                )
+                continue
+            seen[lane.name] = where
+            lanes.append(LoadedLane(file, index, lane))
+    return lanes, problems

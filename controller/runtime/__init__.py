@@ -1,0 +1,1 @@
+"""The operator runtime: informers, work queue, reconcile loop, leader election."""
