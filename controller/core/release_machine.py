@@ -1,0 +1,625 @@
+"""The release state machine (pure).
+
+``decide`` is the whole brain of the controller: given a lane, a release (whose status holds
+all progress) and what was observed now, it returns the new status, the actions to apply
+and one audit record per decision. It does no I/O and reads no clock, so evaluating the
+same state and observation twice gives the same decision, which is what makes a restart
+safe: the runtime re-runs it on the stored status and re-applies idempotent actions.
+
+Phases::
+
+    Pending -> Rejected                      (permanent gate failure: provenance, agent)
+    Pending/Gated -> Gated                   (kill switch off, window closed, limits)
+    Pending/Gated -> Progressing(step 0)
+    Progressing -> Progressing(step i+1)     (canary ready, minDuration elapsed, checks pass)
+    Progressing(last step) -> Promoting -> Promoted
+    Progressing -> Paused -> Progressing     (limits reached, autonomy off; human resume)
+    any non-terminal -> RollingBack -> RolledBack
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from controller.core.analysis.policy import Outcome, apply_measurement
+from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.gates import GateReport
+from controller.core.models import (
+    ChangeLane,
+    CheckStatus,
+    Condition,
+    ConditionStatus,
+    LaneRelease,
+    LaneReleaseStatus,
+    Measurement,
+    Phase,
+    parse_duration,
+)
+
+#: Measurements kept in the status; the durable audit log keeps them all.
+MEASUREMENT_HISTORY = 100
+#: How soon to look again while waiting on something quick (gates, promotion, rollback).
+SHORT_REQUEUE_S = 2.0
+
+
+# --------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class CanaryObservation:
+    desired_replicas: int
+    ready_replicas: int
+    crash_reason: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_replicas >= self.desired_replicas
+
+
+class CommandKind(StrEnum):
+    PROMOTE = "promote"
+    ABORT = "abort"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+@dataclass(frozen=True)
+class HumanCommand:
+    kind: CommandKind
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the runtime saw now. ``None`` means "not observed this time", never "bad"."""
+
+    now: datetime
+    gates: GateReport | None = None
+    canary: CanaryObservation | None = None
+    measurements: tuple[Measurement, ...] = ()
+    promotion_complete: bool = False
+    rollback_complete: bool = False
+    command: HumanCommand | None = None
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class SetCanaryWeight:
+    """Give the canary this share of traffic (replicas or route weight); 0 removes it."""
+
+    weight: int
+
+
+@dataclass(frozen=True)
+class SetFlagWeight:
+    """Ramp the release's feature flag: this percent of users get the new variant."""
+
+    weight: int
+
+
+@dataclass(frozen=True)
+class DisableFlag:
+    """Switch the release's feature flag off: the fastest way back."""
+
+
+@dataclass(frozen=True)
+class PromoteCanary:
+    """Copy the canary's pod template into the stable copy, then retire the canary."""
+
+
+Action = SetCanaryWeight | SetFlagWeight | DisableFlag | PromoteCanary
+
+
+@dataclass(frozen=True)
+class ReleaseDecision:
+    status: LaneReleaseStatus
+    actions: tuple[Action, ...] = ()
+    records: tuple[AuditRecord, ...] = ()
+    requeue_after: float | None = None
+    #: Shadow lanes analyse and record but the runtime must not apply the actions.
+    shadow: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.records)
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+@dataclass
+class _Context:
+    lane: ChangeLane
+    release: LaneRelease
+    obs: Observation
+    status: LaneReleaseStatus
+    actions: list[Action] = field(default_factory=list)
+    records: list[AuditRecord] = field(default_factory=list)
+    requeue_after: float | None = None
+
+    @property
+    def steps_count(self) -> int:
+        return len(self.lane.spec.strategy.steps)
+
+    @property
+    def uses_replicas(self) -> bool:
+        return not self.lane.spec.strategy.flag_only
+
+    @property
+    def ramps_flag(self) -> bool:
+        return self.release.spec.flag is not None and self.lane.spec.strategy.flag_ramp is not None
+
+    def record(
+        self,
+        decision: Decision,
+        reason: str,
+        *,
+        phase_from: Phase | None = None,
+        message: str = "",
+        evidence: tuple[Evidence, ...] = (),
+        actions: tuple[Action, ...] = (),
+        actor: str = "controller",
+    ) -> None:
+        spec = self.release.spec
+        p = spec.provenance
+        tests = None
+        if p.tests is not None:
+            tests = p.tests.result + (f" ({p.tests.command})" if p.tests.command else "")
+        self.records.append(
+            AuditRecord(
+                time=self.obs.now,
+                lane=self.lane.name,
+                namespace=spec.target.namespace,
+                workload=spec.target.name,
+                release=self.release.name,
+                phase_from=(phase_from or self.status.phase).value,
+                phase_to=self.status.phase.value,
+                from_revision=spec.from_revision.pod_template_hash,
+                to_revision=spec.to_revision.pod_template_hash,
+                from_images=list(spec.from_revision.images),
+                to_images=list(spec.to_revision.images),
+                provenance=AuditProvenance(
+                    agent=p.agent, model=p.model, change=p.change, tests=tests, reviewer=p.reviewer
+                ),
+                decision=decision,
+                reason=reason,
+                message=message,
+                weight=self.status.weight,
+                step=self.status.current_step,
+                evidence=list(evidence),
+                actions=[_describe_action(a) for a in actions],
+                actor=actor,
+            )
+        )
+
+    def do(self, *actions: Action) -> tuple[Action, ...]:
+        self.actions.extend(a for a in actions if a not in self.actions)
+        return actions
+
+    def requeue(self, seconds: float) -> None:
+        seconds = max(seconds, 0.5)
+        if self.requeue_after is None or seconds < self.requeue_after:
+            self.requeue_after = seconds
+
+    def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+        _set_condition(
+            self.status,
+            type_,
+            status,
+            reason,
+            message,
+            self.obs.now,
+            self.release.metadata.generation,
+        )
+
+
+def _describe_action(action: Action) -> str:
+    match action:
+        case SetCanaryWeight(weight=w):
+            return f"set canary weight {w}%"
+        case SetFlagWeight(weight=w):
+            return f"set flag weight {w}%"
+        case DisableFlag():
+            return "disable flag"
+        case PromoteCanary():
+            return "promote canary into primary"
+    raise AssertionError(action)  # pragma: no cover
+
+
+def _set_condition(
+    status: LaneReleaseStatus,
+    type_: str,
+    value: ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> None:
+    for i, existing in enumerate(status.conditions):
+        if existing.type == type_:
+            changed = existing.status != value
+            status.conditions[i] = Condition(
+                type=type_,
+                status=value,
+                reason=reason,
+                message=message,
+                last_transition_time=now if changed else existing.last_transition_time,
+                observed_generation=generation,
+            )
+            return
+    status.conditions.append(
+        Condition(
+            type=type_,
+            status=value,
+            reason=reason,
+            message=message,
+            last_transition_time=now,
+            observed_generation=generation,
+        )
+    )
+
+
+def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseDecision:
+    """The next step of one release. Pure: same inputs, same decision."""
+    status = release.status.model_copy(deep=True)
+    shadow = lane.spec.gates.mode.value == "shadow"
+    if status.phase.terminal:
+        return ReleaseDecision(status=status, shadow=shadow)
+    ctx = _Context(lane=lane, release=release, obs=obs, status=status)
+    if release.metadata.generation is not None:
+        status.observed_generation = release.metadata.generation
+    if obs.command is not None:
+        _apply_command(ctx, obs.command)
+    handler = _HANDLERS.get(status.phase)
+    if handler is not None:
+        handler(ctx)
+    return ReleaseDecision(
+        status=ctx.status,
+        actions=tuple(ctx.actions),
+        records=tuple(ctx.records),
+        requeue_after=ctx.requeue_after,
+        shadow=shadow,
+    )
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def _enter(ctx: _Context, phase: Phase) -> Phase:
+    previous = ctx.status.phase
+    ctx.status.phase = phase
+    if phase.terminal:
+        ctx.status.finished_at = ctx.obs.now
+    return previous
+
+
+def _start(ctx: _Context) -> None:
+    previous = _enter(ctx, Phase.PROGRESSING)
+    ctx.status.started_at = ctx.status.started_at or ctx.obs.now
+    ctx.status.gate_reason = None
+    ctx.condition("Gated", ConditionStatus.FALSE, "GatesPassed", "all gates passed")
+    _go_to_step(ctx, 0, Decision.STARTED, previous)
+
+
+def _go_to_step(ctx: _Context, index: int, decision: Decision, previous: Phase) -> None:
+    step = ctx.lane.spec.strategy.steps[index]
+    s = ctx.status
+    s.current_step = index
+    s.weight = step.weight
+    s.max_weight_reached = max(s.max_weight_reached, step.weight)
+    s.step_started_at = ctx.obs.now
+    s.last_analysis_at = None
+    actions = _weight_actions(ctx, step.weight)
+    message = f"step {index + 1}/{ctx.steps_count}: canary at {step.weight}%"
+    s.message = message
+    ctx.condition("Progressing", ConditionStatus.TRUE, "StepStarted", message)
+    ctx.record(
+        decision,
+        f"canary weight set to {step.weight}%",
+        phase_from=previous,
+        message=message,
+        actions=actions,
+    )
+    ctx.requeue(min(parse_duration(step.min_duration), _interval(ctx)))
+
+
+def _weight_actions(ctx: _Context, weight: int) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    if ctx.uses_replicas:
+        actions.append(SetCanaryWeight(weight))
+    if ctx.ramps_flag:
+        actions.append(SetFlagWeight(weight))
+        if not ctx.status.flag_weights or ctx.status.flag_weights[-1] != weight:
+            ctx.status.flag_weights.append(weight)
+    return ctx.do(*actions)
+
+
+def _rollback_actions(ctx: _Context) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    # Flag off first: it takes effect in seconds and needs no pod to change.
+    if ctx.ramps_flag and ctx.lane.spec.rollback.flag_off_first:
+        actions.append(DisableFlag())
+    if ctx.uses_replicas:
+        actions.append(SetCanaryWeight(0))
+    if ctx.ramps_flag and not ctx.lane.spec.rollback.flag_off_first:
+        actions.append(DisableFlag())
+    return ctx.do(*actions)
+
+
+def _roll_back(
+    ctx: _Context,
+    reason: str,
+    evidence: tuple[Evidence, ...] = (),
+    actor: str = "controller",
+    condition_reason: str = "AnalysisFailed",
+) -> None:
+    previous = _enter(ctx, Phase.ROLLING_BACK)
+    ctx.status.rollback_reason = reason
+    ctx.status.weight = 0
+    ctx.status.message = f"rolling back: {reason}"
+    ctx.condition("Progressing", ConditionStatus.FALSE, condition_reason, reason)
+    actions = _rollback_actions(ctx)
+    ctx.record(
+        Decision.ROLLING_BACK,
+        reason,
+        phase_from=previous,
+        evidence=evidence,
+        actions=actions,
+        actor=actor,
+    )
+    ctx.requeue(SHORT_REQUEUE_S)
+
+
+def _pause(
+    ctx: _Context, reason: str, actor: str = "controller", condition_reason: str = "Paused"
+) -> None:
+    previous = _enter(ctx, Phase.PAUSED)
+    ctx.status.message = f"paused: {reason}"
+    ctx.condition("Progressing", ConditionStatus.FALSE, condition_reason, reason)
+    ctx.record(Decision.PAUSED, reason, phase_from=previous, actor=actor)
+
+
+def _promote(ctx: _Context, reason: str, actor: str = "controller") -> None:
+    previous = _enter(ctx, Phase.PROMOTING)
+    ctx.status.message = "promoting: copying the canary's pod template into the primary"
+    ctx.condition("Progressing", ConditionStatus.TRUE, "Promoting", reason)
+    actions = ctx.do(PromoteCanary())
+    ctx.record(Decision.PROMOTING, reason, phase_from=previous, actions=actions, actor=actor)
+    ctx.requeue(SHORT_REQUEUE_S)
+
+
+def _interval(ctx: _Context) -> float:
+    return parse_duration(ctx.lane.spec.analysis.interval)
+
+
+# --------------------------------------------------------------------------- human commands
+
+
+def _apply_command(ctx: _Context, cmd: HumanCommand) -> None:
+    phase = ctx.status.phase
+    why = f" ({cmd.reason})" if cmd.reason else ""
+    in_flight = phase in (Phase.PROGRESSING, Phase.PAUSED)
+    if cmd.kind is CommandKind.ABORT and phase not in (Phase.ROLLING_BACK, Phase.PROMOTING):
+        if phase in (Phase.PENDING, Phase.GATED):
+            previous = _enter(ctx, Phase.REJECTED)
+            reason = f"aborted by {cmd.actor}{why}"
+            ctx.status.message = reason
+            ctx.condition("Progressing", ConditionStatus.FALSE, "Aborted", reason)
+            ctx.record(Decision.HUMAN_OVERRIDE, reason, phase_from=previous, actor=cmd.actor)
+        else:
+            _roll_back(
+                ctx, f"aborted by {cmd.actor}{why}", actor=cmd.actor, condition_reason="Aborted"
+            )
+    elif cmd.kind is CommandKind.PAUSE and phase in (Phase.PROGRESSING, Phase.GATED, Phase.PENDING):
+        ctx.status.gate_reason = None  # a human pause waits for a human resume
+        _pause(ctx, f"paused by {cmd.actor}{why}", actor=cmd.actor)
+    elif cmd.kind is CommandKind.RESUME and phase is Phase.PAUSED:
+        previous = _enter(ctx, Phase.PROGRESSING if ctx.status.step_started_at else Phase.PENDING)
+        ctx.status.gate_reason = None
+        # Limits start counting afresh after a human looked at the release.
+        ctx.status.checks = [
+            c.model_copy(update={"failures": 0, "consecutive_errors": 0, "inconclusive": 0})
+            for c in ctx.status.checks
+        ]
+        ctx.status.step_started_at = ctx.obs.now if ctx.status.step_started_at else None
+        ctx.condition("Progressing", ConditionStatus.TRUE, "Resumed", f"resumed by {cmd.actor}")
+        ctx.record(
+            Decision.RESUMED, f"resumed by {cmd.actor}{why}", phase_from=previous, actor=cmd.actor
+        )
+    elif cmd.kind is CommandKind.PROMOTE and in_flight:
+        ctx.status.human_override = f"promoted by {cmd.actor}{why}"
+        ctx.record(Decision.HUMAN_OVERRIDE, ctx.status.human_override, actor=cmd.actor)
+        _promote(ctx, ctx.status.human_override, actor=cmd.actor)
+
+
+# --------------------------------------------------------------------------- phase handlers
+
+
+def _on_pending(ctx: _Context) -> None:
+    gates = ctx.obs.gates
+    if gates is None:
+        ctx.requeue(SHORT_REQUEUE_S)
+        return
+    if gates.rejections:
+        reason = gates.summary()
+        previous = _enter(ctx, Phase.REJECTED)
+        ctx.status.message = f"rejected: {reason}"
+        ctx.condition("Progressing", ConditionStatus.FALSE, "Rejected", reason)
+        ctx.record(Decision.REJECTED, reason, phase_from=previous)
+        return
+    if gates.blocks:
+        reason = gates.summary()
+        if ctx.status.phase is not Phase.GATED or ctx.status.gate_reason != reason:
+            previous = _enter(ctx, Phase.GATED)
+            ctx.status.gate_reason = reason
+            ctx.status.message = f"gated: {reason}"
+            ctx.condition("Gated", ConditionStatus.TRUE, "GateClosed", reason)
+            ctx.record(Decision.GATED, reason, phase_from=previous)
+        retry = [r.retry_after for r in gates.blocks if r.retry_after is not None]
+        wait = (min(retry) - ctx.obs.now).total_seconds() if retry else _interval(ctx)
+        ctx.requeue(min(max(wait, SHORT_REQUEUE_S), _interval(ctx)))
+        return
+    _start(ctx)
+
+
+def _on_progressing(ctx: _Context) -> None:
+    obs, s = ctx.obs, ctx.status
+    # Evidence of harm comes first: a crash loop or a failed check rolls back even when
+    # the same tick also finds autonomy switched off.
+    if obs.canary is not None and obs.canary.crash_reason and ctx.uses_replicas:
+        _roll_back(
+            ctx,
+            f"canary is crash-looping: {obs.canary.crash_reason}",
+            condition_reason="CanaryFailed",
+        )
+        return
+    if _judge_measurements(ctx):
+        return
+    if obs.gates is not None and obs.gates.autonomy_off:
+        reason = f"autonomy switched off: {obs.gates.summary()}"
+        if ctx.lane.spec.gates.when_autonomy_off == "rollback":
+            _roll_back(ctx, reason, condition_reason="AutonomyOff")
+        else:
+            s.gate_reason = reason
+            _pause(ctx, reason, condition_reason="AutonomyOff")
+        return
+    step = ctx.lane.spec.strategy.steps[s.current_step]
+    started = s.step_started_at or obs.now
+    elapsed = (obs.now - started).total_seconds()
+    ready = not ctx.uses_replicas or (obs.canary is not None and obs.canary.ready)
+    if ctx.uses_replicas and not ready:
+        deadline = parse_duration(ctx.lane.spec.strategy.progress_deadline)
+        if elapsed > deadline:
+            _roll_back(
+                ctx,
+                f"canary not ready after {elapsed:.0f}s (progressDeadline "
+                f"{ctx.lane.spec.strategy.progress_deadline})",
+                condition_reason="ProgressDeadlineExceeded",
+            )
+            return
+        ctx.requeue(SHORT_REQUEUE_S)
+        return
+    min_duration = parse_duration(step.min_duration)
+    if elapsed < min_duration:
+        ctx.requeue(min(min_duration - elapsed, _interval(ctx)))
+        return
+    if step.analysis and not _all_checks_passed_at_step(ctx):
+        ctx.requeue(_interval(ctx))
+        return
+    if s.current_step + 1 < ctx.steps_count:
+        _go_to_step(ctx, s.current_step + 1, Decision.STEP_ADVANCED, Phase.PROGRESSING)
+        return
+    _promote(ctx, f"every check passed at full exposure ({s.weight}%)")
+
+
+def _all_checks_passed_at_step(ctx: _Context) -> bool:
+    by_name = {c.name: c for c in ctx.status.checks}
+    for check in ctx.lane.spec.analysis.checks:
+        c = by_name.get(check.name)
+        if c is None or c.last_step != ctx.status.current_step or c.passes_at_step < 1:
+            return False
+        if c.last_verdict is None or c.last_verdict.value != "Pass":
+            return False
+    return True
+
+
+def _judge_measurements(ctx: _Context) -> bool:
+    """Fold this tick's measurements into the status; True when the phase changed."""
+    s = ctx.status
+    checks = {c.name: c for c in ctx.lane.spec.analysis.checks}
+    worst: tuple[Outcome, str, Measurement] | None = None
+    for m in ctx.obs.measurements:
+        check = checks.get(m.check)
+        if check is None or m.step != s.current_step:
+            continue  # stale (an earlier step) or a check the lane no longer has
+        current = next((c for c in s.checks if c.name == m.check), None)
+        updated, outcome, reason = apply_measurement(check, current or CheckStatus(name=m.check), m)
+        s.checks = [c for c in s.checks if c.name != m.check] + [updated]
+        s.checks.sort(key=lambda c: c.name)
+        s.measurements = [*s.measurements, m][-MEASUREMENT_HISTORY:]
+        s.last_analysis_at = ctx.obs.now
+        ctx.record(Decision.MEASUREMENT, reason, evidence=(_evidence(m),))
+        if worst is None or outcome.severity > worst[0].severity:
+            worst = (outcome, reason, m)
+    if worst is None:
+        return False
+    outcome, reason, m = worst
+    if outcome is Outcome.ROLLBACK:
+        _roll_back(ctx, reason, evidence=(_evidence(m),))
+        return True
+    if outcome is Outcome.PAUSE:
+        _pause(ctx, reason, condition_reason="AnalysisLimitReached")
+        return True
+    if outcome is Outcome.HOLD:
+        ctx.requeue(_interval(ctx))  # no advance: the step needs a Pass from every check
+    return False
+
+
+def _evidence(m: Measurement) -> Evidence:
+    return Evidence(
+        check=m.check,
+        verdict=m.verdict.value,
+        canary=m.canary,
+        baseline=m.baseline,
+        threshold=m.threshold,
+        statistic=m.statistic,
+        query=m.query,
+        message=m.message,
+    )
+
+
+def _on_paused(ctx: _Context) -> None:
+    gates = ctx.obs.gates
+    paused_by_gate = ctx.status.gate_reason is not None and ctx.status.step_started_at is not None
+    if paused_by_gate and gates is not None and gates.passed:
+        previous = _enter(ctx, Phase.PROGRESSING)
+        ctx.status.gate_reason = None
+        ctx.status.step_started_at = ctx.obs.now
+        ctx.condition("Progressing", ConditionStatus.TRUE, "Resumed", "autonomy switched on")
+        ctx.record(Decision.RESUMED, "autonomy switched back on", phase_from=previous)
+        return
+    ctx.requeue(_interval(ctx))
+
+
+def _on_promoting(ctx: _Context) -> None:
+    if ctx.obs.promotion_complete:
+        previous = _enter(ctx, Phase.PROMOTED)
+        ctx.status.weight = 0
+        ctx.status.message = "promoted: the primary runs the new pod template"
+        ctx.condition("Progressing", ConditionStatus.FALSE, "Promoted", ctx.status.message)
+        ctx.record(
+            Decision.PROMOTED,
+            ctx.status.human_override or "promotion complete",
+            phase_from=previous,
+        )
+        return
+    ctx.do(PromoteCanary())  # idempotent: safe to repeat after a restart
+    ctx.requeue(SHORT_REQUEUE_S)
+
+
+def _on_rolling_back(ctx: _Context) -> None:
+    if ctx.obs.rollback_complete:
+        previous = _enter(ctx, Phase.ROLLED_BACK)
+        ctx.status.message = f"rolled back: {ctx.status.rollback_reason}"
+        ctx.record(
+            Decision.ROLLED_BACK, ctx.status.rollback_reason or "rolled back", phase_from=previous
+        )
+        return
+    if ctx.status.phase is Phase.ROLLING_BACK and not ctx.actions:
+        _rollback_actions(ctx)  # idempotent: repeat until the runtime sees it done
+    ctx.requeue(SHORT_REQUEUE_S)
+
+
+_HANDLERS = {
+    Phase.PENDING: _on_pending,
+    Phase.GATED: _on_pending,
+    Phase.PROGRESSING: _on_progressing,
+    Phase.PAUSED: _on_paused,
+    Phase.PROMOTING: _on_promoting,
+    Phase.ROLLING_BACK: _on_rolling_back,
+}
