@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from controller import lane_reference
 from controller.lanefiles import load_lanes
 
 
@@ -27,3 +28,9 @@ def validate(paths: tuple[Path, ...]) -> None:
         sys.exit(1)
     for lane in loaded:
         click.echo(f"ok  {lane.file}: document {lane.document}: lane {lane.lane.name}")
+
+
+@lanes.command("reference")
+def reference() -> None:
+    """Print the lane authoring reference (Markdown), generated from the models."""
+    click.echo(lane_reference.render(), nl=False)

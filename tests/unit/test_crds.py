@@ -68,3 +68,12 @@ def test_schema_carries_validation() -> None:
     release = crds.openapi_schema(crds.CRDS[1].model)
     phase = release["properties"]["status"]["properties"]["phase"]
     assert "RolledBack" in phase["enum"]
+
+
+def test_lane_reference_is_generated_from_the_models() -> None:
+    from controller import lane_reference
+
+    checked_in = (REPO / "docs" / "lane-reference.md").read_text()
+    assert checked_in == lane_reference.render(), (
+        "docs/lane-reference.md is stale: run `changelane lanes reference > docs/lane-reference.md`"
+    )
