@@ -63,6 +63,9 @@ class AuditRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    id: str | None = Field(
+        default=None, description="'<release uid>/<seq>': the same decision is never written twice."
+    )
     time: datetime
     lane: str
     namespace: str | None = None

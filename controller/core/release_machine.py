@@ -275,9 +275,12 @@ def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseD
         status.observed_generation = release.metadata.generation
     if obs.command is not None:
         _apply_command(ctx, obs.command)
+    if status.record_seq == 0 and not status.outbox:
+        ctx.record(Decision.RELEASE_SEEN, "new pod template on a lane workload")
     handler = _HANDLERS.get(status.phase)
     if handler is not None:
         handler(ctx)
+    _number_records(ctx)
     return ReleaseDecision(
         status=ctx.status,
         actions=tuple(ctx.actions),
@@ -285,6 +288,17 @@ def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseD
         requeue_after=ctx.requeue_after,
         shadow=shadow,
     )
+
+
+def _number_records(ctx: _Context) -> None:
+    """Give each record a stable id and put it in the outbox committed with the status."""
+    key = ctx.release.metadata.uid or f"{ctx.release.metadata.namespace}/{ctx.release.name}"
+    numbered = []
+    for record in ctx.records:
+        ctx.status.record_seq += 1
+        numbered.append(record.model_copy(update={"id": f"{key}/{ctx.status.record_seq}"}))
+    ctx.records = numbered
+    ctx.status.outbox = [*ctx.status.outbox, *numbered]
 
 
 # --------------------------------------------------------------------------- transitions

@@ -142,7 +142,8 @@ def test_rejected_release_never_moves_traffic() -> None:
     d = apply(LANE, rel, Observation(now=T0, gates=REJECT))
     assert rel.status.phase is Phase.REJECTED
     assert d.actions == ()
-    assert "missing model" in d.records[0].reason
+    assert [r.decision.value for r in d.records] == ["release_seen", "rejected"]
+    assert "missing model" in d.records[-1].reason
 
 
 def test_gated_release_waits_and_then_starts() -> None:
@@ -335,3 +336,14 @@ def test_properties_over_random_runs(ticks: list[Tick], use_flag_lane: bool) -> 
             assert d.records and d.records[-1].phase_to == d.status.phase.value
 
         rel.status = d.status
+
+
+def test_records_are_numbered_and_kept_in_the_outbox_until_flushed() -> None:
+    rel = new_release()
+    d1 = apply(LANE, rel, Observation(now=T0, gates=OPEN))
+    assert [r.id for r in d1.records] == ["docs/docs-bbb/1", "docs/docs-bbb/2"]
+    assert rel.status.outbox == list(d1.records)
+    rel.status.outbox = []  # the runtime flushed them to the sinks
+    d2 = apply(LANE, rel, Observation(now=T0, command=HumanCommand(CommandKind.PAUSE, "eve")))
+    assert [r.id for r in d2.records] == ["docs/docs-bbb/3"]
+    assert rel.status.record_seq == 3

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from controller.core.audit import AuditRecord
 from controller.core.models.common import (
     CamelModel,
     Condition,
@@ -147,6 +148,12 @@ class LaneReleaseStatus(CamelModel):
     gate_reason: str | None = None
     flag_weights: list[int] = Field(default_factory=list)
     human_override: str | None = None
+    record_seq: int = Field(default=0, description="Audit records issued so far.")
+    outbox: list[AuditRecord] = Field(
+        default_factory=list,
+        description="Audit records committed with this status but not yet confirmed "
+        "written to every sink; flushed (and deduplicated by id) after a restart.",
+    )
 
 
 class LaneRelease(CamelModel):
