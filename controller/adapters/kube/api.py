@@ -1,0 +1,274 @@
+"""The Kubernetes operations the controller performs, on plain dicts.
+
+Every call carries a client-side timeout; connection errors, 429 and 5xx are retried a
+few times with jittered backoff (tenacity). A 409 is never retried here: it means our view
+was stale, and the reconcile starts again from fresh state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from controller.adapters.kube.client import REQUEST_TIMEOUT
+from controller.core.models import API_GROUP, API_VERSION
+
+JsonDict = dict[str, Any]
+T = TypeVar("T")
+
+LANES = "changelanes"
+RELEASES = "lanereleases"
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class ConflictError(Exception):
+    """The object changed since we read it (HTTP 409)."""
+
+
+class NotFoundError(Exception):
+    """The object does not exist (HTTP 404)."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        return exc.status in RETRYABLE_STATUS or exc.status == 0
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
+
+
+_retry = retry(
+    retry=retry_if_exception(_retryable),
+    stop=stop_after_attempt(4),
+    wait=wait_random_exponential(multiplier=0.1, max=2.0),
+    reraise=True,
+)
+
+
+def _decode(response: Any) -> JsonDict:
+    data: JsonDict = json.loads(response.data or b"{}")
+    return data
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
+    """Call a client method raw (no model deserialisation), with timeout and retries."""
+
+    @_retry
+    def attempt() -> JsonDict:
+        try:
+            return _decode(
+                fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise ConflictError(str(exc.reason)) from exc
+            if exc.status == 404:
+                raise NotFoundError(str(exc.reason)) from exc
+            raise
+
+    return attempt()
+
+
+@dataclass
+class ListResult:
+    """What ``SharedInformer`` expects from a list call: ``.items`` and ``.metadata``."""
+
+    items: list[JsonDict]
+    metadata: Any = field(default=None)
+
+
+@dataclass
+class _ListMeta:
+    resource_version: str | None
+
+
+def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: Any) -> Any:
+    """Wrap a client list method so the informer caches plain dicts.
+
+    The wrapper has no return annotation on purpose: ``kubernetes.watch`` then hands the
+    events' objects over as dicts instead of deserialising them into models.
+    """
+
+    def list_func(**kwargs: Any):  # type: ignore[no-untyped-def]
+        if kwargs.get("watch"):
+            # A client-side read timeout beyond the server's watch timeout, so a silently
+            # dead connection ends and the informer reconnects from its resourceVersion.
+            kwargs.setdefault("_request_timeout", (REQUEST_TIMEOUT[0], watch_timeout))
+            return fn(**fixed, **kwargs)
+        raw = call(fn, **fixed, **kwargs)
+        rv = (raw.get("metadata") or {}).get("resourceVersion")
+        return ListResult(items=list(raw.get("items") or []), metadata=_ListMeta(rv))
+
+    return list_func
+
+
+class KubeApi:
+    """The writes and fresh reads the runtime needs; reads in the hot path use caches."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+    # ---- listers for informers
+    def lane_lister(self) -> Any:
+        return dict_lister(
+            self.custom.list_cluster_custom_object,
+            group=API_GROUP,
+            version=API_VERSION,
+            plural=LANES,
+        )
+
+    def release_lister(self) -> Any:
+        return dict_lister(
+            self.custom.list_cluster_custom_object,
+            group=API_GROUP,
+            version=API_VERSION,
+            plural=RELEASES,
+        )
+
+    def deployment_lister(self) -> Any:
+        return dict_lister(self.apps.list_deployment_for_all_namespaces)
+
+    # ---- deployments
+    def get_deployment(self, namespace: str, name: str) -> JsonDict:
+        return call(self.apps.read_namespaced_deployment, name, namespace)
+
+    def create_deployment(self, namespace: str, body: JsonDict) -> JsonDict:
+        return call(self.apps.create_namespaced_deployment, namespace, body)
+
+    def patch_deployment(self, namespace: str, name: str, patch: JsonDict) -> JsonDict:
+        return call(
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    def list_pods(self, namespace: str, selector: str) -> list[JsonDict]:
+        items = call(self.core.list_namespaced_pod, namespace, label_selector=selector)
+        return list(items.get("items") or [])
+
+    # ---- lane releases
+    def get_release(self, namespace: str, name: str) -> JsonDict:
+        return call(
+            self.custom.get_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            RELEASES,
+            name,
+        )
+
+    def create_release(self, namespace: str, body: JsonDict) -> JsonDict:
+        return call(
+            self.custom.create_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            RELEASES,
+            body,
+        )
+
+    def patch_release_status(
+        self, namespace: str, name: str, status: JsonDict, resource_version: str | None
+    ) -> JsonDict:
+        """Replace the status; with a resourceVersion, a stale write is a ``ConflictError``."""
+        patch: JsonDict = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
+        return call(
+            self.custom.patch_namespaced_custom_object_status,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            RELEASES,
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    def patch_lane_status(self, name: str, status: JsonDict) -> JsonDict:
+        return call(
+            self.custom.patch_cluster_custom_object_status,
+            API_GROUP,
+            API_VERSION,
+            LANES,
+            name,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
+
+    # ---- traffic
+    def patch_http_route(self, namespace: str, name: str, patch: JsonDict) -> JsonDict:
+        return call(
+            self.custom.patch_namespaced_custom_object,
+            "gateway.networking.k8s.io",
+            "v1",
+            namespace,
+            "httproutes",
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    def get_http_route(self, namespace: str, name: str) -> JsonDict:
+        return call(
+            self.custom.get_namespaced_custom_object,
+            "gateway.networking.k8s.io",
+            "v1",
+            namespace,
+            "httproutes",
+            name,
+        )
+
+    # ---- events
+    def emit_event(
+        self,
+        involved: JsonDict,
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        component: str = "changelane",
+    ) -> None:
+        meta = involved.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = meta.get("namespace") or "default"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{meta.get('name', 'changelane')}.",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": event_type,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": component,
+        }
+        call(self.core.create_namespaced_event, namespace, body)

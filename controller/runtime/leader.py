@@ -1,0 +1,123 @@
+"""Leader election on a Lease, with the official client's ``LeaderElection``/``LeaseLock``.
+
+Only the leader mutates. ``Leadership.is_leader()`` is true only while the last
+successful renewal is younger than the renew deadline, so a process that cannot renew
+(partitioned, API down, paused) stops mutating at once instead of when the client's
+renew loop finally gives up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.leaderelection import electionconfig, leaderelection
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+
+from controller.adapters.kube.client import REQUEST_TIMEOUT
+
+
+class _TimedCoordinationApi(client.CoordinationV1Api):
+    """The lease calls with a client-side timeout, so a dead connection cannot hang them."""
+
+    def read_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        return super().read_namespaced_lease(*args, **kwargs)
+
+    def create_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        return super().create_namespaced_lease(*args, **kwargs)
+
+    def replace_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        return super().replace_namespaced_lease(*args, **kwargs)
+
+
+class _Election(leaderelection.LeaderElection):
+    def __init__(self, config: Any, on_renewed: Callable[[bool], None]) -> None:
+        super().__init__(config)  # type: ignore[no-untyped-call]
+        self._on_renewed = on_renewed
+
+    def try_acquire_or_renew(self) -> bool:
+        ok = bool(super().try_acquire_or_renew())  # type: ignore[no-untyped-call]
+        self._on_renewed(ok)
+        return ok
+
+
+class Leadership:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str,
+        identity: str,
+        name: str = "changelane-leader",
+        lease_duration: int = 15,
+        renew_deadline: int = 10,
+        retry_period: int = 2,
+        on_started: Callable[[], None] | None = None,
+        on_stopped: Callable[[], None] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.renew_deadline = float(renew_deadline)
+        self._lock = threading.Lock()
+        self._leading = False
+        self._last_renew = 0.0
+        self._stop = threading.Event()
+        self._on_started = on_started
+        self._on_stopped = on_stopped
+        lock = LeaseLock(name, namespace, identity)
+        lock.api_instance = _TimedCoordinationApi(api_client)
+        self._config = electionconfig.Config(
+            lock=lock,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            onstarted_leading=self._started,
+            onstopped_leading=self._stopped,
+        )
+        self._thread: threading.Thread | None = None
+
+    # ---- callbacks from the election thread
+    def _renewed(self, ok: bool) -> None:
+        if ok:
+            with self._lock:
+                self._last_renew = time.monotonic()
+
+    def _started(self) -> None:
+        with self._lock:
+            self._leading = True
+            self._last_renew = time.monotonic()
+        if self._on_started:
+            self._on_started()
+        # The client runs this callback in its own thread and stops renewing when it
+        # returns, so hold it until we are told to stop.
+        self._stop.wait()
+
+    def _stopped(self) -> None:
+        with self._lock:
+            self._leading = False
+        if self._on_stopped:
+            self._on_stopped()
+
+    # ---- public
+    def is_leader(self) -> bool:
+        with self._lock:
+            fresh = time.monotonic() - self._last_renew < self.renew_deadline
+            return self._leading and fresh
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            _Election(self._config, self._renewed).run()  # type: ignore[no-untyped-call]
+            self._stop.wait(1.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._leading = False

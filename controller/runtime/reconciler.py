@@ -1,0 +1,654 @@
+"""Reconcile: read state, ask the pure core, write status, converge the world to it.
+
+Order matters for crash safety. A release's status (the decision, with its audit records
+in the outbox) is written first; then the world is converged to what the status says
+(replicas, route weights, flag exposure, the primary's template); then the outbox is
+flushed to the sinks and cleared. A controller killed anywhere in between finds the
+decision in the status on restart, converges again (idempotent) and flushes the records
+(the sinks drop ids they already have). Nothing is promoted that the status does not say
+was earned, and the status only says so after the core decided it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.core import canary as mech
+from controller.core.gates import GateReport, GateResult
+from controller.core.models import (
+    API_GROUP,
+    API_VERSION,
+    ChangeLane,
+    LaneRelease,
+    Measurement,
+    Phase,
+    TrafficMode,
+    parse_duration,
+)
+from controller.core.release_machine import (
+    CanaryObservation,
+    CommandKind,
+    HumanCommand,
+    Observation,
+    ReleaseDecision,
+    decide,
+)
+from controller.runtime.ports import Analyzer, AuditSink, FlagRamp, GateEvaluator
+
+log = structlog.get_logger("changelane.reconciler")
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+RELEASE_LABEL_LANE = "changelane.dev/lane"
+RELEASE_LABEL_WORKLOAD = "changelane.dev/workload"
+COMMAND_ANNOTATION = "changelane.dev/command"
+CONTROLLER_ACTOR = "changelane"
+
+#: Where the canary takes traffic (replicas > 0) for each phase; elsewhere it has none.
+_CANARY_SERVES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Caches:
+    """Read access to the informers' caches (dicts keyed ``ns/name`` or ``name``)."""
+
+    lanes: Callable[[], list[JsonDict]]
+    deployment: Callable[[str, str], JsonDict | None]
+    releases: Callable[[], list[JsonDict]]
+
+
+def _meta(obj: JsonDict) -> JsonDict:
+    meta: JsonDict = obj.get("metadata") or {}
+    return meta
+
+
+def _spec(obj: JsonDict) -> JsonDict:
+    spec: JsonDict = obj.get("spec") or {}
+    return spec
+
+
+class Reconciler:
+    def __init__(
+        self,
+        api: KubeApi,
+        caches: Caches,
+        gates: GateEvaluator,
+        analyzer: Analyzer,
+        sinks: Sequence[AuditSink],
+        flags: FlagRamp | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        provenance_from: Callable[[JsonDict], JsonDict] | None = None,
+        instance: str = "changelane",
+    ) -> None:
+        self.api = api
+        self.caches = caches
+        self.gates = gates
+        self.analyzer = analyzer
+        self.sinks = list(sinks)
+        self.flags = flags
+        self.clock = clock
+        self.provenance_from = provenance_from or _provenance_from_annotations
+        self.instance = instance
+        self._warned: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ lanes
+
+    def lanes(self) -> dict[str, ChangeLane]:
+        """Valid lanes by name; an invalid one is reported and skipped, never fatal."""
+        out: dict[str, ChangeLane] = {}
+        for raw in self.caches.lanes():
+            name = _meta(raw).get("name", "?")
+            try:
+                out[name] = ChangeLane.model_validate(
+                    {k: v for k, v in raw.items() if k != "status"}
+                )
+            except ValidationError as exc:
+                self._warn_once(
+                    ("lane-invalid", name),
+                    "lane is invalid; skipped",
+                    lane=name,
+                    error=str(exc).splitlines()[:3],
+                )
+        return out
+
+    def _warn_once(self, key: tuple[str, str], message: str, **fields: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, **fields)
+
+    # ------------------------------------------------------------------ deployments
+
+    def reconcile_deployment(self, namespace: str, name: str) -> float | None:
+        dep = self.caches.deployment(namespace, name)
+        if dep is None or mech.is_primary(dep):
+            return None
+        labels = _meta(dep).get("labels") or {}
+        matching = mech.lanes_for(list(self.lanes().values()), namespace, labels)
+        if not matching:
+            return None
+        if len(matching) > 1:
+            names = ", ".join(lane.name for lane in matching)
+            message = f"selected by several lanes ({names}); not adopted until only one does"
+            if ("conflict", f"{namespace}/{name}") not in self._warned:
+                self._event(dep, "LaneConflict", message, "Warning")
+            self._warn_once(
+                ("conflict", f"{namespace}/{name}"), message, namespace=namespace, workload=name
+            )
+            return None
+        lane = matching[0]
+        primary = self.caches.deployment(namespace, mech.primary_name(name))
+        if primary is None:
+            self._adopt(lane, dep)
+            return 1.0
+        to_hash = mech.template_hash(_spec(dep)["template"])
+        stable_hash = _meta(primary).get("annotations", {}).get(mech.TEMPLATE_HASH_ANNOTATION)
+        workload_releases = self._releases_of(namespace, name)
+        if to_hash == stable_hash:
+            # Steady state: the canary has nothing to serve. A release still in flight for
+            # another template is superseded by this (reverted) one.
+            for rel in workload_releases:
+                if not rel.status.phase.terminal:
+                    self._supersede(lane, rel)
+            self._scale(dep, 0)
+            return None
+        release_name = f"{name}-{to_hash}"
+        existing = next((r for r in workload_releases if r.name == release_name), None)
+        if existing is None:
+            # Before anything else: a new template gets no traffic until its gates pass.
+            self._scale(dep, 0)
+            self._create_release(lane, dep, primary, release_name, to_hash)
+        return None
+
+    def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
+        meta = _meta(dep)
+        total = int(_spec(dep).get("replicas") or 1)
+        primary = mech.build_primary(dep, total, lane.name)
+        with contextlib.suppress(ConflictError):  # an earlier attempt created it already
+            self.api.create_deployment(meta["namespace"], primary)
+        self.api.patch_deployment(
+            meta["namespace"],
+            meta["name"],
+            {
+                "metadata": {
+                    "annotations": {
+                        mech.LANE_ANNOTATION: lane.name,
+                        mech.TOTAL_REPLICAS_ANNOTATION: str(total),
+                    }
+                },
+                "spec": {"replicas": 0},
+            },
+        )
+        self._event(
+            dep,
+            "Adopted",
+            f"lane {lane.name} adopted {meta['name']}: {primary['metadata']['name']} "
+            f"now serves with {total} replicas",
+        )
+        log.info("adopted", lane=lane.name, namespace=meta["namespace"], workload=meta["name"])
+
+    def _create_release(
+        self, lane: ChangeLane, dep: JsonDict, primary: JsonDict, name: str, to_hash: str
+    ) -> None:
+        meta = _meta(dep)
+        template = _spec(dep)["template"]
+        body = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "LaneRelease",
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "labels": {RELEASE_LABEL_LANE: lane.name, RELEASE_LABEL_WORKLOAD: meta["name"]},
+            },
+            "spec": {
+                "lane": lane.name,
+                "target": {
+                    "kind": "Deployment",
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                },
+                "from": {
+                    "podTemplateHash": _meta(primary)
+                    .get("annotations", {})
+                    .get(mech.TEMPLATE_HASH_ANNOTATION),
+                    "images": mech.images(_spec(primary).get("template", {})),
+                },
+                "to": {"podTemplateHash": to_hash, "images": mech.images(template)},
+                **self.provenance_from(template),
+            },
+        }
+        try:
+            self.api.create_release(meta["namespace"], body)
+            log.info("release recorded", lane=lane.name, namespace=meta["namespace"], release=name)
+        except ConflictError:
+            pass  # already recorded
+
+    def _releases_of(self, namespace: str, workload: str) -> list[LaneRelease]:
+        out = []
+        for raw in self.caches.releases():
+            meta = _meta(raw)
+            if meta.get("namespace") != namespace:
+                continue
+            if (_spec(raw).get("target") or {}).get("name") != workload:
+                continue
+            rel = _parse_release(raw)
+            if rel is not None:
+                out.append(rel)
+        return out
+
+    def _supersede(self, lane: ChangeLane, rel: LaneRelease) -> None:
+        self._run_machine(
+            lane,
+            rel,
+            extra_command=HumanCommand(
+                CommandKind.ABORT, CONTROLLER_ACTOR, "superseded by another pod template"
+            ),
+        )
+
+    # ------------------------------------------------------------------ releases
+
+    def reconcile_release(self, namespace: str, name: str) -> float | None:
+        try:
+            raw = self.api.get_release(namespace, name)
+        except NotFoundError:
+            return None
+        rel = _parse_release(raw)
+        if rel is None:
+            self._warn_once(
+                ("release-invalid", f"{namespace}/{name}"),
+                "LaneRelease does not parse; left alone",
+                release=name,
+            )
+            return None
+        lane = self.lanes().get(rel.spec.lane)
+        if lane is None:
+            if not rel.status.phase.terminal:
+                dep = self.caches.deployment(namespace, rel.spec.target.name)
+                if dep is not None:
+                    self._scale(dep, 0)  # fail safe: no lane, no canary traffic
+                self._warn_once(
+                    ("lane-missing", f"{namespace}/{name}"),
+                    "release's lane does not exist; canary held at zero",
+                    release=name,
+                    lane=rel.spec.lane,
+                )
+            return 30.0
+        dep = self.caches.deployment(namespace, rel.spec.target.name)
+        extra = None
+        if dep is not None and not rel.status.phase.terminal:
+            current = mech.template_hash(_spec(dep)["template"])
+            if current != rel.spec.to_revision.pod_template_hash:
+                extra = HumanCommand(
+                    CommandKind.ABORT, CONTROLLER_ACTOR, "superseded by another pod template"
+                )
+        return self._run_machine(lane, rel, extra_command=extra, raw=raw)
+
+    def _run_machine(
+        self,
+        lane: ChangeLane,
+        rel: LaneRelease,
+        extra_command: HumanCommand | None = None,
+        raw: JsonDict | None = None,
+    ) -> float | None:
+        ns = rel.spec.target.namespace
+        rv = rel.metadata.resource_version
+        if rel.status.outbox:
+            self._flush(rel.status.outbox)  # left by a controller that stopped mid-way
+            rel.status.outbox = []
+        dep = self.caches.deployment(ns, rel.spec.target.name)
+        primary = self.caches.deployment(ns, mech.primary_name(rel.spec.target.name))
+        now = self.clock()
+        command = extra_command or _command_from(raw)
+        obs = self._observe(lane, rel, dep, primary, now, command)
+        decision = decide(lane, rel, obs)
+        status_wire = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        old_wire = rel.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if status_wire != old_wire or rel.status.outbox != decision.status.outbox:
+            try:
+                written = self.api.patch_release_status(ns, rel.name, status_wire, rv)
+            except ConflictError:
+                log.info("status conflict; retrying from fresh state", release=rel.name)
+                return 0.0
+            rv = _meta(written).get("resourceVersion", rv)
+        if not decision.shadow and dep is not None and primary is not None:
+            self._converge(lane, rel, decision, dep, primary)
+        if decision.status.outbox:
+            self._flush(decision.status.outbox, involved=raw)
+            cleared = decision.status.model_copy(update={"outbox": []})
+            try:
+                self.api.patch_release_status(
+                    ns,
+                    rel.name,
+                    cleared.model_dump(mode="json", by_alias=True, exclude_none=True),
+                    rv,
+                )
+            except ConflictError:
+                return 0.0  # flushed already; the next pass clears it (ids dedupe)
+        if command is not None and raw is not None and _command_from(raw) is not None:
+            self._clear_command(ns, rel.name)
+        return decision.requeue_after
+
+    # ------------------------------------------------------------------ observation
+
+    def _observe(
+        self,
+        lane: ChangeLane,
+        rel: LaneRelease,
+        dep: JsonDict | None,
+        primary: JsonDict | None,
+        now: datetime,
+        command: HumanCommand | None,
+    ) -> Observation:
+        phase = rel.status.phase
+        gates: GateReport | None = None
+        if phase in (Phase.PENDING, Phase.GATED, Phase.PROGRESSING, Phase.PAUSED):
+            others = [r for r in self._lane_releases(lane.name) if r.name != rel.name]
+            try:
+                gates = self.gates.evaluate(lane, rel, now, others)
+            except Exception as exc:  # fail closed: a gate that cannot be evaluated is shut
+                log.exception("gate evaluation failed", release=rel.name)
+                gates = GateReport((GateResult("evaluation", False, f"gates failed: {exc}"),))
+        canary_obs = self._canary(dep) if dep is not None else None
+        measurements: tuple[Measurement, ...] = ()
+        if phase is Phase.PROGRESSING and self._analysis_due(lane, rel, now, canary_obs):
+            step = rel.status.current_step
+            measurements = tuple(
+                self.analyzer.measure(lane, rel, check, now).model_copy(update={"step": step})
+                for check in lane.spec.analysis.checks
+            )
+        promotion_complete = (
+            phase is Phase.PROMOTING
+            and primary is not None
+            and _template_hash_of(primary) == rel.spec.to_revision.pod_template_hash
+            and _rolled_out(primary)
+        )
+        rollback_complete = phase is Phase.ROLLING_BACK and self._canary_gone(lane, rel, dep)
+        return Observation(
+            now=now,
+            gates=gates,
+            canary=canary_obs,
+            measurements=measurements,
+            promotion_complete=promotion_complete,
+            rollback_complete=rollback_complete,
+            command=command,
+        )
+
+    def _lane_releases(self, lane: str) -> list[LaneRelease]:
+        out = []
+        for raw in self.caches.releases():
+            if _spec(raw).get("lane") == lane:
+                rel = _parse_release(raw)
+                if rel is not None:
+                    out.append(rel)
+        return out
+
+    def _analysis_due(
+        self,
+        lane: ChangeLane,
+        rel: LaneRelease,
+        now: datetime,
+        canary: CanaryObservation | None,
+    ) -> bool:
+        step = lane.spec.strategy.steps[rel.status.current_step]
+        if not step.analysis:
+            return False
+        if not lane.spec.strategy.flag_only and (canary is None or not canary.ready):
+            return False
+        last = rel.status.last_analysis_at
+        interval = parse_duration(lane.spec.analysis.interval)
+        return last is None or (now - last).total_seconds() >= interval - 0.5
+
+    def _canary(self, dep: JsonDict) -> CanaryObservation:
+        desired = int(_spec(dep).get("replicas") or 0)
+        status = dep.get("status") or {}
+        ready = int(status.get("readyReplicas") or 0)
+        crash = None
+        if desired > 0 and ready < desired:
+            crash = self._crash_reason(dep)
+        return CanaryObservation(desired_replicas=desired, ready_replicas=ready, crash_reason=crash)
+
+    def _crash_reason(self, dep: JsonDict) -> str | None:
+        meta = _meta(dep)
+        labels = (_spec(dep).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        selector += f",{mech.TRACK_LABEL}!=primary" if selector else f"{mech.TRACK_LABEL}!=primary"
+        try:
+            pods = self.api.list_pods(meta["namespace"], selector)
+        except Exception:
+            log.warning("could not list canary pods", workload=meta.get("name"))
+            return None
+        for pod in pods:
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (cs.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in (
+                    "CrashLoopBackOff",
+                    "ImagePullBackOff",
+                    "ErrImagePull",
+                    "CreateContainerConfigError",
+                ):
+                    last = (cs.get("lastState") or {}).get("terminated") or {}
+                    detail = last.get("reason") or waiting.get("message") or ""
+                    return f"{waiting['reason']}: {detail}".rstrip(": ")
+        return None
+
+    def _canary_gone(self, lane: ChangeLane, rel: LaneRelease, dep: JsonDict | None) -> bool:
+        ramps = rel.spec.flag is not None and lane.spec.strategy.flag_ramp is not None
+        if ramps and self.flags is not None and (self.flags.weight(lane, rel) or 0) != 0:
+            return False
+        if lane.spec.strategy.flag_only or dep is None:
+            return True
+        return int(_spec(dep).get("replicas") or 0) == 0
+
+    # ------------------------------------------------------------------ converge
+
+    def _converge(
+        self,
+        lane: ChangeLane,
+        rel: LaneRelease,
+        decision: ReleaseDecision,
+        dep: JsonDict,
+        primary: JsonDict,
+    ) -> None:
+        status = decision.status
+        ramps_flag = (
+            self.flags is not None
+            and rel.spec.flag is not None
+            and bool(lane.spec.strategy.flag_ramp)
+        )
+        total = _total_replicas(primary)
+        serving = status.phase in _CANARY_SERVES
+        weight = status.weight if serving else 0
+        # Flag first on the way down: it is the fastest lever and needs no pod.
+        if ramps_flag and self.flags is not None:
+            if weight == 0 or status.phase is Phase.PROMOTED:
+                if status.phase is not Phase.PROMOTED:
+                    self.flags.disable(lane, rel)
+            elif status.phase is Phase.PROGRESSING:
+                self.flags.set_weight(lane, rel, weight)
+        if status.phase is Phase.PROMOTING or status.phase is Phase.PROMOTED:
+            self._promote(dep, primary)
+            if ramps_flag and self.flags is not None:
+                self.flags.set_weight(lane, rel, 100)
+        if not lane.spec.strategy.flag_only:
+            replicas = mech.canary_replicas(total, weight)
+            if status.phase is Phase.PROMOTED:
+                replicas = 0
+            if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
+                self._route_weights(lane, dep, 0 if status.phase is Phase.PROMOTED else weight)
+            self._scale(dep, replicas)
+
+    def _promote(self, dep: JsonDict, primary: JsonDict) -> None:
+        to_hash = mech.template_hash(_spec(dep)["template"])
+        if _template_hash_of(primary) == to_hash:
+            return
+        meta = _meta(primary)
+        self.api.patch_deployment(
+            meta["namespace"],
+            meta["name"],
+            {
+                "metadata": {"annotations": {mech.TEMPLATE_HASH_ANNOTATION: to_hash}},
+                "spec": {"template": mech.promoted_template(primary, _spec(dep)["template"])},
+            },
+        )
+
+    def _route_weights(self, lane: ChangeLane, dep: JsonDict, weight: int) -> None:
+        meta = _meta(dep)
+        route = lane.spec.strategy.traffic.http_route
+        if route is None:
+            return
+        name = meta["name"]
+        try:
+            current = self.api.get_http_route(meta["namespace"], route)
+        except NotFoundError:
+            self._warn_once(
+                ("route-missing", f"{meta['namespace']}/{route}"),
+                "HTTPRoute not found",
+                route=route,
+            )
+            return
+        rules = _spec(current).get("rules") or [{}]
+        refs = [
+            {"name": mech.primary_name(name), "port": 80, "weight": 100 - weight},
+            {"name": f"{name}-canary", "port": 80, "weight": weight},
+        ]
+        if (rules[0].get("backendRefs") or []) != refs:
+            rules = [{**rules[0], "backendRefs": refs}, *rules[1:]]
+            self.api.patch_http_route(meta["namespace"], route, {"spec": {"rules": rules}})
+
+    def _scale(self, dep: JsonDict, replicas: int) -> None:
+        if int(_spec(dep).get("replicas") or 0) == replicas:
+            return
+        meta = _meta(dep)
+        self.api.patch_deployment(meta["namespace"], meta["name"], {"spec": {"replicas": replicas}})
+        dep.setdefault("spec", {})["replicas"] = replicas  # our cached copy, until the watch
+
+    # ------------------------------------------------------------------ records
+
+    def _flush(self, records: Sequence[Any], involved: JsonDict | None = None) -> None:
+        for record in records:
+            for sink in self.sinks:
+                try:
+                    sink.write(record)
+                except Exception:
+                    log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
+            if involved is not None:
+                reason, kind = _event_for(record.decision.value)
+                if reason:
+                    self._event(involved, reason, record.reason, kind)
+
+    def _event(self, involved: JsonDict, reason: str, message: str, kind: str = "Normal") -> None:
+        try:
+            self.api.emit_event(involved, reason, message, kind)
+        except Exception:
+            log.warning("could not emit event", reason=reason)
+
+    def _clear_command(self, namespace: str, name: str) -> None:
+        self.api.custom.patch_namespaced_custom_object(
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            "lanereleases",
+            name,
+            {"metadata": {"annotations": {COMMAND_ANNOTATION: None}}},
+            _content_type="application/merge-patch+json",
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _parse_release(raw: JsonDict) -> LaneRelease | None:
+    try:
+        return LaneRelease.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _template_hash_of(dep: JsonDict) -> str | None:
+    value = (_meta(dep).get("annotations") or {}).get(mech.TEMPLATE_HASH_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def _total_replicas(primary: JsonDict) -> int:
+    annotated = (_meta(primary).get("annotations") or {}).get(mech.TOTAL_REPLICAS_ANNOTATION)
+    try:
+        return max(1, int(annotated)) if annotated else int(_spec(primary).get("replicas") or 1)
+    except ValueError:
+        return int(_spec(primary).get("replicas") or 1)
+
+
+def _rolled_out(dep: JsonDict) -> bool:
+    status = dep.get("status") or {}
+    want = int(_spec(dep).get("replicas") or 0)
+    return (
+        int(status.get("observedGeneration") or 0) >= int(_meta(dep).get("generation") or 0)
+        and int(status.get("updatedReplicas") or 0) >= want
+        and int(status.get("readyReplicas") or 0) >= want
+    )
+
+
+def _command_from(raw: JsonDict | None) -> HumanCommand | None:
+    """A human command left on the release as ``changelane.dev/command: verb by who``."""
+    if raw is None:
+        return None
+    text = (_meta(raw).get("annotations") or {}).get(COMMAND_ANNOTATION)
+    if not text:
+        return None
+    verb, _, rest = str(text).partition(" ")
+    actor = rest.removeprefix("by ").strip() or "unknown"
+    try:
+        return HumanCommand(CommandKind(verb), actor)
+    except ValueError:
+        return None
+
+
+_EVENTS = {
+    "release_seen": ("ReleaseSeen", "Normal"),
+    "gated": ("Gated", "Normal"),
+    "rejected": ("Rejected", "Warning"),
+    "started": ("CanaryStarted", "Normal"),
+    "step_advanced": ("StepAdvanced", "Normal"),
+    "paused": ("Paused", "Warning"),
+    "resumed": ("Resumed", "Normal"),
+    "promoting": ("Promoting", "Normal"),
+    "promoted": ("Promoted", "Normal"),
+    "rolling_back": ("RollingBack", "Warning"),
+    "rolled_back": ("RolledBack", "Warning"),
+    "human_override": ("HumanOverride", "Normal"),
+}
+
+
+def _event_for(decision: str) -> tuple[str | None, str]:
+    return _EVENTS.get(decision, (None, "Normal"))
+
+
+def _provenance_from_annotations(template: JsonDict) -> JsonDict:
+    """Provenance from the pod template's ``changelane.dev/*`` annotations (simple form)."""
+    ann = (template.get("metadata") or {}).get("annotations") or {}
+    prov: JsonDict = {}
+    for key in ("agent", "model", "change", "reviewer"):
+        value = ann.get(f"changelane.dev/{key}")
+        if isinstance(value, str) and value:
+            prov[key] = value[:1024]
+    tests = ann.get("changelane.dev/tests")
+    if isinstance(tests, str) and tests:
+        result = tests.split(";")[0].strip()
+        prov["tests"] = {
+            "result": result if result in ("passed", "failed") else "unknown",
+            "command": tests[:1024],
+        }
+    out: JsonDict = {"provenance": prov}
+    flag = ann.get("changelane.dev/flag")
+    if isinstance(flag, str) and flag:
+        out["flag"] = {"key": flag[:253]}
+    return out

@@ -1,0 +1,120 @@
+"""A keyed work queue with de-duplication and delayed requeue, after client-go's.
+
+- A key queued twice is processed once.
+- A key is never handed to two workers at once; if it is added while being processed,
+  it is queued again when the worker calls ``done``.
+- ``add_after`` schedules a key for later (the next analysis tick); an earlier schedule
+  for the same key wins.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ShutDownError(Exception):
+    """The queue was shut down; the worker should exit."""
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._queue: deque[K] = deque()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+        self._delayed: list[tuple[float, int, K]] = []
+        self._delayed_at: dict[K, float] = {}
+        self._seq = itertools.count()
+        self._shutdown = False
+
+    def add(self, key: K) -> None:
+        with self._cond:
+            self._add_locked(key)
+
+    def _add_locked(self, key: K) -> None:
+        if self._shutdown:
+            return
+        self._delayed_at.pop(key, None)
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.append(key)
+            self._cond.notify()
+
+    def add_after(self, key: K, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            if self._shutdown:
+                return
+            at = self._clock() + delay
+            current = self._delayed_at.get(key)
+            if current is not None and current <= at:
+                return
+            self._delayed_at[key] = at
+            heapq.heappush(self._delayed, (at, next(self._seq), key))
+            self._cond.notify()
+
+    def _promote_due_locked(self) -> float | None:
+        """Move due delayed keys to the queue; seconds until the next one is due."""
+        now = self._clock()
+        while self._delayed:
+            at, _, key = self._delayed[0]
+            if self._delayed_at.get(key) != at:
+                heapq.heappop(self._delayed)  # superseded by an earlier or immediate add
+                continue
+            if at > now:
+                return at - now
+            heapq.heappop(self._delayed)
+            del self._delayed_at[key]
+            self._add_locked(key)
+        return None
+
+    def get(self, timeout: float | None = None) -> K | None:
+        """The next key to process, or None after ``timeout``. Raises ShutDownError."""
+        deadline = None if timeout is None else self._clock() + timeout
+        with self._cond:
+            while True:
+                if self._shutdown:
+                    raise ShutDownError
+                wait = self._promote_due_locked()
+                if self._queue:
+                    key = self._queue.popleft()
+                    self._queued.discard(key)
+                    self._processing.add(key)
+                    return key
+                if deadline is not None:
+                    remaining = deadline - self._clock()
+                    if remaining <= 0:
+                        return None
+                    wait = remaining if wait is None else min(wait, remaining)
+                self._cond.wait(timeout=wait)
+
+    def done(self, key: K) -> None:
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self._add_locked(key)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._queue) + len(self._delayed_at)
+
+    def shut_down(self) -> None:
+        with self._cond:
+            self._shutdown = True
+            self._cond.notify_all()

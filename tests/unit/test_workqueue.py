@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import threading
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.runtime.workqueue import ShutDownError, WorkQueue
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_duplicates_are_processed_once() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ["a", "b", "a", "a"]:
+        q.add(key)
+    assert [q.get(0), q.get(0), q.get(0)] == ["a", "b", None]
+
+
+def test_a_key_in_processing_is_requeued_after_done() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    assert q.get(0) == "a"
+    q.add("a")
+    assert q.get(0) is None  # not handed out twice concurrently
+    q.done("a")
+    assert q.get(0) == "a"
+
+
+def test_add_after_waits_and_earliest_schedule_wins() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock)
+    q.add_after("a", 10)
+    q.add_after("a", 5)
+    q.add_after("a", 20)
+    assert q.get(0) is None
+    clock.now = 5
+    assert q.get(0) == "a"
+    q.done("a")
+    clock.now = 25
+    assert q.get(0) is None  # the later schedules were superseded
+
+
+def test_immediate_add_cancels_a_pending_delay() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock)
+    q.add_after("a", 10)
+    q.add("a")
+    assert q.get(0) == "a"
+    q.done("a")
+    clock.now = 11
+    assert q.get(0) is None
+
+
+def test_shutdown_wakes_waiting_workers() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    raised = threading.Event()
+
+    def worker() -> None:
+        try:
+            q.get()
+        except ShutDownError:
+            raised.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    q.shut_down()
+    t.join(5)
+    assert raised.is_set()
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.integers(0, 3)), max_size=40))
+def test_every_added_key_is_delivered_and_none_twice_while_processing(
+    ops: list[tuple[str, int]],
+) -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock)
+    for key, delay in ops:
+        q.add_after(key, delay)
+    clock.now = 10
+    seen = []
+    while (key := q.get(0)) is not None:
+        seen.append(key)
+    assert sorted(seen) == sorted({k for k, _ in ops})
