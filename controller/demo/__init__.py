@@ -1,0 +1,1 @@
+"""The embedded demo: simulated cluster, controller, simulated workload, Prometheus."""

@@ -1,0 +1,227 @@
+"""The controller process: informers feed a work queue; workers reconcile; only the leader
+mutates.
+
+Informers (the official client's ``SharedInformer``) watch ChangeLanes, LaneReleases and
+Deployments, relist on 410 Gone and reconnect after errors; their handlers only enqueue
+keys. Workers take keys from the queue; a worker that is not the leader puts the key back
+for later instead of acting on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kubernetes import client
+from kubernetes.informer import SharedInformer
+from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
+
+from controller.adapters.kube.api import KubeApi
+from controller.core import canary as mech
+from controller.runtime.leader import Leadership
+from controller.runtime.ports import Analyzer, AuditSink, FlagRamp, GateEvaluator
+from controller.runtime.reconciler import Caches, Key, Reconciler
+from controller.runtime.workqueue import ShutDownError, WorkQueue
+
+log = structlog.get_logger("changelane.manager")
+
+LANE, RELEASE, DEPLOYMENT = "ChangeLane", "LaneRelease", "Deployment"
+
+
+@dataclass
+class Settings:
+    instance: str = "changelane-0"
+    lease_namespace: str = "changelane-system"
+    lease_name: str = "changelane-leader"
+    leader_election: bool = True
+    workers: int = 2
+    resync_seconds: int = 60
+    lease_duration: int = 15
+    renew_deadline: int = 10
+    retry_period: int = 2
+    #: How long a non-leader waits before looking at a key again.
+    follower_requeue_s: float = 2.0
+    on_reconcile: list[Callable[[Key, float], None]] = field(default_factory=list)
+
+
+def _key_of(obj: Any) -> tuple[str, str]:
+    meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class Controller:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        gates: GateEvaluator,
+        analyzer: Analyzer,
+        sinks: Sequence[AuditSink],
+        flags: FlagRamp | None = None,
+        settings: Settings | None = None,
+        reconciler_factory: Callable[..., Reconciler] = Reconciler,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.api = KubeApi(api_client)
+        self.queue: WorkQueue[Key] = WorkQueue()
+        s = self.settings
+        self.informers = {
+            LANE: SharedInformer(self.api.lane_lister(), resync_period=s.resync_seconds),
+            RELEASE: SharedInformer(self.api.release_lister(), resync_period=s.resync_seconds),
+            DEPLOYMENT: SharedInformer(
+                self.api.deployment_lister(), resync_period=s.resync_seconds
+            ),
+        }
+        caches = Caches(
+            lanes=self.informers[LANE].cache.list,
+            deployment=lambda ns, name: self.informers[DEPLOYMENT].cache.get_by_key(f"{ns}/{name}"),
+            releases=self.informers[RELEASE].cache.list,
+        )
+        self.reconciler = reconciler_factory(
+            api=self.api,
+            caches=caches,
+            gates=gates,
+            analyzer=analyzer,
+            sinks=sinks,
+            flags=flags,
+            instance=s.instance,
+        )
+        self.leadership: Leadership | None = None
+        if s.leader_election:
+            self.leadership = Leadership(
+                api_client,
+                s.lease_namespace,
+                s.instance,
+                name=s.lease_name,
+                lease_duration=s.lease_duration,
+                renew_deadline=s.renew_deadline,
+                retry_period=s.retry_period,
+                on_started=self._on_leading,
+            )
+        self._workers: list[threading.Thread] = []
+        self._stopped = threading.Event()
+        self._wire_handlers()
+
+    # ------------------------------------------------------------------ wiring
+
+    def _wire_handlers(self) -> None:
+        def on_lane(obj: Any) -> None:
+            self.enqueue_all_deployments()
+
+        def on_release(obj: Any) -> None:
+            ns, name = _key_of(obj)
+            self.queue.add((RELEASE, ns, name))
+
+        def on_deployment(obj: Any) -> None:
+            ns, name = _key_of(obj)
+            if isinstance(obj, dict) and mech.is_primary(obj):
+                name = name.removesuffix(mech.PRIMARY_SUFFIX)
+            self.queue.add((DEPLOYMENT, ns, name))
+            # A Deployment change can complete a promotion or a rollback: look at its
+            # releases too.
+            for raw in self.informers[RELEASE].cache.list():
+                target = (raw.get("spec") or {}).get("target") or {}
+                if target.get("namespace") == ns and target.get("name") == name:
+                    self.queue.add((RELEASE, ns, str(raw["metadata"]["name"])))
+
+        for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
+            for event in (ADDED, MODIFIED, DELETED):
+                self.informers[kind].add_event_handler(event, handler)
+
+    def enqueue_all_deployments(self) -> None:
+        for obj in self.informers[DEPLOYMENT].cache.list():
+            ns, name = _key_of(obj)
+            if not mech.is_primary(obj):
+                self.queue.add((DEPLOYMENT, ns, name))
+
+    def _on_leading(self) -> None:
+        log.info("leading", instance=self.settings.instance)
+        self.enqueue_all_deployments()
+        for raw in self.informers[RELEASE].cache.list():
+            ns, name = _key_of(raw)
+            self.queue.add((RELEASE, ns, name))
+
+    # ------------------------------------------------------------------ running
+
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader() if self.leadership is not None else True
+
+    def ready(self) -> bool:
+        return all(i._resource_version is not None for i in self.informers.values())
+
+    def start(self) -> None:
+        for informer in self.informers.values():
+            informer.start()
+        if self.leadership is not None:
+            self.leadership.start()
+        else:
+            self._on_leading()
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        log.info("controller started", instance=self.settings.instance)
+
+    def _work(self) -> None:
+        while True:
+            try:
+                key = self.queue.get(timeout=1.0)
+            except ShutDownError:
+                return
+            if key is None:
+                continue
+            try:
+                if not self.is_leader():
+                    self.queue.add_after(key, self.settings.follower_requeue_s)
+                    continue
+                self._reconcile(key)
+            finally:
+                self.queue.done(key)
+
+    def _reconcile(self, key: Key) -> None:
+        kind, ns, name = key
+        started = time.monotonic()
+        try:
+            if kind == DEPLOYMENT:
+                requeue = self.reconciler.reconcile_deployment(ns, name)
+            elif kind == RELEASE:
+                requeue = self.reconciler.reconcile_release(ns, name)
+            else:
+                requeue = None
+        except Exception as exc:
+            # Never let one object stop the others: log, back off, try again.
+            log.exception(
+                "reconcile failed", kind=kind, namespace=ns, name=name, error=str(exc)[:500]
+            )
+            requeue = 5.0
+        finally:
+            elapsed = time.monotonic() - started
+            for hook in self.settings.on_reconcile:
+                hook(key, elapsed)
+        if requeue is not None:
+            self.queue.add_after(key, requeue)
+
+    def wait_until_ready(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        """Graceful shutdown: stop taking work, let running reconciles finish."""
+        self._stopped.set()
+        if self.leadership is not None:
+            self.leadership.stop()
+        self.queue.shut_down()
+        for t in self._workers:
+            t.join(timeout=20)
+        for informer in self.informers.values():
+            informer._stop_event.set()
+            if informer._watch is not None:
+                informer._watch.stop()
+        log.info("controller stopped", instance=self.settings.instance)
