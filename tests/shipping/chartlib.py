@@ -147,7 +147,9 @@ def object_problems(obj: dict[str, Any]) -> list[str]:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             where = ".".join(str(p) for p in exc.path)
-            problems.append(f"{kind}/{obj['metadata']['name']} on {version}: {where}: {exc.message}")
+            problems.append(
+                f"{kind}/{obj['metadata']['name']} on {version}: {where}: {exc.message}"
+            )
         except kubernetes_validate.SchemaNotFoundError as exc:
             problems.append(f"{kind}: no Kubernetes schema: {exc.message}")
     return problems
