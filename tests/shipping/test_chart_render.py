@@ -199,3 +199,26 @@ def test_chart_ships_exactly_the_generated_crds(chart: helm_python.Chart) -> Non
     for manifest in shipped.values():
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_the_validators_catch_broken_objects(chart: helm_python.Chart) -> None:
+    # The "every object is valid" checks above mean something only if these fail.
+    objs = render(chart, VARIANTS["everything-on"])
+    deployment = only(objs, "Deployment")
+    deployment["spec"]["replicas"] = "two"
+    problems = object_problems(deployment)
+    assert problems and all("spec.replicas" in p for p in problems), problems
+
+    deployment = only(render(chart), "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"]["readOnlyRootFileSystem"] = True  # typo: capital S
+    problems = object_problems(deployment)
+    assert problems and all("readOnlyRootFileSystem" in p for p in problems), problems
+
+    monitor = only(objs, "ServiceMonitor")
+    monitor["spec"]["endpoints"] = []
+    assert object_problems(monitor) == ["ServiceMonitor: no endpoints"]
+
+    rule = only(objs, "PrometheusRule")
+    rule["spec"]["groups"][0]["rules"].append({"alert": "Empty"})
+    assert len(object_problems(rule)) == 1
