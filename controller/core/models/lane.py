@@ -9,8 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from controller.core.dsse import load_public_key
 from controller.core.models.common import (
     CamelModel,
     Condition,
@@ -92,9 +93,17 @@ class ProvenancePolicy(CamelModel):
     )
     signature_public_key: str | None = Field(
         default=None,
-        description="PEM public key; when set, releases must carry an in-toto statement "
-        "signed with the matching private key.",
+        description="PEM public key (Ed25519 or ECDSA P-256/P-384); when set, releases "
+        "must carry a DSSE envelope of an in-toto statement signed with the matching "
+        "private key.",
     )
+
+    @field_validator("signature_public_key")
+    @classmethod
+    def _key_loads(cls, pem: str | None) -> str | None:
+        if pem is not None:
+            load_public_key(pem)  # raises ValueError naming what was expected
+        return pem
 
 
 class ChangeWindow(CamelModel):
