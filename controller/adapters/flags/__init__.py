@@ -1,0 +1,1 @@
+"""Flags port: OpenFeature for reading (kill switch), flag definitions for writing (ramps)."""
