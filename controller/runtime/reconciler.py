@@ -41,6 +41,7 @@ from controller.core.release_machine import (
     ReleaseDecision,
     decide,
 )
+from controller.runtime.gates import release_spec_from_template
 from controller.runtime.ports import Analyzer, AuditSink, FlagRamp, GateEvaluator
 
 log = structlog.get_logger("changelane.reconciler")
@@ -98,7 +99,7 @@ class Reconciler:
         self.sinks = list(sinks)
         self.flags = flags
         self.clock = clock
-        self.provenance_from = provenance_from or _provenance_from_annotations
+        self.provenance_from = provenance_from or release_spec_from_template
         self.instance = instance
         self._warned: set[tuple[str, str]] = set()
 
@@ -630,25 +631,3 @@ _EVENTS = {
 
 def _event_for(decision: str) -> tuple[str | None, str]:
     return _EVENTS.get(decision, (None, "Normal"))
-
-
-def _provenance_from_annotations(template: JsonDict) -> JsonDict:
-    """Provenance from the pod template's ``changelane.dev/*`` annotations (simple form)."""
-    ann = (template.get("metadata") or {}).get("annotations") or {}
-    prov: JsonDict = {}
-    for key in ("agent", "model", "change", "reviewer"):
-        value = ann.get(f"changelane.dev/{key}")
-        if isinstance(value, str) and value:
-            prov[key] = value[:1024]
-    tests = ann.get("changelane.dev/tests")
-    if isinstance(tests, str) and tests:
-        result = tests.split(";")[0].strip()
-        prov["tests"] = {
-            "result": result if result in ("passed", "failed") else "unknown",
-            "command": tests[:1024],
-        }
-    out: JsonDict = {"provenance": prov}
-    flag = ann.get("changelane.dev/flag")
-    if isinstance(flag, str) and flag:
-        out["flag"] = {"key": flag[:253]}
-    return out

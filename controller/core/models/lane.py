@@ -6,6 +6,7 @@ without data is inconclusive, and nothing promotes without a pass at full exposu
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -380,6 +381,11 @@ class ChangeLaneSpec(CamelModel):
 class ChangeLaneStatus(CamelModel):
     suspended: bool = False
     suspended_reason: str | None = None
+    suspended_at: datetime | None = None
+    resumed_at: datetime | None = Field(
+        default=None, description="Outcomes before this do not count against the budget."
+    )
+    resumed_by: str | None = None
     active_releases: list[str] = Field(default_factory=list)
     recent_outcomes: list[str] = Field(default_factory=list)
     observed_generation: int | None = None

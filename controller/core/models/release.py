@@ -89,12 +89,23 @@ class ReleaseFlag(CamelModel):
     off_variant: str = "off"
 
 
+class ProvenanceProblem(CamelModel):
+    """An annotation that could not be read as provenance, kept for the gate and on-call."""
+
+    key: str
+    message: str
+    field: str | None = None
+
+
 class LaneReleaseSpec(CamelModel):
     lane: DnsLabel
     target: TargetRef
     from_revision: Revision = Field(alias="from")
     to_revision: Revision = Field(alias="to")
     provenance: Provenance = Field(default_factory=Provenance)
+    provenance_problems: list[ProvenanceProblem] = Field(
+        default_factory=list, description="Why some provenance could not be read."
+    )
     flag: ReleaseFlag | None = Field(
         default=None, description="Feature flag ramped in step with the canary."
     )
