@@ -6,8 +6,9 @@
         sim.faults.fail(500, share=0.5, verbs=["list"])
         sim.faults.drop_watches(); sim.faults.compact()
 
-It serves plain HTTP on loopback only, guarded by a random bearer token that the written
-kubeconfig carries.
+It serves plain HTTP on loopback only and, by default, without authentication: kubectl
+does not send bearer tokens over plain HTTP. Pass ``token="auto"`` (or a token) to require
+one from clients that do (the official Python client does).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class SimCluster:
         crd_dir: directory of CRD YAML files to serve (default: the chart's generated CRDs).
         history_limit: watch events retained; resuming from anything older answers 410.
         bookmark_interval: seconds of quiet before a watch with bookmarks gets a BOOKMARK.
-        token: bearer token the API requires; a random one by default, None for no auth.
+        token: bearer token the API requires: None (default) for none, "auto" for a random one.
         controllers: run the simulated Deployment/ReplicaSet controllers and kubelet.
         emit_events: let the simulated controllers write Kubernetes Events.
         fault_seed: seed of the fault injector's random draws.
@@ -61,7 +62,7 @@ class SimCluster:
         crd_dir: Path | None = None,
         history_limit: int = 10_000,
         bookmark_interval: float = 5.0,
-        token: str | None = _AUTO,
+        token: str | None = None,
         controllers: bool = True,
         emit_events: bool = True,
         fault_seed: int = 0,

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 import yaml
 
-from controller.sim import discovery, tables
+from controller.sim import discovery, openapi, tables
 from controller.sim.errors import (
     ApiError,
     bad_request,
@@ -234,6 +234,14 @@ class ApiHandler(BaseHTTPRequestHandler):
             return discovery.group_list(registry)
         if path == "/api/v1":
             return discovery.resource_list(registry, "", "v1")
+        if path == "/openapi/v3":
+            return openapi.root_document(registry)
+        if path.startswith("/openapi/v3/"):
+            rest = path[len("/openapi/v3/") :].split("/")
+            if rest[0] == "api" and len(rest) == 2:
+                return openapi.group_version_document(registry, "", rest[1])
+            if rest[0] == "apis" and len(rest) == 3:
+                return openapi.group_version_document(registry, rest[1], rest[2])
         segments = [s for s in path.split("/") if s]
         if segments and segments[0] == "apis":
             if len(segments) == 2:
