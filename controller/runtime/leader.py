@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from kubernetes import client
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
+
+log = structlog.get_logger("changelane.leader")
 
 
 class _TimedCoordinationApi(client.CoordinationV1Api):
@@ -110,7 +113,12 @@ class Leadership:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            _Election(self._config, self._renewed).run()  # type: ignore[no-untyped-call]
+            try:
+                _Election(self._config, self._renewed).run()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # API unreachable: follower until it answers again
+                with self._lock:
+                    self._leading = False
+                log.warning("leader election failed; retrying", error=str(exc)[:300])
             self._stop.wait(1.0)
 
     def start(self) -> None:

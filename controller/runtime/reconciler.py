@@ -155,13 +155,13 @@ class Reconciler:
         to_hash = mech.template_hash(_spec(dep)["template"])
         stable_hash = _meta(primary).get("annotations", {}).get(mech.TEMPLATE_HASH_ANNOTATION)
         workload_releases = self._releases_of(namespace, name)
+        # A release in flight for another template is superseded by the current one.
+        for rel in workload_releases:
+            if not rel.status.phase.terminal and rel.spec.to_revision.pod_template_hash != to_hash:
+                self._supersede(lane, rel)
         if to_hash == stable_hash:
-            # Steady state: the canary has nothing to serve. A release still in flight for
-            # another template is superseded by this (reverted) one.
-            for rel in workload_releases:
-                if not rel.status.phase.terminal:
-                    self._supersede(lane, rel)
-            self._scale(dep, 0)
+            if not any(not r.status.phase.terminal for r in workload_releases):
+                self._scale(dep, 0)  # steady state: the canary has nothing to serve
             return None
         release_name = f"{name}-{to_hash}"
         existing = next((r for r in workload_releases if r.name == release_name), None)
@@ -169,6 +169,8 @@ class Reconciler:
             # Before anything else: a new template gets no traffic until its gates pass.
             self._scale(dep, 0)
             self._create_release(lane, dep, primary, release_name, to_hash)
+        elif existing.status.phase.terminal:
+            self._scale(dep, 0)  # rejected or rolled back: the template stays dark
         return None
 
     def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
@@ -321,7 +323,8 @@ class Reconciler:
                 log.info("status conflict; retrying from fresh state", release=rel.name)
                 return 0.0
             rv = _meta(written).get("resourceVersion", rv)
-        if not decision.shadow and dep is not None and primary is not None:
+        converge = not decision.shadow and not rel.status.phase.terminal
+        if converge and dep is not None and primary is not None:
             self._converge(lane, rel, decision, dep, primary)
         if decision.status.outbox:
             self._flush(decision.status.outbox, involved=raw)
@@ -477,7 +480,7 @@ class Reconciler:
             elif status.phase is Phase.PROGRESSING:
                 self.flags.set_weight(lane, rel, weight)
         if status.phase is Phase.PROMOTING or status.phase is Phase.PROMOTED:
-            self._promote(dep, primary)
+            self._promote(rel, dep, primary)
             if ramps_flag and self.flags is not None:
                 self.flags.set_weight(lane, rel, 100)
         if not lane.spec.strategy.flag_only:
@@ -488,8 +491,10 @@ class Reconciler:
                 self._route_weights(lane, dep, 0 if status.phase is Phase.PROMOTED else weight)
             self._scale(dep, replicas)
 
-    def _promote(self, dep: JsonDict, primary: JsonDict) -> None:
+    def _promote(self, rel: LaneRelease, dep: JsonDict, primary: JsonDict) -> None:
         to_hash = mech.template_hash(_spec(dep)["template"])
+        if to_hash != rel.spec.to_revision.pod_template_hash:
+            return  # the canary now runs another template: never promote what was not judged
         if _template_hash_of(primary) == to_hash:
             return
         meta = _meta(primary)

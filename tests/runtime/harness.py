@@ -1,0 +1,226 @@
+"""A simulated cluster with the real controller attached, for runtime tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from controller.adapters.kube.client import api_client
+from controller.core.audit import AuditRecord
+from controller.core.gates import GateResult
+from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.runtime.gates import LaneGates
+from controller.runtime.manager import Controller, Settings
+from controller.sim.cluster import SimCluster
+
+NS = "shop"
+
+
+def lane_doc(name: str = "web-lane", **strategy: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "changelane.dev/v1alpha1",
+        "kind": "ChangeLane",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": name}},
+            "agents": [{"id": "claude-code"}],
+            "provenance": {"required": ["agent", "model", "change"]},
+            "strategy": {
+                "steps": [
+                    {"weight": 50, "minDuration": "1s"},
+                    {"weight": 100, "minDuration": "1s"},
+                ],
+                "progressDeadline": "20s",
+                **strategy,
+            },
+            "analysis": {
+                "interval": "1s",
+                "checks": [
+                    {
+                        "name": "errors",
+                        "kind": "threshold",
+                        "query": 'x{namespace="{{ namespace }}"}',
+                        "threshold": 0.05,
+                        "critical": True,
+                    }
+                ],
+            },
+        },
+    }
+
+
+def deployment_doc(
+    name: str = "web", lane: str = "web-lane", image: str = "web:1"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "labels": {"changelane.dev/lane": lane}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": provenance()},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def provenance(agent: str = "claude-code", change: str = "abc1234") -> dict[str, str]:
+    return {
+        "changelane.dev/agent": agent,
+        "changelane.dev/model": "claude-opus-4",
+        "changelane.dev/change": change,
+    }
+
+
+class AlwaysOn:
+    def check(
+        self, lane: ChangeLane, *, namespace: str, workload: str, agent: str | None = None
+    ) -> GateResult:
+        return GateResult("killSwitch", True, "on (test)")
+
+
+class ImageJudge:
+    """Fails canaries whose image tag contains 'bad'; passes the others."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self.sim = sim
+        self.calls = 0
+
+    def measure(
+        self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
+    ) -> Measurement:
+        self.calls += 1
+        bad = any("bad" in image for image in release.spec.to_revision.images)
+        value = 0.3 if bad else 0.01
+        return Measurement(
+            check=check.name,
+            time=now,
+            step=release.status.current_step,
+            verdict=Verdict.FAIL if bad else Verdict.PASS,
+            canary=value,
+            threshold=check.threshold,
+            statistic=f"value={value}",
+        )
+
+
+@dataclass
+class MemorySink:
+    records: list[AuditRecord] = field(default_factory=list)
+
+    def write(self, record: AuditRecord) -> None:
+        if all(r.id != record.id for r in self.records):
+            self.records.append(record)
+
+
+@dataclass
+class Env:
+    sim: SimCluster
+    kubeconfig: Path
+    sink: MemorySink
+    controllers: list[Controller]
+
+    def release(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.sim.store.get_obj("lanereleases", NS, name)
+        except Exception:
+            return None
+
+    def releases(self) -> list[dict[str, Any]]:
+        store = self.sim.store
+        rtype = store.rtype("lanereleases")
+        return [store.to_obj(rtype, s) for s in store.list("lanereleases", NS).items]
+
+    def wait_phase(
+        self, phases: Sequence[str], timeout: float = 40.0, name: str | None = None
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rel in self.releases():
+                if name and rel["metadata"]["name"] != name:
+                    continue
+                if (rel.get("status") or {}).get("phase") in phases:
+                    return rel
+            time.sleep(0.05)
+        raise AssertionError(
+            f"no release reached {phases}: {[r.get('status') for r in self.releases()]}"
+        )
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        return self.sim.store.get_obj("deployments", NS, name)
+
+    def set_image(
+        self, image: str, name: str = "web", annotations: dict[str, str] | None = None
+    ) -> None:
+        dep = self.deployment(name)
+        template = dep["spec"]["template"]
+        template["spec"]["containers"][0]["image"] = image
+        if annotations is not None:
+            template["metadata"]["annotations"] = annotations
+        self.sim.store.update("deployments", dep, namespace=NS, name=name)
+
+
+def new_controller(
+    kubeconfig: Path, sim: SimCluster, sink: MemorySink, instance: str = "c-0", **settings: Any
+) -> Controller:
+    base = dict(
+        instance=instance,
+        lease_namespace=NS,
+        resync_seconds=30,
+        lease_duration=4,
+        renew_deadline=3,
+        retry_period=1,
+    )
+    base.update(settings)
+    return Controller(
+        api_client(str(kubeconfig)),
+        gates=LaneGates(AlwaysOn()),
+        analyzer=ImageJudge(sim),
+        sinks=[sink],
+        settings=Settings(**base),
+    )
+
+
+@contextmanager
+def running(
+    tmp_path: Path, lane: dict[str, Any] | None = None, start: bool = True, **settings: Any
+) -> Iterator[Env]:
+    with SimCluster(ready_delay=0.2) as sim:
+        kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
+        sim.store.create(
+            "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+        )
+        sim.store.create("changelanes", lane or lane_doc())
+        sink = MemorySink()
+        env = Env(sim, kubeconfig, sink, [])
+        if start:
+            c = new_controller(kubeconfig, sim, sink, **settings)
+            env.controllers.append(c)
+            c.start()
+        try:
+            yield env
+        finally:
+            for c in env.controllers:
+                c.stop()
+
+
+def wait(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    def holds() -> bool:
+        try:
+            return predicate()
+        except Exception:  # e.g. the object does not exist yet
+            return False
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if holds():
+            return
+        time.sleep(0.05)
+    assert predicate(), "condition not reached in time"
