@@ -242,6 +242,16 @@ def _evidence(
     ]
 
 
+def _mean_records_per_release(shape: HistoryShape) -> float:
+    """What ``_release_records`` writes on average, so a history ends near ``end``."""
+    per_step = 1 + MEASUREMENTS_PER_STEP
+    promoted = len(STEPS) * per_step + 1
+    rolled_back = per_step * (len(STEPS) + 1) / 2 + 2  # fails at a uniformly drawn step
+    admitted = 2 + shape.gate_rate + (1 - shape.rollback_rate) * promoted
+    admitted += shape.rollback_rate * rolled_back
+    return shape.reject_rate * 2 + (1 - shape.reject_rate) * admitted
+
+
 def generate_history(
     records: int,
     *,
@@ -252,8 +262,7 @@ def generate_history(
     """``records`` audit records in time order, the last ones close to ``end``."""
     shape = shape or HistoryShape()
     rng = random.Random(seed)  # noqa: S311 (test data, not crypto)
-    per_release = 1 + 1 + len(STEPS) * (1 + MEASUREMENTS_PER_STEP) + 1
-    start = end - (records // per_release + 1) * shape.release_every
+    start = end - (records / _mean_records_per_release(shape)) * shape.release_every
     pending: list[tuple[datetime, int, AuditRecord]] = []
     order = itertools.count()
     emitted = 0

@@ -472,8 +472,8 @@ def read_records(
             offset = _offset_before(stream, since - SEEK_SLACK)
             if offset > 0:
                 first_line = _count_newlines(stream, offset) + 1
-                stream.seek(offset)
                 chain = _Chain(expected_seq=None, prev_hash=None)
+            stream.seek(offset)
         for raw in _scan_lines(stream, first_line):
             obj, problems = chain.check(raw)
             for bad in problems:

@@ -260,4 +260,11 @@ def test_generated_history_is_time_ordered_and_complete() -> None:
     assert all(a.time <= b.time for a, b in itertools.pairwise(records))
     decisions = {r.decision for r in records}
     assert {Decision.PROMOTED, Decision.ROLLED_BACK, Decision.MEASUREMENT} <= decisions
-    assert END - timedelta(hours=1) < records[-1].time <= END + timedelta(hours=1)
+    assert END - timedelta(minutes=20) < records[-1].time <= END + timedelta(minutes=20)
+
+
+def test_reading_since_a_small_log_reads_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "small.jsonl"
+    write_history(path, 40, end=END)
+    records = list(read_records(path, ReadReport("x"), since=END - timedelta(days=1)))
+    assert len(records) == 40
