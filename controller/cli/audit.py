@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,12 +20,12 @@ from controller.adapters.audit.source import AuditSource, FileAuditSource
 from controller.core.audit import AuditRecord, Evidence
 from controller.core.audit_query import (
     AuditFilter,
+    LaneEvent,
     Outcome,
-    QueryResult,
     ReleaseSummary,
+    iter_summaries,
     parse_since,
     release_timeline,
-    summarize,
 )
 
 EXIT_DAMAGED = 1
@@ -100,17 +100,16 @@ def audit(
         agent=agent,
         outcome=Outcome(outcome) if outcome else None,
     )
-    result = run_query(source, flt)
+    items = run_query(source, flt)
+    lines = render_json(items) if as_json else render_table(items, source.name)
+    for text in lines:  # streamed: a huge answer is never held whole
+        click.echo(text)
     _warn(source)
-    if as_json:
-        click.echo(json.dumps([s.as_json() for s in result.releases], indent=2))
-    else:
-        click.echo(render_table(result, source.name))
 
 
-def run_query(source: AuditSource, flt: AuditFilter) -> QueryResult:
+def run_query(source: AuditSource, flt: AuditFilter) -> Iterator[ReleaseSummary | LaneEvent]:
     """The on-call query as the command runs it (the benchmark times this)."""
-    return summarize(source.records(since=flt.since), flt)
+    return iter_summaries(source.records(since=flt.since), flt)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -136,46 +135,66 @@ def _reason(summary: ReleaseSummary) -> str:
     return f"{summary.reason}: {summary.message}" if summary.message else summary.reason
 
 
-def render_table(result: QueryResult, source_name: str) -> str:
-    headers = ("TIME (UTC)", "RELEASE", "LANE", "WORKLOAD", "AGENT", "OUTCOME", "REASON")
-    rows = [
-        (
-            _time(s.last_time),
-            s.release,
-            s.lane,
-            f"{s.namespace or '-'}/{s.workload or '-'}",
-            s.provenance.agent or "-",
-            s.outcome.value,
-            _reason(s),
-        )
-        for s in result.releases
-    ]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers[:-1])]
-    indent = sum(widths[:1]) + 2
+def render_json(items: Iterable[ReleaseSummary | LaneEvent]) -> Iterator[str]:
+    """A JSON array, one object per release, written object by object."""
+    first = True
+    for item in items:
+        if isinstance(item, ReleaseSummary):
+            yield ("[\n" if first else ",\n") + json.dumps(item.as_json(), indent=2)
+            first = False
+    yield "[]" if first else "\n]"
+
+
+TABLE_HEADERS = ("TIME (UTC)", "RELEASE", "LANE", "WORKLOAD", "AGENT", "OUTCOME", "REASON")
+TABLE_SIZING_ROWS = 500  # column widths come from the first rows; later ones just follow
+
+
+def _row(s: ReleaseSummary) -> tuple[str, ...]:
+    workload = f"{s.namespace or '-'}/{s.workload or '-'}"
+    return (
+        _time(s.last_time),
+        s.release,
+        s.lane,
+        workload,
+        s.provenance.agent or "-",
+        s.outcome.value,
+        _reason(s),
+    )
+
+
+def render_table(items: Iterable[ReleaseSummary | LaneEvent], source_name: str) -> Iterator[str]:
+    """One line per release (newest last, still-open ones at the end), the evidence under
+    each one that did not go through, lane events in between, and a tally."""
+    iterator = iter(items)
+    head: list[ReleaseSummary | LaneEvent] = []
+    for item in iterator:
+        head.append(item)
+        if len(head) >= TABLE_SIZING_ROWS:
+            break
+    rows = [_row(i) for i in head if isinstance(i, ReleaseSummary)]
+    widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(TABLE_HEADERS[:-1])]
 
     def line(cells: tuple[str, ...]) -> str:
         fixed = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
         return f"{fixed}  {cells[-1]}".rstrip()
 
-    out = [line(headers)]
-    for summary, row in zip(result.releases, rows, strict=True):
-        out.append(line(row))
-        if summary.outcome in _SHOW_EVIDENCE_FOR:
-            out.extend(" " * indent + "└ " + _evidence_line(e) for e in summary.evidence)
-    for event in result.lane_events:
-        out.append(
-            f"{_time(event.time)}  lane {event.lane}: {event.decision.value} by {event.actor}"
-            f" ({event.reason}{': ' + event.message if event.message else ''})"
-        )
+    yield line(TABLE_HEADERS)
     counts: dict[str, int] = {}
-    for s in result.releases:
-        counts[s.outcome.value] = counts.get(s.outcome.value, 0) + 1
+    for item in [*head, *iterator]:
+        if isinstance(item, LaneEvent):
+            message = f": {item.message}" if item.message else ""
+            yield (
+                f"{_time(item.time)}  lane {item.lane}: {item.decision.value} by {item.actor}"
+                f" ({item.reason}{message})"
+            )
+            continue
+        counts[item.outcome.value] = counts.get(item.outcome.value, 0) + 1
+        yield line(_row(item))
+        if item.outcome in _SHOW_EVIDENCE_FOR:
+            for e in item.evidence:
+                yield " " * (widths[0] + 2) + "└ " + _evidence_line(e)
     tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "none"
-    out.append(
-        f"{len(result.releases)} release(s) ({tally}) from {result.records_matched} "
-        f"matching record(s) in {source_name}"
-    )
-    return "\n".join(out)
+    yield f"{sum(counts.values())} release(s) ({tally}) in {source_name}"
 
 
 def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:

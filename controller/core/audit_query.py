@@ -1,8 +1,9 @@
 """On-call queries over audit records: filters, per-release summaries, one release's timeline.
 
-Pure and streaming: everything takes an iterable of :class:`AuditRecord` and holds one small
-summary per matching release (never the records themselves), so memory grows with the
-number of releases shown, not with the length of the log.
+Pure and streaming: everything takes an iterable of :class:`AuditRecord`. A release's summary
+is handed out as soon as its outcome is final (promoted, rolled back, rejected), so only
+releases still in flight are held: memory is bounded by the releases open at one time, not
+by the length of the log.
 
 With ``since``, a release is shown when it has a record in the window, and its summary is
 built from its records in the window: every record carries the release's lane, workload and
@@ -12,6 +13,7 @@ provenance, and the record that decided the outcome carries the evidence.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +61,7 @@ _DECIDING = frozenset(
     }
 )
 
+_NO_PROVENANCE = AuditProvenance()
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -135,7 +138,7 @@ class ReleaseSummary:
         self.workload = record.workload or self.workload
         self.from_images = record.from_images or self.from_images
         self.to_images = record.to_images or self.to_images
-        if record.provenance != AuditProvenance():
+        if record.provenance != _NO_PROVENANCE:
             self.provenance = record.provenance
         if record.weight is not None:
             self.max_weight = max(self.max_weight, record.weight)
@@ -207,40 +210,67 @@ class LaneEvent:
     actor: str
 
 
-@dataclass
-class QueryResult:
-    releases: list[ReleaseSummary]  # most recent activity last
-    lane_events: list[LaneEvent]
-    records_matched: int
+RECENTLY_FINAL_REMEMBERED = 10_000
 
 
-def summarize(records: Iterable[AuditRecord], flt: AuditFilter) -> QueryResult:
-    by_release: dict[str, ReleaseSummary] = {}
-    lane_events: list[LaneEvent] = []
-    matched = 0
+def iter_summaries(
+    records: Iterable[AuditRecord], flt: AuditFilter
+) -> Iterator[ReleaseSummary | LaneEvent]:
+    """Summaries of the releases that match, each as soon as its outcome is final (so in
+    the order they finished), then those still open, by last activity; lane events as they
+    come. Records that arrive for a release after its final outcome (a late note) are
+    dropped rather than reopening it, for the last ``RECENTLY_FINAL_REMEMBERED`` releases."""
+    open_releases: dict[str, ReleaseSummary] = {}
+    recently_final: OrderedDict[str, None] = OrderedDict()
     for record in records:
         if not flt.admits_record(record):
             continue
-        matched += 1
-        if record.release is None:
+        release = record.release
+        if release is None:
             if record.decision in (Decision.LANE_SUSPENDED, Decision.LANE_RESUMED):
-                lane_events.append(
-                    LaneEvent(
-                        record.time,
-                        record.lane,
-                        record.decision,
-                        record.reason,
-                        record.message,
-                        record.actor,
-                    )
+                yield LaneEvent(
+                    record.time,
+                    record.lane,
+                    record.decision,
+                    record.reason,
+                    record.message,
+                    record.actor,
                 )
             continue
-        summary = by_release.get(record.release)
+        summary = open_releases.get(release)
         if summary is None:
-            summary = by_release[record.release] = ReleaseSummary.start(record, record.release)
+            if release in recently_final:
+                continue
+            summary = open_releases[release] = ReleaseSummary.start(record, release)
         summary.add(record)
-    releases = sorted((s for s in by_release.values() if flt.admits(s)), key=lambda s: s.last_time)
-    return QueryResult(releases, lane_events, matched)
+        if summary.outcome in FINAL_OUTCOMES:
+            del open_releases[release]
+            recently_final[release] = None
+            if len(recently_final) > RECENTLY_FINAL_REMEMBERED:
+                recently_final.popitem(last=False)
+            if flt.admits(summary):
+                yield summary
+    for summary in sorted(open_releases.values(), key=lambda s: s.last_time):
+        if flt.admits(summary):
+            yield summary
+
+
+@dataclass
+class QueryResult:
+    releases: list[ReleaseSummary]
+    lane_events: list[LaneEvent]
+
+
+def summarize(records: Iterable[AuditRecord], flt: AuditFilter) -> QueryResult:
+    """All of :func:`iter_summaries`, collected (for callers that want a list)."""
+    releases: list[ReleaseSummary] = []
+    lane_events: list[LaneEvent] = []
+    for item in iter_summaries(records, flt):
+        if isinstance(item, LaneEvent):
+            lane_events.append(item)
+        else:
+            releases.append(item)
+    return QueryResult(releases, lane_events)
 
 
 def release_timeline(records: Iterable[AuditRecord], release: str) -> Iterator[AuditRecord]:

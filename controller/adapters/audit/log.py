@@ -536,7 +536,7 @@ def _count_newlines(stream: BinaryIO, offset: int) -> int:
     stream.seek(0)
     count, left = 0, offset
     while left > 0:
-        chunk = stream.read(min(left, 1 << 20))
+        chunk = stream.read(min(left, _SEEK_GRANULE))
         if not chunk:
             break
         count += chunk.count(b"\n")

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from controller.core import audit_query
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
 from controller.core.audit_query import (
     AuditFilter,
     Outcome,
+    ReleaseSummary,
+    iter_summaries,
     parse_since,
     release_series,
     summarize,
@@ -71,11 +76,12 @@ def test_rollback_summary_carries_the_deciding_evidence_and_reason() -> None:
         _rec(5, Decision.ROLLED_BACK, reason="CheckFailed", message="error-rate 0.1 > 0.02"),
         _rec(6, Decision.HUMAN_OVERRIDE, reason="Acknowledged", actor="alice"),
     ]
+    # One summary: the late note neither reopens the release nor starts a second one.
     (summary,) = summarize(records, AuditFilter()).releases
-    assert summary.outcome is Outcome.ROLLED_BACK  # the late note does not reopen it
+    assert summary.outcome is Outcome.ROLLED_BACK
     assert (summary.reason, summary.message) == ("CheckFailed", "error-rate 0.1 > 0.02")
     assert summary.evidence == [FAIL]
-    assert summary.max_weight == 25 and summary.records == 7
+    assert summary.max_weight == 25 and summary.records == 6
     assert summary.as_json()["evidence"] == [
         {
             "check": "error-rate",
@@ -131,3 +137,47 @@ def test_release_series_collects_measurements_and_the_decision_point() -> None:
     assert check.canary == [0.004, 0.1] and check.threshold == [0.02, 0.02]
     assert check.verdicts == ["Pass", "Fail"]
     assert (series.decision, series.decision_time) == (Decision.ROLLING_BACK, records[2].time)
+
+
+def test_finished_releases_come_out_before_the_log_ends() -> None:
+    consumed: list[int] = []
+
+    def stream() -> Iterator[AuditRecord]:
+        for n, record in enumerate(
+            [
+                _rec(0, Decision.STARTED, "a"),
+                _rec(1, Decision.STARTED, "b"),
+                _rec(2, Decision.PROMOTED, "a"),
+                _rec(3, Decision.MEASUREMENT, "b"),
+            ]
+        ):
+            consumed.append(n)
+            yield record
+
+    items = iter_summaries(stream(), AuditFilter())
+    first = next(items)
+    assert isinstance(first, ReleaseSummary) and first.release == "a"
+    assert consumed == [0, 1, 2]  # handed out at its final record, not at the end
+    (rest,) = list(items)
+    assert isinstance(rest, ReleaseSummary) and rest.release == "b"
+    assert rest.outcome is Outcome.IN_PROGRESS
+
+
+def test_query_memory_does_not_grow_with_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.bench.audit_history import generate_history
+
+    # The only per-release memory is the bounded list of recently finished ids; shrink it
+    # so both sizes below are past the bound.
+    monkeypatch.setattr(audit_query, "RECENTLY_FINAL_REMEMBERED", 50)
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        try:
+            for _ in iter_summaries(generate_history(n, end=T0), AuditFilter()):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(1000), peak(10_000)
+    assert large < small * 1.5, (small, large)
