@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from controller import __version__
-from controller.cli import chart, crds, demo, lanes, sim_cluster
+from controller.cli import audit, bench, chart, crds, demo, lanes, sim_cluster
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +23,8 @@ cli.add_command(lanes.lanes)
 cli.add_command(demo.demo)
 cli.add_command(chart.chart)
 cli.add_command(sim_cluster.sim_cluster)
+cli.add_command(audit.audit)
+cli.add_command(bench.bench)
 
 
 def main() -> None:

@@ -1,0 +1,284 @@
+"""``changelane audit``: what changed, why it was rolled back, and is the log intact.
+
+Records come from a source (today ``--file LOG``, a hash-chained audit log; the cluster's
+LaneReleases and Events plug in as a second source with the runtime). The queries
+themselves are pure (``controller.core.audit_query``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from controller.adapters.audit.log import Problem, verify
+from controller.adapters.audit.source import AuditSource, FileAuditSource
+from controller.core.audit import AuditRecord, Evidence
+from controller.core.audit_query import (
+    AuditFilter,
+    LaneEvent,
+    Outcome,
+    ReleaseSummary,
+    iter_summaries,
+    parse_since,
+    release_timeline,
+)
+
+EXIT_DAMAGED = 1
+EXIT_TRUNCATED = 3  # only the last line is torn: a crash mid-write, not tampering
+_SHOW_EVIDENCE_FOR = frozenset(
+    {Outcome.ROLLED_BACK, Outcome.ROLLING_BACK, Outcome.REJECTED, Outcome.GATED, Outcome.PAUSED}
+)
+
+
+def _source(file: Path | None) -> AuditSource:
+    if file is None:
+        raise click.UsageError(
+            "name where to read: --file LOG (reading the cluster comes with the runtime)"
+        )
+    return FileAuditSource(file)
+
+
+def _warn(source: AuditSource) -> None:
+    for warning in source.warnings():
+        click.echo(f"warning: {warning}", err=True)
+
+
+_file_option = click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A hash-chained audit log (JSON lines).",
+)
+
+
+@click.group("audit", invoke_without_command=True)
+@_file_option
+@click.option("--since", help="Only activity since: 30m, 1h, 2d, 1w or an ISO time.")
+@click.option("--lane")
+@click.option("--namespace")
+@click.option("--workload")
+@click.option("--agent", help="Provenance agent identity.")
+@click.option("--outcome", type=click.Choice([o.value for o in Outcome]))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per release.")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    file: Path | None,
+    since: str | None,
+    lane: str | None,
+    namespace: str | None,
+    workload: str | None,
+    agent: str | None,
+    outcome: str | None,
+    as_json: bool,
+) -> None:
+    """What changed, and why was it rolled back? One line per release, newest last.
+
+    \b
+    changelane audit --file LOG --since 1h
+    changelane audit --file LOG --since 1h --outcome rolled_back --json
+    changelane audit show RELEASE --file LOG [--plot release.png]
+    changelane audit verify LOG
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    source = _source(file)
+    try:
+        start = parse_since(since, datetime.now(UTC)) if since else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--since") from None
+    flt = AuditFilter(
+        since=start,
+        lane=lane,
+        namespace=namespace,
+        workload=workload,
+        agent=agent,
+        outcome=Outcome(outcome) if outcome else None,
+    )
+    items = run_query(source, flt)
+    lines = render_json(items) if as_json else render_table(items, source.name)
+    for text in lines:  # streamed: a huge answer is never held whole
+        click.echo(text)
+    _warn(source)
+
+
+def run_query(source: AuditSource, flt: AuditFilter) -> Iterator[ReleaseSummary | LaneEvent]:
+    """The on-call query as the command runs it (the benchmark times this)."""
+    return iter_summaries(source.records(since=flt.since), flt)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _evidence_line(e: Evidence) -> str:
+    parts = [f"{e.check} {e.verdict}", f"canary={_num(e.canary)}", f"baseline={_num(e.baseline)}"]
+    parts.append(f"threshold={_num(e.threshold)}")
+    if e.statistic:
+        parts.append(e.statistic)
+    return "  ".join(parts)
+
+
+def _reason(summary: ReleaseSummary) -> str:
+    return f"{summary.reason}: {summary.message}" if summary.message else summary.reason
+
+
+def render_json(items: Iterable[ReleaseSummary | LaneEvent]) -> Iterator[str]:
+    """A JSON array, one object per release, written object by object."""
+    first = True
+    for item in items:
+        if isinstance(item, ReleaseSummary):
+            yield ("[\n" if first else ",\n") + json.dumps(item.as_json(), indent=2)
+            first = False
+    yield "[]" if first else "\n]"
+
+
+TABLE_HEADERS = ("TIME (UTC)", "RELEASE", "LANE", "WORKLOAD", "AGENT", "OUTCOME", "REASON")
+TABLE_SIZING_ROWS = 500  # column widths come from the first rows; later ones just follow
+
+
+def _row(s: ReleaseSummary) -> tuple[str, ...]:
+    workload = f"{s.namespace or '-'}/{s.workload or '-'}"
+    return (
+        _time(s.last_time),
+        s.release,
+        s.lane,
+        workload,
+        s.provenance.agent or "-",
+        s.outcome.value,
+        _reason(s),
+    )
+
+
+def render_table(items: Iterable[ReleaseSummary | LaneEvent], source_name: str) -> Iterator[str]:
+    """One line per release (newest last, still-open ones at the end), the evidence under
+    each one that did not go through, lane events in between, and a tally."""
+    iterator = iter(items)
+    head: list[ReleaseSummary | LaneEvent] = []
+    for item in iterator:
+        head.append(item)
+        if len(head) >= TABLE_SIZING_ROWS:
+            break
+    rows = [_row(i) for i in head if isinstance(i, ReleaseSummary)]
+    widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(TABLE_HEADERS[:-1])]
+
+    def line(cells: tuple[str, ...]) -> str:
+        fixed = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
+        return f"{fixed}  {cells[-1]}".rstrip()
+
+    yield line(TABLE_HEADERS)
+    counts: dict[str, int] = {}
+    for item in [*head, *iterator]:
+        if isinstance(item, LaneEvent):
+            message = f": {item.message}" if item.message else ""
+            yield (
+                f"{_time(item.time)}  lane {item.lane}: {item.decision.value} by {item.actor}"
+                f" ({item.reason}{message})"
+            )
+            continue
+        counts[item.outcome.value] = counts.get(item.outcome.value, 0) + 1
+        yield line(_row(item))
+        if item.outcome in _SHOW_EVIDENCE_FOR:
+            for e in item.evidence:
+                yield " " * (widths[0] + 2) + "└ " + _evidence_line(e)
+    tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "none"
+    yield f"{sum(counts.values())} release(s) ({tally}) in {source_name}"
+
+
+def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
+    last = records[-1]
+    prov = last.provenance
+    where = f"{last.namespace or '-'}/{last.workload or '-'}"
+    yield f"release {last.release}  lane {last.lane}  {where}"
+    who = prov.agent or "unknown agent"
+    if prov.model:
+        who += f" ({prov.model})"
+    yield (
+        f"  by {who}  change {prov.change or '-'}  tests {prov.tests or '-'}"
+        f"  reviewer {prov.reviewer or '-'}"
+    )
+    if last.from_images or last.to_images:
+        images = f"{', '.join(last.from_images) or '-'} -> {', '.join(last.to_images) or '-'}"
+        yield f"  images {images}"
+    for record in records:
+        position = []
+        if record.phase_to and record.phase_to != record.phase_from:
+            position.append(f"{record.phase_from or '-'} -> {record.phase_to}")
+        if record.step is not None:
+            position.append(f"step {record.step}")
+        if record.weight is not None:
+            position.append(f"weight {record.weight}%")
+        text = f"{_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "
+        text += record.reason + (f": {record.message}" if record.message else "")
+        if record.actor != "controller":
+            text += f"  (by {record.actor})"
+        yield text.rstrip()
+        if record.actions:
+            result = f" -> {record.result}" if record.result else ""
+            yield f"    actions: {'; '.join(record.actions)}{result}"
+        for e in record.evidence:
+            yield "    " + _evidence_line(e)
+
+
+@audit.command("show")
+@click.argument("release")
+@_file_option
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw canary vs baseline per check, with threshold and decision point (PNG).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The release's records as JSON.")
+def show(release: str, file: Path | None, plot_file: Path | None, as_json: bool) -> None:
+    """The timeline of one release, with every measurement."""
+    source = _source(file)
+    records = list(release_timeline(source.records(), release))
+    _warn(source)
+    if not records:
+        click.echo(f"release {release!r} not found in {source.name}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json", exclude_none=True) for r in records]))
+    else:
+        for text in _describe_timeline(records):
+            click.echo(text)
+    if plot_file is not None:
+        from controller.adapters.audit.plot import plot_release  # matplotlib is slow to import
+
+        if plot_release(records, plot_file):
+            click.echo(f"plot written to {plot_file}", err=True)
+        else:
+            click.echo(f"release {release!r} has no measurements to plot", err=True)
+            sys.exit(1)
+
+
+@audit.command("verify")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify_command(log: Path) -> None:
+    """Check the hash chain of an audit log.
+
+    Exit 0 when intact, 1 naming the first bad line (edited, deleted, reordered, not a
+    record), 3 when only the last line is torn (a crash in the middle of a write).
+    """
+    result = verify(log)
+    if result.first_bad is None:
+        click.echo(
+            f"ok: {log}: {result.records} record(s), chain intact; head seq {result.head_seq} "
+            f"hash {result.head_hash}"
+        )
+        return
+    click.echo(f"{log}: {result.first_bad} ({result.records} record(s) before it intact)", err=True)
+    sys.exit(EXIT_TRUNCATED if result.first_bad.problem is Problem.TRUNCATED else EXIT_DAMAGED)

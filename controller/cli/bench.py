@@ -1,0 +1,27 @@
+"""``changelane bench``: benchmarks that print a table and write JSON with ``--json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group("bench")
+def bench() -> None:
+    """Measure speed and memory (print a table; --json FILE writes the numbers)."""
+
+
+@bench.command("audit")
+@click.option("--records", default=100_000, show_default=True, help="Audit log length.")
+@click.option("--runs", default=5, show_default=True, help="Timed runs per measurement.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
+def audit(records: int, runs: int, json_file: Path | None) -> None:
+    """'What changed in the last hour and why was it rolled back?' on a long audit log."""
+    from controller.bench import audit as audit_bench
+
+    result = audit_bench.run(records=records, runs=runs)
+    click.echo(audit_bench.render(result))
+    if json_file is not None:
+        json_file.write_text(json.dumps(result, indent=2) + "\n")

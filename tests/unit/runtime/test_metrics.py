@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import urllib.request
+from datetime import UTC, datetime
+
+import pytest
+
+from controller.core.audit import AuditProvenance, AuditRecord, Decision
+from controller.runtime.metrics import ControllerMetrics, serve_metrics
+
+# The contract with the chart's dashboard and alert rules.
+NAMES = {
+    "changelane_releases_total": "counter",
+    "changelane_rollbacks_total": "counter",
+    "changelane_regression_detection_seconds": "histogram",
+    "changelane_analysis_query_duration_seconds": "histogram",
+    "changelane_analysis_query_errors_total": "counter",
+    "changelane_reconcile_duration_seconds": "histogram",
+    "changelane_workqueue_depth": "gauge",
+    "changelane_lane_autonomy_enabled": "gauge",
+    "changelane_lane_suspended": "gauge",
+    "changelane_leader": "gauge",
+    "changelane_lane_change_failure_rate": "gauge",
+    "changelane_lane_provenance_coverage": "gauge",
+    "changelane_lane_rework_rate": "gauge",
+    "changelane_releases_gated_total": "counter",
+}
+
+
+def _rec(decision: Decision, release: str, reason: str = "x") -> AuditRecord:
+    return AuditRecord(
+        time=datetime(2025, 1, 1, tzinfo=UTC),
+        lane="docs",
+        workload="docs-web",
+        release=release,
+        decision=decision,
+        reason=reason,
+        provenance=AuditProvenance(agent="a", model="m", change="c", tests="t"),
+    )
+
+
+def test_exactly_the_contracted_names_and_types() -> None:
+    text = ControllerMetrics().exposition().decode()
+    declared = {
+        line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE")
+    }
+    assert declared == NAMES
+
+
+def test_decisions_feed_counters_and_scorecard() -> None:
+    m = ControllerMetrics()
+    value = m.registry.get_sample_value
+    for record in [
+        _rec(Decision.RELEASE_SEEN, "a"),
+        _rec(Decision.PROMOTED, "a"),
+        _rec(Decision.RELEASE_SEEN, "b"),
+        _rec(Decision.ROLLED_BACK, "b", reason="CheckFailed"),
+    ]:
+        m.emit(record)
+    assert value("changelane_releases_total", {"lane": "docs", "outcome": "promoted"}) == 1
+    assert value("changelane_releases_total", {"lane": "docs", "outcome": "rolled_back"}) == 1
+    assert value("changelane_rollbacks_total", {"lane": "docs", "reason": "CheckFailed"}) == 1
+    assert value("changelane_lane_change_failure_rate", {"lane": "docs"}) == 0.5
+    assert value("changelane_lane_provenance_coverage", {"lane": "docs"}) == 1.0
+    assert value("changelane_lane_rework_rate", {"lane": "docs"}) == 0.5
+
+
+def test_record_functions() -> None:
+    m = ControllerMetrics()
+    value = m.registry.get_sample_value
+    m.record_gated("docs", "changeWindow")
+    m.record_regression_detected("docs", 42)
+    with m.time_analysis_query("docs", "error-rate"):
+        pass
+    with pytest.raises(TimeoutError), m.time_analysis_query("docs", "error-rate"):
+        raise TimeoutError
+    with m.time_reconcile("LaneRelease"):
+        pass
+    m.set_workqueue_depth(3)
+    m.set_lane_autonomy("docs", False)
+    m.set_lane_suspended("docs", True)
+    m.set_leader(True)
+    labels = {"lane": "docs", "check": "error-rate"}
+    assert value("changelane_releases_gated_total", {"lane": "docs", "gate": "changeWindow"}) == 1
+    assert value("changelane_regression_detection_seconds_sum", {"lane": "docs"}) == 42
+    assert value("changelane_analysis_query_duration_seconds_count", labels) == 2
+    assert value("changelane_analysis_query_errors_total", labels) == 1
+    assert value("changelane_reconcile_duration_seconds_count", {"kind": "LaneRelease"}) == 1
+    assert value("changelane_workqueue_depth") == 3
+    assert value("changelane_lane_autonomy_enabled", {"lane": "docs"}) == 0
+    assert value("changelane_lane_suspended", {"lane": "docs"}) == 1
+    assert value("changelane_leader") == 1
+
+
+def test_metrics_are_served_over_http_on_loopback() -> None:
+    m = ControllerMetrics()
+    m.set_leader(True)
+    server = serve_metrics(m)
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        assert "changelane_leader 1.0" in body
+    finally:
+        server.stop()
