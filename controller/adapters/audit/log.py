@@ -35,6 +35,7 @@ Concurrency and recovery
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import hashlib
 import json
@@ -57,6 +58,12 @@ ENVELOPE_FIELDS = ("seq", "prev_hash", "hash")
 MAX_LINE_BYTES = 1 << 20  # a record is a few KiB; anything longer is damage, not data
 _HASH_SUFFIX_LEN = len(',"hash":"') + 64 + len('"}')
 _TAIL_BLOCK = 64 * 1024
+
+
+#: How many recent record ids are remembered to drop a record written twice, and how far
+#: back from the end of an existing log they are read at open.
+RECENT_IDS = 10_000
+RECENT_ID_TAIL_BYTES = 8 * 1024 * 1024
 
 
 class FsyncPolicy(StrEnum):
@@ -137,6 +144,7 @@ class AuditLog:
                 _fsync_dir(self.path.parent)
             self._size = self._recover_torn_tail()
             self.seq, self.head_hash = self._read_head()
+            self._recent_ids = self._read_recent_ids()
         except BaseException:
             os.close(self._fd)
             raise
@@ -162,6 +170,26 @@ class AuditLog:
             )
         return seq, digest
 
+    def _read_recent_ids(self) -> collections.OrderedDict[str, None]:
+        """Ids of the records near the end, so a record flushed twice (a controller that
+        stopped between writing it and clearing its outbox) is written once."""
+        ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+        start = max(0, self._size - RECENT_ID_TAIL_BYTES)
+        tail = _pread_all(self._fd, start, self._size - start)
+        lines = tail.split(b"\n")
+        if start > 0:
+            lines = lines[1:]  # the first one is probably cut
+        for line in lines:
+            try:
+                record_id = json.loads(line).get("id")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(record_id, str):
+                ids[record_id] = None
+        while len(ids) > RECENT_IDS:
+            ids.popitem(last=False)
+        return ids
+
     def _recover_torn_tail(self) -> int:
         size = os.fstat(self._fd).st_size
         if size == 0 or os.pread(self._fd, 1, size - 1) == b"\n":
@@ -177,10 +205,15 @@ class AuditLog:
         return keep
 
     def append(self, record: AuditRecord) -> int:
-        """Write one record durably (per the fsync policy); returns its ``seq``."""
+        """Write one record durably (per the fsync policy); returns its ``seq``.
+
+        A record whose ``id`` was among the recent ones is not written again (its ``seq``
+        is then the current head's)."""
         with self._lock:
             if self._closed:
                 raise AuditLogError(f"audit log {self.path} is closed")
+            if record.id is not None and record.id in self._recent_ids:
+                return self.seq
             seq = self.seq + 1
             line, digest = encode_line(record, seq, self.head_hash)
             try:
@@ -193,6 +226,10 @@ class AuditLog:
                 ) from err
             self._size += len(line)
             self.seq, self.head_hash = seq, digest
+            if record.id is not None:
+                self._recent_ids[record.id] = None
+                if len(self._recent_ids) > RECENT_IDS:
+                    self._recent_ids.popitem(last=False)
             self._maybe_fsync()
             return seq
 

@@ -268,3 +268,27 @@ def test_reading_since_a_small_log_reads_it_all(tmp_path: Path) -> None:
     write_history(path, 40, end=END)
     records = list(read_records(path, ReadReport("x"), since=END - timedelta(days=1)))
     assert len(records) == 40
+
+
+def test_a_record_flushed_twice_is_written_once_even_after_reopening(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from controller.adapters.audit.log import AuditLog, verify
+    from controller.core.audit import AuditRecord, Decision
+
+    record = AuditRecord(
+        id="uid-1/7",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        lane="docs",
+        decision=Decision.PROMOTED,
+        reason="promotion complete",
+    )
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path) as log:
+        log.append(record)
+        log.append(record)
+    with AuditLog(path) as log:  # a restarted controller flushing its outbox again
+        log.append(record)
+        log.append(record.model_copy(update={"id": "uid-1/8"}))
+    assert len(path.read_text().splitlines()) == 2
+    assert verify(path).ok
