@@ -20,10 +20,11 @@ from kubernetes import client
 from kubernetes.informer import SharedInformer
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
+from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import KubeApi
 from controller.core import canary as mech
 from controller.runtime.leader import Leadership
-from controller.runtime.ports import Analyzer, AuditSink, FlagRamp, GateEvaluator
+from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 from controller.runtime.reconciler import Caches, Key, Reconciler
 from controller.runtime.workqueue import ShutDownError, WorkQueue
 

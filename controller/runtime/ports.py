@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from controller.core.audit import AuditRecord
 from controller.core.gates import GateReport
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement
 
@@ -43,10 +42,4 @@ class FlagRamp(Protocol):
 
     def weight(self, lane: ChangeLane, release: LaneRelease) -> int | None:
         """The on-variant weight in force now, or None when it cannot be read."""
-        ...
-
-
-class AuditSink(Protocol):
-    def write(self, record: AuditRecord) -> None:
-        """Write one record. Must tolerate seeing the same record id twice."""
         ...

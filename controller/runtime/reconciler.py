@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
 from controller.core import canary as mech
 from controller.core.gates import GateReport, GateResult
@@ -42,7 +43,7 @@ from controller.core.release_machine import (
     decide,
 )
 from controller.runtime.gates import release_spec_from_template
-from controller.runtime.ports import Analyzer, AuditSink, FlagRamp, GateEvaluator
+from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 
 log = structlog.get_logger("changelane.reconciler")
 
@@ -544,7 +545,7 @@ class Reconciler:
         for record in records:
             for sink in self.sinks:
                 try:
-                    sink.write(record)
+                    sink.emit(record)
                 except Exception:
                     log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
             if involved is not None:

@@ -115,7 +115,7 @@ class ImageJudge:
 class MemorySink:
     records: list[AuditRecord] = field(default_factory=list)
 
-    def write(self, record: AuditRecord) -> None:
+    def emit(self, record: AuditRecord) -> None:
         if all(r.id != record.id for r in self.records):
             self.records.append(record)
 
