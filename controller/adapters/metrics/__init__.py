@@ -1,0 +1,6 @@
+"""The Metrics port: Prometheus queries for the analysis judges, and a loopback Prometheus
+harness (``prometheus_process``) for tests and the demo."""
+
+from controller.adapters.metrics.prometheus import PrometheusMetrics
+
+__all__ = ["PrometheusMetrics"]
