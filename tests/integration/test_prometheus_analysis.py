@@ -253,3 +253,44 @@ def test_prometheus_stopped_mid_analysis_gives_error_never_pass(prometheus_bin: 
             assert outcomes[:-1] == [Outcome.HOLD] * SEQUENTIAL.consecutive_error_limit
             assert outcomes[-1] is Outcome.PAUSE
             metrics.close()
+
+
+def test_runtime_analyzer_judges_the_docs_site_lane_on_a_release(env: Env, repo: Any) -> None:
+    """The port the runtime calls, with the checked-in lane's own checks and templates."""
+    from datetime import timedelta
+
+    import yaml
+
+    from controller.adapters.metrics import PrometheusAnalyzer
+    from controller.core.models import ChangeLane, LaneRelease
+
+    lane = ChangeLane.model_validate(
+        yaml.safe_load((repo / "lanes" / "docs-site.yaml").read_text())
+    )
+    now = datetime.now(UTC)
+    release = LaneRelease.model_validate(
+        {
+            "metadata": {"name": "bad-1", "namespace": "docs"},
+            "spec": {
+                "lane": "docs-site",
+                "target": {"name": "bad", "namespace": "docs"},
+                "from": {"podTemplateHash": "aaa"},
+                "to": {"podTemplateHash": "bbb"},
+            },
+            "status": {
+                "phase": "Progressing",
+                "currentStep": 1,
+                "stepStartedAt": (
+                    now - timedelta(seconds=time.monotonic() - env.started)
+                ).isoformat(),
+            },
+        }
+    )
+    analyzer = PrometheusAnalyzer(
+        PrometheusMetrics(env.prom.url, timeout_s=2, min_window_seconds=3)
+    )
+    error_rate = next(c for c in lane.spec.analysis.checks if c.name == "error-rate")
+    m = analyzer.measure(lane, release, error_rate, now)
+    assert m.step == 1
+    assert m.verdict is Verdict.FAIL, m.message
+    assert m.query is not None and 'app="bad"' in m.query and 'track="canary"' in m.query
