@@ -94,11 +94,30 @@ def explain(error: Any) -> str:
     return f"expected {message[0].lower()}{message[1:]}" if kind != "value_error" else message
 
 
-def problems_from_validation(file: str, document: int, exc: ValidationError) -> list[Problem]:
+def problems_from_validation(
+    file: str, document: int, exc: ValidationError, doc: Any = None
+) -> list[Problem]:
     return [
-        Problem(file, document, field_path(err["loc"]), explain(err))
+        Problem(file, document, field_path(err["loc"]), explain(err) + _subject(doc, err["loc"]))
         for err in exc.errors(include_url=False)
     ]
+
+
+def _subject(doc: Any, loc: tuple[int | str, ...]) -> str:
+    """`` (lane L, check C)`` for a problem inside an analysis check, so the message names
+    them and not only an index."""
+    if not isinstance(doc, dict) or tuple(loc[:3]) != ("spec", "analysis", "checks"):
+        return ""
+    lane = (
+        (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    )
+    try:
+        check = doc["spec"]["analysis"]["checks"][loc[3]].get("name")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        check = None
+    if lane is None or check is None:
+        return ""
+    return f" (lane {lane}, check {check})"
 
 
 def iter_yaml_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -127,7 +146,7 @@ def validate_document(doc: Any, file: str, index: int) -> tuple[ChangeLane | Non
     try:
         return ChangeLane.model_validate(doc), []
     except ValidationError as exc:
-        return None, problems_from_validation(file, index, exc)
+        return None, problems_from_validation(file, index, exc, doc)
 
 
 def load_lanes(paths: Iterable[Path]) -> tuple[list[LoadedLane], list[Problem]]:

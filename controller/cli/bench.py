@@ -10,7 +10,7 @@ import click
 
 @click.group("bench")
 def bench() -> None:
-    """Measure speed and memory (print a table; --json FILE writes the numbers)."""
+    """Measure speed, memory and decision quality (print a table; --json FILE writes them)."""
 
 
 @bench.command("audit")
@@ -25,3 +25,18 @@ def audit(records: int, runs: int, json_file: Path | None) -> None:
     click.echo(audit_bench.render(result))
     if json_file is not None:
         json_file.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@bench.command("decisions")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--traces", type=click.IntRange(min=1), default=200, show_default=True)
+def decisions(json_path: Path | None, seed: int, traces: int) -> None:
+    """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults."""
+    from controller.bench import decisions as bench_decisions
+
+    result = bench_decisions.run(traces=traces, seed=seed)
+    click.echo(bench_decisions.table(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(f"wrote {json_path}")

@@ -1,12 +1,27 @@
 """Check policy: what a measurement means under a check's limits (pure).
 
-Argo Rollouts' counters (failures, consecutive errors, inconclusive) with Flagger's idea of
-a per-check limit, but with safe defaults: a critical Fail rolls back at once, errors and
-inconclusive results never pass and, past their limits, stop the release for a human.
+Argo Rollouts' counters (failures, consecutive errors, inconclusive) with a per-check action
+for each limit, and safe defaults:
+
+- Pass: CONTINUE (this check does not block the step from advancing).
+- Fail: a critical check rolls back at once; otherwise failures are cumulative over the
+  release (Flagger-style, never reset by a Pass) and, past ``failureLimit``,
+  ``onFailureLimit`` applies (default rollback). Below the limit: HOLD.
+- Error (query failed, bad template, Prometheus down): HOLD, never a pass; more than
+  ``consecutiveErrorLimit`` in a row applies ``onErrorLimit`` (default pause: a broken
+  monitoring system is a reason to stop and ask, not to roll back a healthy canary).
+- Inconclusive (no data, too few samples, not enough evidence yet): HOLD; more than
+  ``inconclusiveLimit`` in a row *at the same step* applies ``onInconclusiveLimit``
+  (default pause). Counting in a row, per step, because every step starts with too little
+  data: it is being stuck without evidence that should stop the release.
+
+The reason string names the check, the measured values, the threshold and the statistic,
+because it becomes the rollback or pause message a human reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from controller.core.models import AnalysisCheck, CheckStatus, LimitAction, Measurement, Verdict
@@ -31,17 +46,24 @@ _FOR_ACTION = {
 }
 
 
+def worst(outcomes: Iterable[Outcome]) -> Outcome:
+    """The outcome of several checks at one tick: the most severe one."""
+    return max(outcomes, key=lambda o: o.severity, default=Outcome.CONTINUE)
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
 def describe(m: Measurement) -> str:
-    parts = [f"check {m.check}: {m.verdict.value}"]
-    if m.canary is not None:
-        parts.append(f"canary={m.canary:g}")
+    """One line naming the check, verdict, measured values, threshold and statistic."""
+    values = f"canary={_num(m.canary)}"
     if m.baseline is not None:
-        parts.append(f"baseline={m.baseline:g}")
-    if m.threshold is not None:
-        parts.append(f"threshold={m.threshold:g}")
-    if m.statistic:
-        parts.append(f"statistic {m.statistic}")
-    text = ", ".join(parts)
+        values += f", baseline={_num(m.baseline)}"
+    text = (
+        f"check {m.check} {m.verdict.value}: {values}, threshold={_num(m.threshold)}, "
+        f"statistic {m.statistic or 'n/a'}"
+    )
     return f"{text} ({m.message})" if m.message else text
 
 
@@ -52,17 +74,20 @@ def apply_measurement(
     s = status.model_copy()
     if s.last_step != measurement.step:
         s.passes_at_step = 0
+        s.consecutive_inconclusive = 0
     s.last_step = measurement.step
     s.last_verdict = measurement.verdict
     reason = describe(measurement)
     verdict = measurement.verdict
+    if verdict is not Verdict.ERROR:
+        s.consecutive_errors = 0
+    if verdict is not Verdict.INCONCLUSIVE:
+        s.consecutive_inconclusive = 0
     if verdict is Verdict.PASS:
         s.passes_at_step += 1
-        s.consecutive_errors = 0
         return s, Outcome.CONTINUE, reason
     if verdict is Verdict.FAIL:
         s.failures += 1
-        s.consecutive_errors = 0
         if check.critical:
             return s, Outcome.ROLLBACK, f"critical {reason}"
         if s.failures > check.failure_limit:
@@ -80,7 +105,11 @@ def apply_measurement(
             return s, _FOR_ACTION[check.on_error_limit], f"{reason}; {limit}"
         return s, Outcome.HOLD, reason
     s.inconclusive += 1
-    if s.inconclusive > check.inconclusive_limit:
-        limit = f"inconclusive {s.inconclusive} > inconclusiveLimit {check.inconclusive_limit}"
+    s.consecutive_inconclusive += 1
+    if s.consecutive_inconclusive > check.inconclusive_limit:
+        limit = (
+            f"inconclusive {s.consecutive_inconclusive} in a row at step {measurement.step} > "
+            f"inconclusiveLimit {check.inconclusive_limit}"
+        )
         return s, _FOR_ACTION[check.on_inconclusive_limit], f"{reason}; {limit}"
     return s, Outcome.HOLD, reason

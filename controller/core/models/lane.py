@@ -277,8 +277,9 @@ class AnalysisCheck(CamelModel):
     direction: Direction = Direction.LOWER_IS_BETTER
     threshold: float | None = Field(
         default=None,
-        description="threshold: the limit; relative: an absolute floor below "
-        "which the canary always passes.",
+        description="threshold: the limit; relative: an absolute floor on the good side of "
+        "which the canary always passes; sequential: an error-ratio floor: the canary passes "
+        "once its (1-alpha) upper bound is at or below it (for services with almost no errors).",
     )
     max_ratio: Annotated[float, Field(gt=1.0)] | None = Field(
         default=None, description="relative: allowed canary/baseline ratio."
@@ -290,15 +291,25 @@ class AnalysisCheck(CamelModel):
         default=14.4, description="burnRate: burn rate that fails in both windows."
     )
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
-        default=0.01, description="sequential: false-rollback rate however often it looks."
+        default=0.01,
+        description="sequential: chance of failing a canary no worse than the baseline, "
+        "however often it looks (the false-rollback rate per step).",
     )
     min_detectable_effect: Annotated[float, Field(gt=0.0)] = Field(
         default=1.0,
-        description="sequential: relative increase to detect (1.0 = canary twice baseline).",
+        description="sequential: relative increase of the error ratio that must never pass "
+        "(1.0 = canary twice the baseline's).",
+    )
+    power: Annotated[float, Field(gt=0.5, lt=1.0)] = Field(
+        default=0.999,
+        description="sequential: chance that a regression of minDetectableEffect is caught "
+        "rather than passed; a Pass needs the evidence this implies.",
     )
     critical: bool = Field(default=False, description="One Fail rolls back at once.")
     min_samples: Annotated[int, Field(ge=1)] = Field(
-        default=50, description="Events needed before the check can pass."
+        default=50,
+        description="Events (totalQuery) each arm needs before the check can pass; point "
+        "estimates (threshold, relative, burnRate) cannot fail before it either.",
     )
     interval: Duration | None = Field(default=None, description="Defaults to the lane's.")
     failure_limit: Annotated[int, Field(ge=0)] = Field(
@@ -308,7 +319,9 @@ class AnalysisCheck(CamelModel):
     consecutive_error_limit: Annotated[int, Field(ge=0)] = 4
     on_error_limit: LimitAction = LimitAction.PAUSE
     inconclusive_limit: Annotated[int, Field(ge=0)] = Field(
-        default=20, description="Inconclusive measurements tolerated before onInconclusiveLimit."
+        default=120,
+        description="Inconclusive measurements in a row at one step tolerated before "
+        "onInconclusiveLimit (evidence takes time at low traffic: 120 is an hour at 30s).",
     )
     on_inconclusive_limit: LimitAction = LimitAction.PAUSE
 

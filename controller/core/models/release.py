@@ -130,10 +130,13 @@ class CheckStatus(CamelModel):
     """Counters per check, as Argo Rollouts keeps them per metric."""
 
     name: str
-    failures: int = 0
+    failures: int = Field(default=0, description="Fails over the whole release.")
     errors: int = 0
     consecutive_errors: int = 0
-    inconclusive: int = 0
+    inconclusive: int = Field(default=0, description="Inconclusive results over the release.")
+    consecutive_inconclusive: int = Field(
+        default=0, description="Inconclusive results in a row at the current step."
+    )
     passes_at_step: int = 0
     last_verdict: Verdict | None = None
     last_step: int | None = None

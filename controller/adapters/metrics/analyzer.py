@@ -1,0 +1,73 @@
+"""The runtime's ``Analyzer`` port on Prometheus: release -> parameters -> fetch -> judge.
+
+Parameters come from the release: ``namespace`` and ``workload`` from its target,
+``revision`` from the pod-template hash of the track (``to`` for the canary, ``from`` for
+the baseline), ``lane`` from the lane, and ``window`` = seconds since the canary reached
+its current step (``status.stepStartedAt``), the window the sequential test assumes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from controller.adapters.metrics.prometheus import PrometheusMetrics
+from controller.core.analysis import ReleaseParams, analysis_window_seconds, judge
+from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+
+log = structlog.get_logger("changelane.analysis")
+
+
+def release_params(
+    lane: ChangeLane, release: LaneRelease, now: datetime, min_window_seconds: int
+) -> ReleaseParams:
+    started = release.status.step_started_at or release.status.started_at or now
+    return ReleaseParams(
+        lane=lane.name,
+        namespace=release.spec.target.namespace,
+        workload=release.spec.target.name,
+        canary_revision=release.spec.to_revision.pod_template_hash or "",
+        baseline_revision=release.spec.from_revision.pod_template_hash or "",
+        window_seconds=analysis_window_seconds(started, now),
+        min_window_seconds=min_window_seconds,
+    )
+
+
+class PrometheusAnalyzer:
+    """Queries and judges one check for a release's current step; never raises."""
+
+    def __init__(self, metrics: PrometheusMetrics) -> None:
+        self.metrics = metrics
+
+    def measure(
+        self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
+    ) -> Measurement:
+        step = release.status.current_step
+        try:
+            params = release_params(lane, release, now, self.metrics.min_window_seconds)
+            sample = self.metrics.fetch(check, params)
+            measurement = judge(check, sample, step=step, now=now)
+        except Exception as exc:  # a bug here must hold the release, never pass it
+            log.exception("analysis failed", lane=lane.name, check=check.name)
+            return Measurement(
+                check=check.name,
+                time=now,
+                step=step,
+                verdict=Verdict.ERROR,
+                message=f"lane {lane.name}, check {check.name}: analysis failed: {exc}",
+            )
+        log.info(
+            "measurement",
+            lane=lane.name,
+            release=release.name,
+            check=check.name,
+            step=step,
+            verdict=measurement.verdict.value,
+            canary=measurement.canary,
+            baseline=measurement.baseline,
+            threshold=measurement.threshold,
+            statistic=measurement.statistic,
+            window_s=params.window_seconds,
+        )
+        return measurement

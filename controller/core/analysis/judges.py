@@ -1,0 +1,383 @@
+"""Judges: one check's fetched sample in, one :class:`Measurement` out (pure, stateless).
+
+Rules every judge follows:
+
+- a query error is an Error measurement; no data or too few samples is Inconclusive,
+  never a Pass and never silently a Fail;
+- a point estimate (threshold, relative, burn rate) needs ``minSamples`` events before it
+  passes *or* fails, when the check counts its events (``totalQuery``); only the
+  sequential test, whose error rates hold however early it looks, may fail before that;
+- an empty *errors* query next to a non-empty total counts as zero bad events, because a
+  counter labelled with an error code only exists after its first error;
+- NaN is no data; +/-Inf is a value (a latency quantile in the +Inf bucket is very slow).
+
+Every message names the measured values, the limit and the statistic in one sentence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.core.analysis.sample import (
+    CheckSample,
+    QueryResult,
+    ResultKind,
+    Role,
+    Track,
+    burn_rate_tiers,
+    promql_duration,
+)
+from controller.core.analysis.stats import ratio_upper_bound, sequential_test
+from controller.core.models import AnalysisCheck, CheckKind, Direction, Measurement, Verdict
+
+
+class _InconclusiveError(Exception):
+    """Not enough evidence; the message says why. Values known so far ride along."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        canary: float | None = None,
+        baseline: float | None = None,
+        threshold: float | None = None,
+        statistic: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.canary = canary
+        self.baseline = baseline
+        self.threshold = threshold
+        self.statistic = statistic
+
+
+class _QueryFailedError(Exception):
+    """A needed query failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class _Tick:
+    check: str
+    time: datetime
+    step: int
+    query: str | None
+
+    def measure(
+        self,
+        verdict: Verdict,
+        message: str,
+        *,
+        canary: float | None = None,
+        baseline: float | None = None,
+        threshold: float | None = None,
+        statistic: str | None = None,
+    ) -> Measurement:
+        return Measurement(
+            check=self.check,
+            time=self.time,
+            step=self.step,
+            query=self.query,
+            verdict=verdict,
+            canary=_finite_or_none(canary),
+            baseline=_finite_or_none(baseline),
+            threshold=_finite_or_none(threshold),
+            statistic=statistic,
+            message=message,
+        )
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    # The status is JSON: NaN and Inf cannot travel; the message keeps the real value.
+    return x if x is not None and math.isfinite(x) else None
+
+
+def judge(check: AnalysisCheck, sample: CheckSample, *, step: int, now: datetime) -> Measurement:
+    """Judge one check at one analysis tick."""
+    tick = _Tick(check.name, now, step, _queries(sample))
+    if sample.error is not None:
+        return tick.measure(Verdict.ERROR, sample.error)
+    try:
+        return _JUDGES[check.kind](check, sample, tick)
+    except _QueryFailedError as exc:
+        return tick.measure(Verdict.ERROR, f"lane {sample.lane}, check {check.name}: {exc}")
+    except _InconclusiveError as exc:
+        return tick.measure(
+            Verdict.INCONCLUSIVE,
+            str(exc),
+            canary=exc.canary,
+            baseline=exc.baseline,
+            threshold=exc.threshold,
+            statistic=exc.statistic,
+        )
+
+
+def _queries(sample: CheckSample) -> str | None:
+    queries = sample.queries
+    return "\n".join(queries) if queries else None
+
+
+def _value(result: QueryResult, what: str) -> float:
+    if result.kind is ResultKind.ERROR:
+        raise _QueryFailedError(f"{what}: {result.detail or 'query failed'}")
+    if result.kind is ResultKind.NO_DATA or result.value is None or math.isnan(result.value):
+        detail = f" ({result.detail})" if result.detail else ""
+        raise _InconclusiveError(f"no data for {what}{detail}: not enough evidence to judge")
+    return result.value
+
+
+def _count(sample: CheckSample, track: Track, role: Role, seconds: int | None = None) -> float:
+    result = sample.get(track, role, seconds)
+    what = f"{track.value} {role.value}"
+    if role is Role.ERRORS and result.kind is ResultKind.NO_DATA:
+        total = sample.get(track, Role.TOTAL, seconds)
+        if total.kind is ResultKind.OK:
+            return 0.0  # no error-coded series yet: zero bad events
+    value = _value(result, what)
+    if math.isinf(value) or value < 0:
+        raise _QueryFailedError(f"{what} count is {value:g}; expected a finite count >= 0")
+    return value
+
+
+def _samples_gate(
+    check: AnalysisCheck,
+    sample: CheckSample,
+    tracks: tuple[Track, ...],
+    *,
+    canary: float,
+    threshold: float,
+    baseline: float | None = None,
+) -> None:
+    if check.total_query is None:
+        return
+    counts = {t: _count(sample, t, Role.TOTAL) for t in tracks}
+    if any(n < check.min_samples for n in counts.values()):
+        have = ", ".join(f"{t.value} {n:.0f}" for t, n in counts.items())
+        raise _InconclusiveError(
+            f"too few samples to judge: {have} events, minSamples {check.min_samples}",
+            canary=canary,
+            baseline=baseline,
+            threshold=threshold,
+        )
+
+
+def _worse(check: AnalysisCheck, value: float, limit: float) -> bool:
+    if check.direction is Direction.LOWER_IS_BETTER:
+        return value > limit
+    return value < limit
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+def _threshold(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measurement:
+    assert check.threshold is not None
+    canary = _value(sample.get(Track.CANARY, Role.VALUE), "canary value")
+    limit = check.threshold
+    _samples_gate(check, sample, (Track.CANARY,), canary=canary, threshold=limit)
+    bad = _worse(check, canary, limit)
+    if check.direction is Direction.LOWER_IS_BETTER:
+        op = ">" if bad else "<="
+    else:
+        op = "<" if bad else ">="
+    return tick.measure(
+        Verdict.FAIL if bad else Verdict.PASS,
+        f"{check.name} {_fmt(canary)} canary {op} limit {_fmt(limit)} ({check.direction.value})",
+        canary=canary,
+        threshold=limit,
+        statistic=f"value {_fmt(canary)} {op} limit {_fmt(limit)}",
+    )
+
+
+# --------------------------------------------------------------------------- relative
+
+
+def _relative(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measurement:
+    assert check.max_ratio is not None
+    canary = _value(sample.get(Track.CANARY, Role.VALUE), "canary value")
+    baseline = _value(sample.get(Track.BASELINE, Role.VALUE), "baseline value")
+    lower_better = check.direction is Direction.LOWER_IS_BETTER
+    limit = baseline * check.max_ratio if lower_better else baseline / check.max_ratio
+    _samples_gate(
+        check,
+        sample,
+        (Track.CANARY, Track.BASELINE),
+        canary=canary,
+        baseline=baseline,
+        threshold=limit,
+    )
+    floor = check.threshold
+    within_floor = floor is not None and not _worse(check, canary, floor)
+    beyond = _worse(check, canary, limit)
+    ratio = _ratio(canary, baseline)
+    floor_text = f", floor {_fmt(floor)}" if floor is not None else ""
+    note = " (within the floor)" if within_floor and beyond else ""
+    return tick.measure(
+        Verdict.FAIL if beyond and not within_floor else Verdict.PASS,
+        f"{check.name} {_fmt(canary)} canary vs {_fmt(baseline)} baseline (x{_fmt(ratio)}), "
+        f"limit {_fmt(limit)} = x{_fmt(check.max_ratio)} baseline{floor_text}{note}",
+        canary=canary,
+        baseline=baseline,
+        threshold=limit,
+        statistic=f"ratio {_fmt(ratio)} vs allowed {_fmt(check.max_ratio)}",
+    )
+
+
+def _ratio(canary: float, baseline: float) -> float:
+    if baseline == 0:
+        return 1.0 if canary == 0 else math.inf
+    return canary / baseline
+
+
+# --------------------------------------------------------------------------- burn rate
+
+
+def _burn_rate(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measurement:
+    assert check.slo_target is not None
+    budget = 1.0 - check.slo_target
+    limit_ratio = check.max_burn_rate * budget
+    window = sample.window_seconds
+    errors = _count(sample, Track.CANARY, Role.ERRORS, window)
+    total = _count(sample, Track.CANARY, Role.TOTAL, window)
+    ratio = errors / total if total > 0 else None
+    if total < check.min_samples:
+        raise _InconclusiveError(
+            f"too few samples to judge: canary {total:.0f} events, minSamples {check.min_samples}",
+            canary=ratio,
+            threshold=limit_ratio,
+        )
+    assert ratio is not None
+    firing: list[str] = []
+    readings: list[str] = []
+    unknown: list[str] = []
+    for tier in burn_rate_tiers(check, window, sample.min_window_seconds):
+        burns: list[float] = []
+        for seconds in (tier.long_seconds, tier.short_seconds):
+            n = _count(sample, Track.CANARY, Role.TOTAL, seconds)
+            if n <= 0:
+                unknown.append(f"{tier.name} [{promql_duration(seconds)}]")
+                break
+            burns.append(_count(sample, Track.CANARY, Role.ERRORS, seconds) / n / budget)
+        else:
+            readings.append(
+                f"{tier.name} {burns[0]:.1f}x [{promql_duration(tier.long_seconds)}] and "
+                f"{burns[1]:.1f}x [{promql_duration(tier.short_seconds)}] vs {tier.factor:.1f}x"
+            )
+            if min(burns) >= tier.factor:
+                firing.append(tier.name)
+    burn = ratio / budget
+    statistic = "burn " + "; ".join(readings) if readings else f"burn {burn:.1f}x"
+    slo = f"{100 * check.slo_target:g}%"
+    head = (
+        f"error ratio {_pct(ratio)} canary, burn rate {burn:.1f}x, limit {check.max_burn_rate:g}x"
+    )
+    if firing:
+        verdict = Verdict.FAIL
+        what = f"burning the {slo} SLO's error budget too fast ({', '.join(firing)} tier)"
+    elif unknown:
+        raise _InconclusiveError(
+            f"{head}; no traffic in {', '.join(unknown)} to judge the burn rate",
+            canary=ratio,
+            threshold=limit_ratio,
+            statistic=statistic,
+        )
+    else:
+        verdict = Verdict.PASS
+        what = f"within the {slo} SLO's error budget"
+    return tick.measure(
+        verdict,
+        f"{head} ({_pct(limit_ratio)} errors): {what}; {statistic}",
+        canary=ratio,
+        threshold=limit_ratio,
+        statistic=statistic,
+    )
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measurement:
+    c_bad = _count(sample, Track.CANARY, Role.ERRORS)
+    c_total = _count(sample, Track.CANARY, Role.TOTAL)
+    b_bad = _count(sample, Track.BASELINE, Role.ERRORS)
+    b_total = _count(sample, Track.BASELINE, Role.TOTAL)
+    alpha = check.alpha
+    if c_total <= 0 or b_total <= 0:
+        raise _InconclusiveError(
+            f"no traffic to compare: canary {c_total:.0f}, baseline {b_total:.0f} events",
+            threshold=alpha,
+        )
+    mde, power = check.min_detectable_effect, check.power
+    if check.direction is Direction.HIGHER_IS_BETTER:
+        # Counting good events: a canary with fewer is worse, so the arms swap roles.
+        r = sequential_test(b_bad, b_total, c_bad, c_total, mde=mde, alpha=alpha, power=power)
+    else:
+        r = sequential_test(c_bad, c_total, b_bad, b_total, mde=mde, alpha=alpha, power=power)
+    canary_ratio, baseline_ratio = c_bad / c_total, b_bad / b_total
+    values = {"canary": canary_ratio, "baseline": baseline_ratio, "threshold": alpha}
+    head = (
+        f"error ratio {_pct(canary_ratio)} canary vs {_pct(baseline_ratio)} baseline "
+        f"(x{_ratio(canary_ratio, baseline_ratio):.2f})"
+    )
+    if r.p_regression <= alpha:
+        return tick.measure(
+            Verdict.FAIL,
+            f"{head}, sequential test p={r.p_regression:.2g} < {alpha:g}: canary is worse",
+            statistic=f"msprt p={r.p_regression:.2g} < alpha {alpha:g}",
+            **values,
+        )
+    mde_x = f"x{1.0 + mde:g}"
+    statistic = (
+        f"msprt p={r.p_regression:.2g}, {mde_x} ruled out p={r.p_futility:.2g}, "
+        f"{r.bad_events:.0f}/{r.required_bad_events:.0f} bad events"
+    )
+    if min(c_total, b_total) < check.min_samples:
+        raise _InconclusiveError(
+            f"{head}; too few samples to pass: canary {c_total:.0f}, baseline {b_total:.0f} "
+            f"events, minSamples {check.min_samples}",
+            statistic=statistic,
+            **values,
+        )
+    if check.threshold is not None:
+        upper = ratio_upper_bound(c_bad, c_total, alpha)
+        if upper <= check.threshold:
+            return tick.measure(
+                Verdict.PASS,
+                f"{head}, canary error ratio at most {_pct(upper)} (1-alpha bound) <= floor "
+                f"{_pct(check.threshold)}; sequential test p={r.p_regression:.2g}",
+                statistic=f"{statistic}, upper bound {_pct(upper)}",
+                **values,
+            )
+    if r.p_futility <= r.beta and r.bad_events >= r.required_bad_events:
+        return tick.measure(
+            Verdict.PASS,
+            f"{head}, a {mde_x} regression is ruled out (p={r.p_futility:.2g} < {r.beta:g}) "
+            f"after {r.bad_events:.0f} bad events; sequential test p={r.p_regression:.2g}",
+            statistic=statistic,
+            **values,
+        )
+    raise _InconclusiveError(
+        f"{head}, not enough evidence yet: sequential test p={r.p_regression:.2g} (fails < "
+        f"{alpha:g}), {mde_x} ruled out at p={r.p_futility:.2g} (passes < {r.beta:g}) after "
+        f"{r.bad_events:.0f} bad events (fixed-horizon floor {r.required_bad_events:.0f})",
+        statistic=statistic,
+        **values,
+    )
+
+
+_Judge = Callable[[AnalysisCheck, CheckSample, _Tick], Measurement]
+_JUDGES: dict[CheckKind, _Judge] = {
+    CheckKind.THRESHOLD: _threshold,
+    CheckKind.RELATIVE: _relative,
+    CheckKind.BURN_RATE: _burn_rate,
+    CheckKind.SEQUENTIAL: _sequential,
+}

@@ -1,0 +1,238 @@
+"""Judges: verdicts, sentences, and the no-data/error rules every judge follows."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from controller.core.analysis import (
+    CheckSample,
+    ReleaseParams,
+    Role,
+    SeriesKey,
+    Track,
+    judge,
+    plan_queries,
+)
+from controller.core.analysis.sample import burn_rate_tiers, counts_sample, failed, no_data, ok
+from controller.core.models import AnalysisCheck, Measurement, Verdict
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SELECT = 'app="{{ workload }}", track="{{ track }}"'
+ERRORS = "sum(increase(http_requests_total{" + SELECT + ', code=~"5.."}[{{ window }}]))'
+TOTAL = "sum(increase(http_requests_total{" + SELECT + "}[{{ window }}]))"
+LATENCY = "histogram_quantile(0.95, sum by (le) (rate(h_bucket{" + SELECT + "}[{{ window }}])))"
+
+
+def check(**fields: Any) -> AnalysisCheck:
+    return AnalysisCheck.model_validate({"name": "error-rate", **fields})
+
+
+def sequential(**fields: Any) -> AnalysisCheck:
+    return check(kind="sequential", errorsQuery=ERRORS, totalQuery=TOTAL, **fields)
+
+
+def run(c: AnalysisCheck, sample: CheckSample) -> Measurement:
+    return judge(c, sample, step=1, now=NOW)
+
+
+def values(c: AnalysisCheck, canary: Any, baseline: Any = None, window: int = 60) -> CheckSample:
+    results = {SeriesKey(Track.CANARY, Role.VALUE, window): canary}
+    if baseline is not None:
+        results[SeriesKey(Track.BASELINE, Role.VALUE, window)] = baseline
+    return CheckSample(lane="docs", check=c.name, window_seconds=window, results=results)
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+def test_sequential_fails_a_clear_regression_with_a_sentence_naming_values_and_statistic() -> None:
+    m = run(
+        sequential(),
+        counts_sample("docs", "error-rate", 120, canary=(41, 1000), baseline=(9, 1000)),
+    )
+    assert m.verdict is Verdict.FAIL
+    assert m.canary == pytest.approx(0.041) and m.baseline == pytest.approx(0.009)
+    assert m.threshold == 0.01
+    assert "error ratio 4.10% canary vs 0.90% baseline" in m.message
+    assert "sequential test p=" in m.message and "< 0.01" in m.message
+    assert m.statistic is not None and m.statistic.startswith("msprt p=")
+
+
+def test_sequential_passes_only_when_the_mde_is_ruled_out_with_enough_events() -> None:
+    c = sequential()
+    early = run(c, counts_sample("docs", "error-rate", 60, canary=(5, 1000), baseline=(5, 1000)))
+    assert early.verdict is Verdict.INCONCLUSIVE
+    assert "not enough evidence" in early.message
+    late = run(
+        c, counts_sample("docs", "error-rate", 60, canary=(150, 30000), baseline=(150, 30000))
+    )
+    assert late.verdict is Verdict.PASS, late.message
+    assert "x2 regression is ruled out" in late.message
+
+
+def test_sequential_never_passes_below_min_samples_but_may_fail() -> None:
+    c = sequential(minSamples=500)
+    few_healthy = run(c, counts_sample("docs", "e", 60, canary=(0, 100), baseline=(0, 100)))
+    assert few_healthy.verdict is Verdict.INCONCLUSIVE
+    outage = run(c, counts_sample("docs", "e", 60, canary=(100, 100), baseline=(1, 100)))
+    assert outage.verdict is Verdict.FAIL
+
+
+def test_sequential_zero_errors_pass_only_through_the_declared_floor() -> None:
+    clean = counts_sample("docs", "e", 600, canary=(0, 20000), baseline=(0, 20000))
+    assert run(sequential(), clean).verdict is Verdict.INCONCLUSIVE
+    m = run(sequential(threshold=0.001), clean)
+    assert m.verdict is Verdict.PASS and "floor 0.10%" in m.message
+
+
+def test_sequential_higher_is_better_flips_the_arms() -> None:
+    c = sequential(direction="higherIsBetter")
+    fewer_good = counts_sample("docs", "e", 60, canary=(200, 1000), baseline=(900, 1000))
+    assert run(c, fewer_good).verdict is Verdict.FAIL
+    more_good = counts_sample("docs", "e", 60, canary=(900, 1000), baseline=(200, 1000))
+    assert run(sequential(), more_good).verdict is Verdict.FAIL
+    assert run(c, more_good).verdict is not Verdict.FAIL
+
+
+def test_empty_errors_query_next_to_traffic_counts_as_zero_errors() -> None:
+    c = sequential(threshold=0.01)
+    s = counts_sample("docs", "e", 600, canary=(0, 5000), baseline=(3, 5000))
+    results = dict(s.results)
+    results[SeriesKey(Track.CANARY, Role.ERRORS, 600)] = no_data()
+    m = run(c, CheckSample("docs", "e", 600, results=results))
+    assert m.verdict is Verdict.PASS and m.canary == 0.0
+
+
+def test_no_traffic_is_inconclusive_and_no_data_never_passes() -> None:
+    c = sequential()
+    assert run(c, counts_sample("docs", "e", 60, canary=None, baseline=(1, 100))).verdict is (
+        Verdict.INCONCLUSIVE
+    )
+    assert run(c, counts_sample("docs", "e", 60, canary=(0, 0), baseline=(0, 100))).verdict is (
+        Verdict.INCONCLUSIVE
+    )
+
+
+def test_query_errors_are_error_measurements_naming_lane_and_check() -> None:
+    c = sequential()
+    s = counts_sample("docs", "e", 60, canary=(1, 100), baseline=(1, 100))
+    results = dict(s.results)
+    results[SeriesKey(Track.BASELINE, Role.TOTAL, 60)] = failed("HTTP 400: parse error")
+    m = run(c, CheckSample("docs", "e", 60, results=results))
+    assert m.verdict is Verdict.ERROR
+    assert "lane docs" in m.message and "check error-rate" in m.message and "HTTP 400" in m.message
+
+
+@pytest.mark.parametrize("bad", [math.inf, -1.0])
+def test_impossible_counts_are_errors(bad: float) -> None:
+    m = run(sequential(), counts_sample("docs", "e", 60, canary=(bad, 100), baseline=(1, 100)))
+    assert m.verdict is Verdict.ERROR and "expected a finite count" in m.message
+
+
+def test_sample_error_becomes_error_measurement() -> None:
+    s = CheckSample("docs", "error-rate", 60, error="lane docs, check error-rate: unreachable")
+    m = run(sequential(), s)
+    assert m.verdict is Verdict.ERROR and m.message.endswith("unreachable")
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+def test_threshold_pass_fail_and_direction() -> None:
+    c = check(name="p99", kind="threshold", query=LATENCY, threshold=0.25)
+    fail = run(c, values(c, ok(0.31)))
+    assert fail.verdict is Verdict.FAIL
+    assert fail.message == "p99 0.31 canary > limit 0.25 (lowerIsBetter)"
+    assert run(c, values(c, ok(0.2))).verdict is Verdict.PASS
+    up = check(
+        name="success", kind="threshold", query=LATENCY, threshold=0.99, direction="higherIsBetter"
+    )
+    assert run(up, values(up, ok(0.98))).verdict is Verdict.FAIL
+    assert run(up, values(up, ok(0.995))).verdict is Verdict.PASS
+
+
+def test_nan_is_no_data_and_inf_is_a_value() -> None:
+    c = check(name="p99", kind="threshold", query=LATENCY, threshold=0.25)
+    assert run(c, values(c, ok(math.nan))).verdict is Verdict.INCONCLUSIVE
+    inf = run(c, values(c, ok(math.inf)))
+    assert inf.verdict is Verdict.FAIL and inf.canary is None and "inf" in inf.message
+    assert run(c, values(c, no_data())).verdict is Verdict.INCONCLUSIVE
+
+
+def test_point_estimates_need_min_samples_to_pass_or_fail() -> None:
+    c = check(
+        name="p99",
+        kind="threshold",
+        query=LATENCY,
+        threshold=0.25,
+        totalQuery=TOTAL,
+        minSamples=100,
+    )
+    s = values(c, ok(5.0))
+    results = dict(s.results)
+    results[SeriesKey(Track.CANARY, Role.TOTAL, 60)] = ok(20)
+    few = run(c, CheckSample("docs", "p99", 60, results=results))
+    assert few.verdict is Verdict.INCONCLUSIVE and "minSamples 100" in few.message
+    results[SeriesKey(Track.CANARY, Role.TOTAL, 60)] = ok(200)
+    assert run(c, CheckSample("docs", "p99", 60, results=results)).verdict is Verdict.FAIL
+
+
+# --------------------------------------------------------------------------- relative
+
+
+def test_relative_ratio_and_floor() -> None:
+    c = check(name="latency", kind="relative", query=LATENCY, maxRatio=1.5, threshold=0.1)
+    fail = run(c, values(c, ok(0.24), ok(0.12)))
+    assert fail.verdict is Verdict.FAIL
+    assert fail.threshold == pytest.approx(0.18)
+    assert "x2" in fail.message and "limit 0.18" in fail.message
+    assert run(c, values(c, ok(0.15), ok(0.12))).verdict is Verdict.PASS
+    # both fast: twice the baseline but under the 100ms floor
+    floor = run(c, values(c, ok(0.08), ok(0.04)))
+    assert floor.verdict is Verdict.PASS and "within the floor" in floor.message
+    assert run(c, values(c, ok(0.3), no_data())).verdict is Verdict.INCONCLUSIVE
+
+
+# --------------------------------------------------------------------------- burn rate
+
+
+def burn_sample(
+    c: AnalysisCheck, window: int, ratio_by_window: dict[int, float], rps: float = 10
+) -> CheckSample:
+    results = {}
+    for tier in burn_rate_tiers(c, window, 30):
+        for seconds in (tier.long_seconds, tier.short_seconds, window):
+            total = rps * seconds
+            ratio = ratio_by_window.get(seconds, ratio_by_window.get(0, 0.0))
+            results[SeriesKey(Track.CANARY, Role.ERRORS, seconds)] = ok(total * ratio)
+            results[SeriesKey(Track.CANARY, Role.TOTAL, seconds)] = ok(total)
+    return CheckSample("docs", c.name, window, results=results)
+
+
+def test_burn_rate_needs_both_windows_of_a_tier() -> None:
+    c = check(name="burn", kind="burnRate", errorsQuery=ERRORS, totalQuery=TOTAL, sloTarget=0.995)
+    tiers = burn_rate_tiers(c, 1800, 30)
+    assert [(t.long_seconds, t.short_seconds) for t in tiers] == [(300, 30), (1800, 150)]
+    healthy = run(c, burn_sample(c, 1800, {0: 0.005}))
+    assert healthy.verdict is Verdict.PASS, healthy.message
+    burning = run(c, burn_sample(c, 1800, {0: 0.10}))
+    assert burning.verdict is Verdict.FAIL and "fast" in burning.message
+    # a short spike alone (short window hot, long windows cool) does not fail
+    spike = run(c, burn_sample(c, 1800, {0: 0.005, 30: 0.5}))
+    assert spike.verdict is Verdict.PASS
+
+
+def test_plan_renders_every_parameter_escaped() -> None:
+    c = sequential()
+    params = ReleaseParams(
+        lane="docs", namespace="docs", workload='web"} or vector(1) #', window_seconds=90
+    )
+    planned = plan_queries(c, params)
+    assert len(planned) == 4
+    assert all('app="web\\"} or vector(1) #"' in p.query for p in planned)
+    assert {p.key.track for p in planned} == {Track.CANARY, Track.BASELINE}
+    assert all("[90s]" in p.query for p in planned)
