@@ -9,11 +9,12 @@ its current step (``status.stepStartedAt``), the window the sequential test assu
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
 from controller.adapters.metrics.prometheus import PrometheusMetrics
-from controller.core.analysis import ReleaseParams, analysis_window_seconds, judge
+from controller.core.analysis import CheckSample, ReleaseParams, analysis_window_seconds, judge
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 
 log = structlog.get_logger("changelane.analysis")
@@ -34,10 +35,19 @@ def release_params(
     )
 
 
+class MetricsSource(Protocol):
+    """What the analyzer needs from a metrics backend: PrometheusMetrics, or the demo's
+    embedded source when no Prometheus is installed."""
+
+    min_window_seconds: int
+
+    def fetch(self, check: AnalysisCheck, params: ReleaseParams) -> CheckSample: ...
+
+
 class PrometheusAnalyzer:
     """Queries and judges one check for a release's current step; never raises."""
 
-    def __init__(self, metrics: PrometheusMetrics) -> None:
+    def __init__(self, metrics: PrometheusMetrics | MetricsSource) -> None:
         self.metrics = metrics
 
     def measure(

@@ -1,0 +1,429 @@
+"""``changelane demo``: the whole product on one machine, with nothing else running.
+
+It starts the simulated cluster, a simulated workload whose errors depend on the release
+serving it, a metrics backend (the real Prometheus binary when it is on PATH, scraping the
+workload on loopback; otherwise the embedded source), and the controller itself (the real
+adapters over HTTP, with leader election). It declares a lane, ships agent-authored
+releases, shows their progress live and ends with the audit trail. Everything it started
+is stopped on the way out, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import structlog
+from kubernetes import client
+
+from controller.adapters.audit.log import AuditLog
+from controller.adapters.audit.sink import FanOutAuditSink
+from controller.adapters.flags.kill_switch import KillSwitch
+from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
+from controller.adapters.kube.api import ConflictError, call
+from controller.adapters.kube.client import api_client
+from controller.adapters.metrics.analyzer import PrometheusAnalyzer
+from controller.adapters.metrics.prometheus import PrometheusMetrics
+from controller.adapters.metrics.prometheus_process import (
+    PrometheusProcess,
+    ScrapeTarget,
+    prometheus_binary,
+)
+from controller.core.audit import AuditRecord
+from controller.core.canary import primary_name, template_hash
+from controller.core.models import API_GROUP, API_VERSION
+from controller.demo import scenario
+from controller.demo.embedded_metrics import EmbeddedMetrics
+from controller.demo.workload import SimulatedWorkload
+from controller.runtime.gates import LaneGates
+from controller.runtime.manager import Controller, Settings
+from controller.sim.cluster import SimCluster
+
+TERMINAL = ("Promoted", "RolledBack", "Rejected")
+#: Phases a release may end the demo in without being terminal (it is held by a gate).
+HELD = ("Gated",)
+
+
+@dataclass
+class ReleaseOutcome:
+    name: str
+    expected: str
+    outcome: str
+    canary_max_weight: int
+    decision_seconds: float | None
+    label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "expected": self.expected,
+            "outcome": self.outcome,
+            "canary_max_weight": self.canary_max_weight,
+            "decision_seconds": self.decision_seconds,
+            **self.extra,
+        }
+
+
+@dataclass
+class DemoResult:
+    metrics_backend: str
+    releases: list[ReleaseOutcome]
+    records: list[AuditRecord]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "metrics_backend": self.metrics_backend,
+            "releases": [r.as_json() for r in self.releases],
+        }
+
+    @property
+    def as_expected(self) -> bool:
+        wanted = {
+            "promote": "Promoted",
+            "rollback": "RolledBack",
+            "reject": "Rejected",
+            "gate": "Gated",
+        }
+        return all(wanted.get(r.expected) == r.outcome for r in self.releases)
+
+
+@dataclass
+class DemoOptions:
+    releases: Sequence[scenario.DemoRelease] = scenario.DEFAULT_RELEASES
+    audit_log: Path | None = None
+    keep: bool = False
+    use_prometheus: bool | None = None  # None: when the binary is on PATH
+    release_timeout_s: float = 90.0
+    out: TextIO | None = None
+    on_ready: Callable[[SimCluster, Path], None] | None = None
+
+
+class _Memory:
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+        self._lock = threading.Lock()
+
+    def emit(self, record: AuditRecord) -> None:
+        with self._lock:
+            if all(r.id != record.id for r in self.records):
+                self.records.append(record)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the demo like Ctrl-C does, so the same cleanup runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_logs(log_file: Path) -> TextIO:
+    """The controller's JSON logs go to a file; the console shows the demo's story."""
+    stream = log_file.open("a", encoding="utf-8")
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    logging.getLogger("kubernetes").setLevel(logging.CRITICAL)
+    logging.getLogger("leaderelection").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3").setLevel(logging.CRITICAL)
+    return stream
+
+
+def run_demo(options: DemoOptions | None = None) -> DemoResult:
+    opts = options or DemoOptions()
+    say = _printer(opts.out)
+    workdir = Path(tempfile.mkdtemp(prefix="changelane-demo-"))
+    with ExitStack() as stack, _terminate_as_interrupt():
+        log_stream = _quiet_logs(workdir / "controller.log")
+        stack.callback(log_stream.close)
+        sim = stack.enter_context(SimCluster(ready_delay=1.0))
+        kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
+        say(f"simulated cluster   {sim.url}  (kubeconfig {kubeconfig})")
+        api = api_client(str(kubeconfig))
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        _create(
+            call,
+            core.create_namespace,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": scenario.NAMESPACE}},
+        )
+
+        workload = SimulatedWorkload(api, scenario.NAMESPACE, scenario.WORKLOAD, rps=60.0)
+        port = workload.serve_metrics()
+        workload.start()
+        stack.callback(workload.stop)
+        say(f"simulated workload  http://127.0.0.1:{port}/metrics  (60 req/s)")
+
+        backend, analyzer = _metrics_backend(opts, stack, workload, port, say)
+
+        flag_file = workdir / "flags.json"
+        flag_file.write_text(json.dumps(_flags_enabling(scenario.LANE)), encoding="utf-8")
+        kill_switch = KillSwitch(
+            build_provider(
+                FlagProviderConfig(kind="flagd-file", path=str(flag_file), poll_interval_ms=500)
+            ),
+            domain=f"changelane.demo.{id(workdir)}",
+        )
+        kill_switch.start()
+        stack.callback(kill_switch.close)
+        say(f"kill switch         OpenFeature flagd FILE provider on {flag_file}")
+
+        memory = _Memory()
+        audit_path = opts.audit_log or workdir / "audit.jsonl"
+        audit_log = AuditLog(audit_path)
+        stack.callback(audit_log.close)
+        sink = FanOutAuditSink([memory, audit_log], required=[audit_log])
+        controller = Controller(
+            api,
+            gates=LaneGates(kill_switch),
+            analyzer=analyzer,
+            sinks=[sink],
+            settings=Settings(
+                instance="demo-controller",
+                lease_namespace=scenario.NAMESPACE,
+                lease_duration=6,
+                renew_deadline=4,
+                retry_period=1,
+            ),
+        )
+        controller.start()
+        stack.callback(controller.stop)
+        say(
+            f"controller          leader election on Lease {scenario.NAMESPACE}/changelane-leader"
+            f"; audit log {audit_path}"
+        )
+
+        _create(
+            call,
+            custom.create_cluster_custom_object,
+            API_GROUP,
+            API_VERSION,
+            "changelanes",
+            scenario.lane(),
+        )
+        say(
+            f"lane                {scenario.LANE}: steps 20% -> 50% -> 100%, "
+            "sequential error-rate test (alpha 0.01)"
+        )
+        _create(call, apps.create_namespaced_deployment, scenario.NAMESPACE, scenario.deployment())
+        _wait(
+            lambda: sim.deployment_ready(scenario.NAMESPACE, primary_name(scenario.WORKLOAD)),
+            60,
+            "the lane to adopt the workload",
+        )
+        say(
+            f"adopted             {scenario.NAMESPACE}/{scenario.WORKLOAD}: "
+            f"{primary_name(scenario.WORKLOAD)} serves, the canary waits at zero\n"
+        )
+        if opts.on_ready is not None:
+            opts.on_ready(sim, kubeconfig)
+
+        outcomes = [
+            _ship(apps, sim, release, opts.release_timeout_s, say) for release in opts.releases
+        ]
+        controller.stop()
+        # Let the last records reach the sinks before the audit trail is printed.
+        time.sleep(0.2)
+        result = DemoResult(backend, outcomes, list(memory.records))
+        _print_trail(result, say)
+        say(f"\naudit log: {audit_path} (verify: changelane audit verify {audit_path})")
+        if opts.keep:
+            say(
+                f"\n--keep: the cluster stays up. Look around:\n"
+                f"  kubectl --kubeconfig {kubeconfig} get lanereleases -A\n"
+                f"  kubectl --kubeconfig {kubeconfig} describe deployment -n "
+                f"{scenario.NAMESPACE} {scenario.WORKLOAD}\nCtrl-C ends it."
+            )
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                say("stopping")
+        return result
+
+
+def _metrics_backend(
+    opts: DemoOptions,
+    stack: ExitStack,
+    workload: SimulatedWorkload,
+    port: int,
+    say: Callable[[str], None],
+) -> tuple[str, PrometheusAnalyzer]:
+    use = opts.use_prometheus if opts.use_prometheus is not None else bool(prometheus_binary())
+    if use:
+        prom = PrometheusProcess([ScrapeTarget(f"127.0.0.1:{port}")], scrape_interval="1s")
+        prom.start()
+        stack.callback(prom.stop)
+        metrics = PrometheusMetrics(prom.url, min_window_seconds=3)
+        stack.callback(metrics.close)
+        say(f"metrics backend     prometheus ({prom.binary}) at {prom.url}, scraping every 1s")
+        return "prometheus", PrometheusAnalyzer(metrics)
+    say(
+        "metrics backend     embedded (no prometheus binary on PATH; "
+        "`apt-get install prometheus` for the real one)"
+    )
+    return "embedded", PrometheusAnalyzer(EmbeddedMetrics(workload))
+
+
+def _flags_enabling(lane: str) -> dict[str, Any]:
+    return {
+        "flags": {
+            f"changelane.lane.{lane}.autonomy": {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "on",
+            }
+        }
+    }
+
+
+def _create(call_fn: Callable[..., Any], fn: Callable[..., Any], *args: Any) -> None:
+    with contextlib.suppress(ConflictError):  # already there (a re-run against a kept cluster)
+        call_fn(fn, *args)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: S110 (the object may not exist yet)
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _ship(
+    apps: client.AppsV1Api,
+    sim: SimCluster,
+    release: scenario.DemoRelease,
+    timeout: float,
+    say: Callable[[str], None],
+) -> ReleaseOutcome:
+    dep = call(apps.read_namespaced_deployment, scenario.WORKLOAD, scenario.NAMESPACE)
+    template = dep["spec"]["template"]
+    template["spec"]["containers"][0]["image"] = release.image
+    template.setdefault("metadata", {})["annotations"] = dict(release.annotations)
+    name = f"{scenario.WORKLOAD}-{template_hash(template)}"
+    say(
+        f"release {name}  ({release.label})\n  image {release.image}, "
+        f"agent {release.annotations.get('changelane.dev/agent', '-')} / "
+        f"{release.annotations.get('changelane.dev/model', '-')}, "
+        f"change {release.annotations.get('changelane.dev/change', '-')}"
+    )
+    shipped = time.monotonic()
+    call(
+        apps.patch_namespaced_deployment,
+        scenario.WORKLOAD,
+        scenario.NAMESPACE,
+        {"spec": {"template": template}},
+        _content_type="application/merge-patch+json",
+    )
+    seen: tuple[Any, ...] = ()
+    shown_measurements = 0
+    status: dict[str, Any] = {}
+    deadline = shipped + timeout
+    while time.monotonic() < deadline:
+        rel = _release(sim, name)
+        status = (rel or {}).get("status") or {}
+        phase = status.get("phase", "Pending")
+        key = (phase, status.get("currentStep"), status.get("weight"))
+        if rel is not None and key != seen:
+            seen = key
+            step = status.get("currentStep", 0) + 1
+            say(
+                f"  {time.monotonic() - shipped:5.1f}s  {phase:<12} step {step}"
+                f"  canary weight {status.get('weight', 0)}%"
+                + (f"  ({status.get('message')})" if status.get("message") else "")
+            )
+        measurements = status.get("measurements") or []
+        for m in measurements[shown_measurements:]:
+            say(f"           measured {m.get('check')}: {m.get('verdict')}  {m.get('message', '')}")
+        shown_measurements = max(shown_measurements, len(measurements))
+        if phase in TERMINAL or (
+            phase in HELD and release.expected == "gate" and time.monotonic() - shipped > 5
+        ):
+            break
+        time.sleep(0.2)
+    phase = status.get("phase", "Pending")
+    decided = time.monotonic() - shipped
+    verdict = "as expected" if _matches(release.expected, phase) else "NOT as expected"
+    say(f"  => {phase} after {decided:.1f}s ({verdict})\n")
+    return ReleaseOutcome(
+        name=name,
+        expected=release.expected,
+        outcome=phase,
+        canary_max_weight=int(status.get("maxWeightReached") or 0),
+        decision_seconds=round(decided, 2) if phase in TERMINAL else None,
+        label=release.label,
+    )
+
+
+def _matches(expected: str, phase: str) -> bool:
+    return {
+        "promote": "Promoted",
+        "rollback": "RolledBack",
+        "reject": "Rejected",
+        "gate": "Gated",
+    }.get(expected) == phase
+
+
+def _release(sim: SimCluster, name: str) -> dict[str, Any] | None:
+    try:
+        return sim.store.get_obj("lanereleases", scenario.NAMESPACE, name)
+    except Exception:
+        return None
+
+
+def _print_trail(result: DemoResult, say: Callable[[str], None]) -> None:
+    say("audit trail")
+    names = {r.name for r in result.releases}
+    for record in result.records:
+        if record.release not in names or record.decision.value == "measurement":
+            continue
+        when = (
+            record.time.astimezone().strftime("%H:%M:%S")
+            if isinstance(record.time, datetime)
+            else str(record.time)
+        )
+        evidence = ""
+        if record.evidence:
+            e = record.evidence[0]
+            evidence = f"  [{e.check}: {e.verdict}; {e.statistic or ''}]"
+        say(f"  {when}  {record.release}  {record.decision.value:<14} {record.reason}{evidence}")
+
+
+def _printer(out: TextIO | None) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    return say

@@ -1,0 +1,89 @@
+"""`changelane demo` end to end: the real controller, the simulated cluster, real Prometheus
+(when installed; CI installs it), two releases with the expected outcomes, and nothing left
+running afterwards, also when interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.adapters.audit.log import verify
+from controller.adapters.metrics.prometheus_process import prometheus_binary
+from controller.demo.runner import DemoOptions, run_demo
+
+REQUIRE_PROMETHEUS = os.environ.get("CHANGELANE_REQUIRE_PROMETHEUS") == "1"
+
+
+def _children(pid: int) -> list[str]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=,cmd=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["prometheus", "embedded"])
+def test_demo_promotes_the_good_release_and_rolls_back_the_bad_one(
+    backend: str, tmp_path: Path
+) -> None:
+    if backend == "prometheus" and prometheus_binary() is None:
+        if REQUIRE_PROMETHEUS:
+            pytest.fail("prometheus binary missing but CHANGELANE_REQUIRE_PROMETHEUS=1")
+        pytest.skip("prometheus binary not installed")
+    audit = tmp_path / "audit.jsonl"
+    started = time.monotonic()
+    with open(os.devnull, "w") as quiet:
+        result = run_demo(
+            DemoOptions(audit_log=audit, use_prometheus=backend == "prometheus", out=quiet)
+        )
+    elapsed = time.monotonic() - started
+    data = result.as_json()
+    assert data["metrics_backend"] == backend
+    outcomes = [(r["expected"], r["outcome"]) for r in data["releases"]]
+    assert outcomes == [("promote", "Promoted"), ("rollback", "RolledBack")]
+    good, bad = data["releases"]
+    assert good["canary_max_weight"] == 100
+    assert 0 < bad["canary_max_weight"] < 100
+    assert bad["decision_seconds"] < good["decision_seconds"]
+    assert verify(audit).ok
+    decisions = [r.decision.value for r in result.records]
+    assert decisions.count("promoted") == 1 and decisions.count("rolled_back") == 1
+    assert elapsed < 180
+    assert not [c for c in _children(os.getpid()) if "prometheus" in c]
+
+
+@pytest.mark.slow
+def test_demo_cli_writes_json_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
+    out = tmp_path / "demo.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", "demo", "--json", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:  # wait until the first release is under way
+        seen.append(line)
+        if "Progressing" in line or time.monotonic() > deadline:
+            break
+    children = _children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "everything the demo started has been stopped" in rest
+    assert not out.exists()
+    for line in children:
+        pid = int(line.split()[0])
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        ), f"left behind: {line}"
