@@ -73,7 +73,7 @@ def test_lease_lock_leader_election(target: Target, namespace: str) -> None:
             retry_period=1,
             onstarted_leading=leading.set,
             onstopped_leading=lambda: None,
-        )  # fmt: skip
+        )
     )
     # it renews until the namespace (and so the Lease) goes away at teardown
     threading.Thread(target=election.run, daemon=True).start()

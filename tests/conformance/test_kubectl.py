@@ -33,12 +33,36 @@ def test_create_get_describe_patch_replace_delete(
     described = kubectl("describe", "deployment", "web", "-n", namespace).stdout
     assert "Name:" in described and "web" in described and "Replicas:" in described
 
-    kubectl("patch", "deploy", "web", "-n", namespace, "--type=merge",
-            "-p", '{"metadata":{"labels":{"patched":"merge"}}}')  # fmt: skip
-    kubectl("patch", "deploy", "web", "-n", namespace, "--type=json",
-            "-p", '[{"op":"replace","path":"/spec/replicas","value":2}]')  # fmt: skip
-    kubectl("patch", "deploy", "web", "-n", namespace, "--type=strategic",
-            "-p", '{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"nginx:2"}]}}}}')  # fmt: skip
+    kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"labels":{"patched":"merge"}}}',
+    )
+    kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/replicas","value":2}]',
+    )
+    kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        namespace,
+        "--type=strategic",
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"nginx:2"}]}}}}',
+    )
     dep = apps.read_namespaced_deployment("web", namespace)
     assert dep.metadata.labels["patched"] == "merge"
     assert dep.spec.replicas == 2
@@ -81,10 +105,23 @@ def test_get_watch_streams_changes(
 ) -> None:
     apps.create_namespaced_deployment(namespace, deployment("watched", replicas=0))
     proc = subprocess.Popen(
-        [kubectl_binary(), "--kubeconfig", str(target.kubeconfig), "get", "deploy",
-         "-n", namespace, "--watch", "-o", "json", "--request-timeout=20s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            kubectl_binary(),
+            "--kubeconfig",
+            str(target.kubeconfig),
+            "get",
+            "deploy",
+            "-n",
+            namespace,
+            "--watch",
+            "-o",
+            "json",
+            "--request-timeout=20s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.0)
         apps.patch_namespaced_deployment(

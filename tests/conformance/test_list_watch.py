@@ -114,9 +114,12 @@ def test_watch_with_label_selector_filters_and_reports_leaving_as_deleted(
     core.patch_namespaced_config_map("a", labelled, {"metadata": {"labels": {"app": "gone"}}})
     events = []
     for event in watch.Watch().stream(
-        core.list_namespaced_config_map, labelled, label_selector="app=web",
-        resource_version=rv, timeout_seconds=1,
-    ):  # fmt: skip
+        core.list_namespaced_config_map,
+        labelled,
+        label_selector="app=web",
+        resource_version=rv,
+        timeout_seconds=1,
+    ):
         events.append((event["type"], event["object"].metadata.name))
         if events:
             break
@@ -144,9 +147,12 @@ def test_watch_bookmarks_carry_the_current_resource_version(
 ) -> None:
     rv = core.list_namespaced_config_map(namespace).metadata.resource_version
     stream = watch.Watch().stream(
-        core.list_namespaced_config_map, namespace, resource_version=rv,
-        allow_watch_bookmarks=True, timeout_seconds=5,
-    )  # fmt: skip
+        core.list_namespaced_config_map,
+        namespace,
+        resource_version=rv,
+        allow_watch_bookmarks=True,
+        timeout_seconds=5,
+    )
     for event in stream:
         assert event["type"] == "BOOKMARK"
         assert int(event["raw_object"]["metadata"]["resourceVersion"]) >= int(rv)
@@ -160,9 +166,11 @@ def test_watch_from_compacted_resource_version_is_410(
 ) -> None:
     with pytest.raises(ApiException) as caught:
         for _ in watch.Watch().stream(
-            core.list_namespaced_config_map, namespace,
-            resource_version=target_rv_too_old, timeout_seconds=2,
-        ):  # fmt: skip
+            core.list_namespaced_config_map,
+            namespace,
+            resource_version=target_rv_too_old,
+            timeout_seconds=2,
+        ):
             pass
     assert caught.value.status == 410
 

@@ -98,9 +98,13 @@ def test_status_subresource_is_separate_from_spec(
     assert main["metadata"]["generation"] == 1
     # a spec change through /status is ignored; the status change lands without a new generation
     through_status = custom.patch_namespaced_custom_object_status(
-        group, version, namespace, plural, "rel",
+        group,
+        version,
+        namespace,
+        plural,
+        "rel",
         {"spec": {"lane": "other-lane"}, "status": {"phase": "Progressing", "weight": 10}},
-    )  # fmt: skip
+    )
     assert through_status["spec"]["lane"] == "docs-site"
     assert through_status["status"]["phase"] == "Progressing"
     assert through_status["metadata"]["generation"] == 1
@@ -177,9 +181,13 @@ def test_unknown_field_on_crd_is_rejected_naming_the_field(
     body["spec"]["bogus"] = 1
     with pytest.raises(ApiException) as caught:
         custom.create_namespaced_custom_object(
-            "changelane.dev", "v1alpha1", namespace, "lanereleases", body,
+            "changelane.dev",
+            "v1alpha1",
+            namespace,
+            "lanereleases",
+            body,
             field_validation="Strict",
-        )  # fmt: skip
+        )
     status = status_body(caught.value)
     assert caught.value.status == 400 and status["reason"] == "BadRequest"
     assert 'unknown field "spec.bogus"' in status["message"]
@@ -241,9 +249,12 @@ def test_yaml_body_is_accepted(
 ) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     code, created = raw_request(
-        api, "POST", path, b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata: {k: v}\n",
+        api,
+        "POST",
+        path,
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata: {k: v}\n",
         "application/yaml",
-    )  # fmt: skip
+    )
     assert code == 201 and created["data"] == {"k": "v"}
     assert core.read_namespaced_config_map("y", namespace).data == {"k": "v"}
 

@@ -38,11 +38,14 @@ def test_json_merge_patch_merges_maps_and_null_deletes(
 def test_json_patch_including_test(core: client.CoreV1Api, namespace: str) -> None:
     core.create_namespaced_config_map(namespace, configmap("j", a="1"))
     patched = core.patch_namespaced_config_map(
-        "j", namespace,
-        [{"op": "test", "path": "/data/a", "value": "1"},
-         {"op": "add", "path": "/data/b", "value": "2"},
-         {"op": "remove", "path": "/data/a"}],
-    )  # fmt: skip
+        "j",
+        namespace,
+        [
+            {"op": "test", "path": "/data/a", "value": "1"},
+            {"op": "add", "path": "/data/b", "value": "2"},
+            {"op": "remove", "path": "/data/a"},
+        ],
+    )
     assert patched.data == {"b": "2"}
 
 
@@ -52,10 +55,13 @@ def test_json_patch_whose_test_fails_is_422_and_changes_nothing(
     created = core.create_namespaced_config_map(namespace, configmap("t", a="1"))
     with pytest.raises(ApiException) as caught:
         core.patch_namespaced_config_map(
-            "t", namespace,
-            [{"op": "test", "path": "/data/a", "value": "2"},
-             {"op": "replace", "path": "/data/a", "value": "3"}],
-        )  # fmt: skip
+            "t",
+            namespace,
+            [
+                {"op": "test", "path": "/data/a", "value": "2"},
+                {"op": "replace", "path": "/data/a", "value": "3"},
+            ],
+        )
     assert caught.value.status == 422
     assert status_body(caught.value)["kind"] == "Status"
     after = core.read_namespaced_config_map("t", namespace)
@@ -104,16 +110,29 @@ def test_strategic_merge_patch_delete_and_replace_directives(
     apps: client.AppsV1Api, web: str
 ) -> None:
     apps.patch_namespaced_deployment(
-        "web", web,
+        "web",
+        web,
         {"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}},
-    )  # fmt: skip
+    )
     assert [c["name"] for c in _containers(apps, web, "web")] == ["app"]
     apps.patch_namespaced_deployment(
-        "web", web,
-        {"spec": {"template": {"spec": {"containers": [
-            {"name": "app", "env": [{"name": "ONLY", "value": "x"}, {"$patch": "replace"}]}
-        ]}}}},
-    )  # fmt: skip
+        "web",
+        web,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "env": [{"name": "ONLY", "value": "x"}, {"$patch": "replace"}],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+    )
     (app,) = _containers(apps, web, "web")
     assert [e["name"] for e in app["env"]] == ["ONLY"]
     assert app["image"] == "nginx:1.25"
@@ -127,10 +146,14 @@ def test_strategic_merge_patch_on_custom_resource_is_415(
     )
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
-            "changelane.dev", "v1alpha1", namespace, "lanereleases", "r",
+            "changelane.dev",
+            "v1alpha1",
+            namespace,
+            "lanereleases",
+            "r",
             {"spec": {"lane": "seo-metadata"}},
             _content_type="application/strategic-merge-patch+json",
-        )  # fmt: skip
+        )
     assert caught.value.status == 415
 
 
@@ -139,8 +162,12 @@ def test_patch_with_stale_resource_version_is_409(core: client.CoreV1Api, namesp
     core.patch_namespaced_config_map("s", namespace, {"data": {"a": "2"}})
     with pytest.raises(ApiException) as caught:
         core.patch_namespaced_config_map(
-            "s", namespace,
-            {"metadata": {"resourceVersion": created.metadata.resource_version}, "data": {"a": "3"}},
-        )  # fmt: skip
+            "s",
+            namespace,
+            {
+                "metadata": {"resourceVersion": created.metadata.resource_version},
+                "data": {"a": "3"},
+            },
+        )
     assert caught.value.status == 409
     assert core.read_namespaced_config_map("s", namespace).data == {"a": "2"}
