@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -663,6 +662,3 @@ def shutdown(server: SimServer) -> None:
     server.store.drop_watches()
     server.shutdown()
     server.server_close()
-
-
-__all__ = ["ApiHandler", "Route", "SimServer", "serve", "shutdown", "socket"]

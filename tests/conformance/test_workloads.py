@@ -13,6 +13,8 @@ from tests.conformance.helpers import deployment, wait_until
 def _rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
     dep = apps.read_namespaced_deployment(name, namespace)
     st = dep.status
+    if st is None:
+        return False
     want = dep.spec.replicas
     return bool(
         st.observed_generation == dep.metadata.generation
