@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -40,3 +41,26 @@ def decisions(json_path: Path | None, seed: int, traces: int) -> None:
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
         click.echo(f"wrote {json_path}")
+
+
+@bench.command("sim-cluster")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seconds", default=2.0, show_default=True, help="Duration of each rate test.")
+@click.option("--deployments", default=10_000, show_default=True, help="Deployments for memory.")
+@click.option("--watchers", default=50, show_default=True)
+@click.option("--events", default=200, show_default=True)
+def sim_cluster(
+    json_path: Path | None, seconds: float, deployments: int, watchers: int, events: int
+) -> None:
+    """Requests/s, 1,000-object list latency, watch fan-out and memory of the simulated cluster."""
+    from controller.bench import sim_cluster as bench_sim
+
+    results = bench_sim.run(
+        seconds=seconds, memory_deployments=deployments, watchers=watchers, events=events
+    )
+    click.echo(bench_sim.table(results))
+    if json_path is not None:
+        bench_sim.write_json(results, json_path)
+        click.echo(f"wrote {json_path}")
+    if any(r.ok is False for r in results):
+        sys.exit(1)

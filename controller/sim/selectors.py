@@ -172,6 +172,8 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                     text, f"found '{tokens[i]}', expected: ',' or 'end of string'"
                 )
             i += 1
+            if i == len(tokens):
+                raise _selector_error(text, "found '', expected: identifier after ','")
     return LabelSelector(tuple(reqs))
 
 

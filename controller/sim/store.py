@@ -890,8 +890,10 @@ class Store:
                     self.delete(rtype, stored.namespace, stored.name)
                 except ApiError:
                     continue
-        gone = self._finish_namespace_if_empty(current.name)
-        return (gone, True) if gone is not None else (self.get(ns_type, None, current.name), False)
+        self._finish_namespace_if_empty(current.name)
+        still = self._bucket(ns_type, None).get(current.name)
+        # removing the last object may already have removed the namespace
+        return (still, False) if still is not None else (current, True)
 
     def _finish_namespace_if_empty(self, namespace: str) -> Stored | None:
         ns_type = self.registry.by_storage_key("namespaces")
