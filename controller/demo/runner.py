@@ -139,8 +139,14 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _quiet_logs(log_file: Path) -> TextIO:
-    """The controller's JSON logs go to a file; the console shows the demo's story."""
+@contextmanager
+def _quiet_logs(log_file: Path) -> Iterator[None]:
+    """The controller's JSON logs go to a file while the demo runs; the console shows the
+    demo's story. The previous logging setup is restored afterwards."""
+    previous = structlog.get_config()
+    levels = {
+        name: logging.getLogger(name).level for name in ("kubernetes", "leaderelection", "urllib3")
+    }
     stream = log_file.open("a", encoding="utf-8")
     structlog.configure(
         processors=[
@@ -151,10 +157,15 @@ def _quiet_logs(log_file: Path) -> TextIO:
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    logging.getLogger("kubernetes").setLevel(logging.CRITICAL)
-    logging.getLogger("leaderelection").setLevel(logging.CRITICAL)
-    logging.getLogger("urllib3").setLevel(logging.CRITICAL)
-    return stream
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        stream.close()
 
 
 def run_demo(options: DemoOptions | None = None) -> DemoResult:
@@ -162,8 +173,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
     say = _printer(opts.out)
     workdir = Path(tempfile.mkdtemp(prefix="changelane-demo-"))
     with ExitStack() as stack, _terminate_as_interrupt():
-        log_stream = _quiet_logs(workdir / "controller.log")
-        stack.callback(log_stream.close)
+        stack.enter_context(_quiet_logs(workdir / "controller.log"))
         sim = stack.enter_context(SimCluster(ready_delay=1.0))
         kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
         say(f"simulated cluster   {sim.url}  (kubeconfig {kubeconfig})")

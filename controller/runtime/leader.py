@@ -39,12 +39,21 @@ class _TimedCoordinationApi(client.CoordinationV1Api):
         return super().replace_namespaced_lease(*args, **kwargs)
 
 
+class _Stopped(Exception):  # noqa: N818 (a signal, not an error)
+    """Ends the client's acquire/renew loops, which have no stop of their own."""
+
+
 class _Election(leaderelection.LeaderElection):
-    def __init__(self, config: Any, on_renewed: Callable[[bool], None]) -> None:
+    def __init__(
+        self, config: Any, on_renewed: Callable[[bool], None], stop: threading.Event
+    ) -> None:
         super().__init__(config)  # type: ignore[no-untyped-call]
         self._on_renewed = on_renewed
+        self._stop = stop
 
     def try_acquire_or_renew(self) -> bool:
+        if self._stop.is_set():
+            raise _Stopped
         ok = bool(super().try_acquire_or_renew())  # type: ignore[no-untyped-call]
         self._on_renewed(ok)
         return ok
@@ -114,7 +123,9 @@ class Leadership:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                _Election(self._config, self._renewed).run()  # type: ignore[no-untyped-call]
+                _Election(self._config, self._renewed, self._stop).run()  # type: ignore[no-untyped-call]
+            except _Stopped:
+                return
             except Exception as exc:  # API unreachable: follower until it answers again
                 with self._lock:
                     self._leading = False
@@ -129,3 +140,5 @@ class Leadership:
         self._stop.set()
         with self._lock:
             self._leading = False
+        if self._thread is not None:
+            self._thread.join(timeout=self._config.retry_period + 5)

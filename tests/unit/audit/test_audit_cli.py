@@ -13,14 +13,13 @@ from controller.cli.main import cli
 from controller.core.audit import AuditRecord, Decision
 from controller.core.audit_query import AuditFilter, summarize
 
-NOW = datetime.now(UTC)
-
 
 @pytest.fixture(scope="module")
 def recent_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About three hours of history ending now."""
+    """About three hours of history ending now (when the first test of the module runs, not
+    when it was collected: "--since 1h" is relative to the clock at the command's run)."""
     path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    write_history(path, 2500, end=NOW, seed=11)
+    write_history(path, 2500, end=datetime.now(UTC), seed=11)
     return path
 
 
@@ -34,9 +33,10 @@ def _records(path: Path) -> list[AuditRecord]:
 
 
 def test_last_hour_table_says_what_changed_and_why_it_rolled_back(recent_log: Path) -> None:
+    now = datetime.now(UTC)
     code, out, err = _run("audit", "--file", str(recent_log), "--since", "1h")
     assert code == 0, err
-    expected = summarize(_records(recent_log), AuditFilter(since=NOW - timedelta(hours=1)))
+    expected = summarize(_records(recent_log), AuditFilter(since=now - timedelta(hours=1)))
     rolled_back = [s for s in expected.releases if s.outcome.value == "rolled_back"]
     assert rolled_back, "the fixture should contain a rollback in the last hour"
     lines = out.splitlines()
@@ -122,7 +122,7 @@ def test_show_plot_writes_a_png(recent_log: Path, tmp_path: Path) -> None:
 
 def test_verify_exit_codes_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
-    write_history(path, 50, end=NOW)
+    write_history(path, 50, end=datetime.now(UTC))
     code, out, _ = _run("audit", "verify", str(path))
     assert code == 0 and out.startswith(f"ok: {path}: 50 record(s)")
     lines = path.read_bytes().splitlines(keepends=True)
@@ -136,7 +136,7 @@ def test_verify_exit_codes_name_the_line(tmp_path: Path) -> None:
 
 def test_a_damaged_log_is_still_read_and_the_skips_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
-    write_history(path, 300, end=NOW)
+    write_history(path, 300, end=datetime.now(UTC))
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join([*lines[:100], b"{oops\n", *lines[101:-1], lines[-1][:20]]))
     code, out, err = _run("audit", "--file", str(path), "--json")
@@ -150,7 +150,7 @@ def test_lane_events_appear_in_the_table(tmp_path: Path) -> None:
     with AuditLog(path) as log:
         log.append(
             AuditRecord(
-                time=NOW,
+                time=datetime.now(UTC),
                 lane="docs-site",
                 decision=Decision.LANE_SUSPENDED,
                 reason="ManualSuspend",
