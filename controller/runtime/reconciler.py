@@ -307,7 +307,10 @@ class Reconciler:
         ns = rel.spec.target.namespace
         rv = rel.metadata.resource_version
         if rel.status.outbox:
-            self._flush(rel.status.outbox)  # left by a controller that stopped mid-way
+            # Left by a controller that stopped between committing a decision and
+            # recording it: record it now (the sinks drop ids they already have).
+            if not self._flush(rel.status.outbox):
+                return 5.0
             rel.status.outbox = []
         dep = self.caches.deployment(ns, rel.spec.target.name)
         primary = self.caches.deployment(ns, mech.primary_name(rel.spec.target.name))
@@ -324,11 +327,14 @@ class Reconciler:
                 log.info("status conflict; retrying from fresh state", release=rel.name)
                 return 0.0
             rv = _meta(written).get("resourceVersion", rv)
+        # Record before acting: a decision the durable audit log could not take is not
+        # acted on (it stays in the outbox and is retried).
+        if decision.status.outbox and not self._flush(decision.status.outbox, involved=raw):
+            return 5.0
         converge = not decision.shadow and not rel.status.phase.terminal
         if converge and dep is not None and primary is not None:
             self._converge(lane, rel, decision, dep, primary)
         if decision.status.outbox:
-            self._flush(decision.status.outbox, involved=raw)
             cleared = decision.status.model_copy(update={"outbox": []})
             try:
                 self.api.patch_release_status(
@@ -338,7 +344,7 @@ class Reconciler:
                     rv,
                 )
             except ConflictError:
-                return 0.0  # flushed already; the next pass clears it (ids dedupe)
+                return 0.0  # recorded already; the next pass clears it (ids dedupe)
         if command is not None and raw is not None and _command_from(raw) is not None:
             self._clear_command(ns, rel.name)
         return decision.requeue_after
@@ -541,17 +547,22 @@ class Reconciler:
 
     # ------------------------------------------------------------------ records
 
-    def _flush(self, records: Sequence[Any], involved: JsonDict | None = None) -> None:
+    def _flush(self, records: Sequence[Any], involved: JsonDict | None = None) -> bool:
+        """Send records to every sink; False when one could not take them (the durable
+        log, typically), in which case the caller must not act on the decision."""
+        ok = True
         for record in records:
             for sink in self.sinks:
                 try:
                     sink.emit(record)
                 except Exception:
+                    ok = False
                     log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
             if involved is not None:
                 reason, kind = _event_for(record.decision.value)
                 if reason:
                     self._event(involved, reason, record.reason, kind)
+        return ok
 
     def _event(self, involved: JsonDict, reason: str, message: str, kind: str = "Normal") -> None:
         try:

@@ -37,3 +37,35 @@ def _hash(env: object) -> str:
 
     dep = env.deployment("web")  # type: ignore[attr-defined]
     return template_hash(dep["spec"]["template"])
+
+
+def test_a_decision_the_audit_log_cannot_take_is_not_acted_on(tmp_path: Path) -> None:
+    from controller.core.audit import AuditRecord
+
+    class BrokenDisk:
+        def __init__(self) -> None:
+            self.broken = True
+            self.kept: list[AuditRecord] = []
+
+        def emit(self, record: AuditRecord) -> None:
+            if self.broken:
+                raise OSError("disk full")
+            self.kept.append(record)
+
+    disk = BrokenDisk()
+    with running(tmp_path) as env:
+        env.controllers[0].reconciler.sinks.append(disk)
+        env.sim.store.create("deployments", deployment_doc())
+        wait(lambda: env.sim.deployment_ready(NS, "web-primary"), timeout=20)
+        env.set_image("web:2")
+        rel = env.wait_phase(["Progressing"], timeout=20)
+        import time
+
+        time.sleep(2)  # several reconciles: the decision is committed but not recorded
+        assert env.deployment("web")["spec"]["replicas"] == 0
+        assert env.release(rel["metadata"]["name"])["status"]["outbox"]
+        disk.broken = False
+        env.wait_phase(["Promoted"], timeout=40)
+        ids = [r.id for r in disk.kept]
+        assert len(ids) == len(set(ids))
+        assert [r.decision.value for r in disk.kept][:2] == ["release_seen", "started"]
