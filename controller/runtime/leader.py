@@ -104,9 +104,6 @@ class Leadership:
             self._last_renew = time.monotonic()
         if self._on_started:
             self._on_started()
-        # The client runs this callback in its own thread and stops renewing when it
-        # returns, so hold it until we are told to stop.
-        self._stop.wait()
 
     def _stopped(self) -> None:
         with self._lock:
@@ -119,6 +116,11 @@ class Leadership:
         with self._lock:
             fresh = time.monotonic() - self._last_renew < self.renew_deadline
             return self._leading and fresh
+
+    def last_renewed(self) -> float:
+        """``time.monotonic()`` of the last successful acquire or renewal (0: never)."""
+        with self._lock:
+            return self._last_renew
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -136,9 +138,27 @@ class Leadership:
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, release: bool = True) -> None:
+        """Stop leading and campaigning; with ``release``, hand the Lease back so a
+        standby takes over at once instead of after the lease duration."""
         self._stop.set()
         with self._lock:
+            was_leading = self._leading
             self._leading = False
         if self._thread is not None:
             self._thread.join(timeout=self._config.retry_period + 5)
+        if release and was_leading:
+            self._release()
+
+    def _release(self) -> None:
+        lock = self._config.lock
+        try:
+            lease = lock.api_instance.read_namespaced_lease(lock.name, lock.namespace)
+            if lease.spec.holder_identity != self.identity:
+                return
+            lease.spec.holder_identity = None
+            lease.spec.lease_duration_seconds = 1
+            lock.api_instance.replace_namespaced_lease(lock.name, lock.namespace, lease)
+            log.info("lease released", identity=self.identity)
+        except Exception as exc:  # the lease then simply expires
+            log.warning("could not release the lease", error=str(exc)[:300])

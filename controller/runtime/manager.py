@@ -21,7 +21,7 @@ from kubernetes.informer import SharedInformer
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
 from controller.adapters.audit.sink import AuditSink
-from controller.adapters.kube.api import KubeApi
+from controller.adapters.kube.api import KubeApi, NotLeaderError
 from controller.core import canary as mech
 from controller.runtime.leader import Leadership
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
@@ -64,11 +64,13 @@ class Controller:
         flags: FlagRamp | None = None,
         settings: Settings | None = None,
         reconciler_factory: Callable[..., Reconciler] = Reconciler,
+        api_factory: Callable[..., KubeApi] = KubeApi,
     ) -> None:
         self.settings = settings or Settings()
-        self.api = KubeApi(api_client)
-        self.queue: WorkQueue[Key] = WorkQueue()
         s = self.settings
+        # Every write is fenced by leadership: see KubeApi.write.
+        self.api = api_factory(api_client, self.is_leader if s.leader_election else None)
+        self.queue: WorkQueue[Key] = WorkQueue()
         self.informers = {
             LANE: SharedInformer(self.api.lane_lister(), resync_period=s.resync_seconds),
             RELEASE: SharedInformer(self.api.release_lister(), resync_period=s.resync_seconds),
@@ -76,6 +78,7 @@ class Controller:
                 self.api.deployment_lister(), resync_period=s.resync_seconds
             ),
         }
+        self._synced: set[str] = set()
         caches = Caches(
             lanes=self.informers[LANE].cache.list,
             deployment=lambda ns, name: self.informers[DEPLOYMENT].cache.get_by_key(f"{ns}/{name}"),
@@ -151,7 +154,20 @@ class Controller:
         return self.leadership.is_leader() if self.leadership is not None else True
 
     def ready(self) -> bool:
-        return all(i._resource_version is not None for i in self.informers.values())
+        """Every informer has listed at least once (leadership is not required)."""
+        for kind, informer in self.informers.items():
+            if informer._resource_version is not None:
+                self._synced.add(kind)
+        return len(self._synced) == len(self.informers)
+
+    def alive(self) -> bool:
+        """The process can still do its job: informer and worker threads are running."""
+        if self._stopped.is_set():
+            return False
+        informers_up = all(
+            i._thread is not None and i._thread.is_alive() for i in self.informers.values()
+        )
+        return informers_up and bool(self._workers) and all(t.is_alive() for t in self._workers)
 
     def start(self) -> None:
         for informer in self.informers.values():
@@ -179,6 +195,10 @@ class Controller:
                     self.queue.add_after(key, self.settings.follower_requeue_s)
                     continue
                 self._reconcile(key)
+            except NotLeaderError:
+                # Lost the lease mid-reconcile: the fence refused the write; a leader
+                # (perhaps us again) picks the key up from the stored state.
+                self.queue.add_after(key, self.settings.follower_requeue_s)
             finally:
                 self.queue.done(key)
 
@@ -192,6 +212,8 @@ class Controller:
                 requeue = self.reconciler.reconcile_release(ns, name)
             else:
                 requeue = None
+        except NotLeaderError:
+            raise
         except Exception as exc:
             # Never let one object stop the others: log, back off, try again.
             log.exception(
@@ -213,14 +235,18 @@ class Controller:
             time.sleep(0.05)
         return False
 
-    def stop(self) -> None:
-        """Graceful shutdown: stop taking work, let running reconciles finish."""
+    def stop(self, timeout: float = 20.0) -> None:
+        """Graceful shutdown: stop taking work, let running reconciles finish, then give
+        up the Lease. Every reconcile writes its decision before acting on it and acts
+        idempotently, so whatever a reconcile that outlives ``timeout`` leaves undone is
+        finished by the next leader from the stored status."""
         self._stopped.set()
-        if self.leadership is not None:
-            self.leadership.stop()
         self.queue.shut_down()
+        deadline = time.monotonic() + timeout
         for t in self._workers:
-            t.join(timeout=20)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.leadership is not None:
+            self.leadership.stop(release=not any(t.is_alive() for t in self._workers))
         for informer in self.informers.values():
             informer._stop_event.set()
             if informer._watch is not None:

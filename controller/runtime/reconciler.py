@@ -29,6 +29,7 @@ from controller.core.models import (
     API_VERSION,
     ChangeLane,
     LaneRelease,
+    LaneReleaseStatus,
     Measurement,
     Phase,
     TrafficMode,
@@ -306,21 +307,22 @@ class Reconciler:
     ) -> float | None:
         ns = rel.spec.target.namespace
         rv = rel.metadata.resource_version
+        stored_wire = _status_wire(rel.status)
         if rel.status.outbox:
             # Left by a controller that stopped between committing a decision and
-            # recording it: record it now (the sinks drop ids they already have).
-            if not self._flush(rel.status.outbox):
+            # recording it: record it now (the sinks drop ids they already have); the
+            # status write below clears the outbox.
+            if not self._flush(rel.status.outbox, involved=raw):
                 return 5.0
-            rel.status.outbox = []
+            rel = rel.model_copy(update={"status": rel.status.model_copy(update={"outbox": []})})
         dep = self.caches.deployment(ns, rel.spec.target.name)
         primary = self.caches.deployment(ns, mech.primary_name(rel.spec.target.name))
         now = self.clock()
         command = extra_command or _command_from(raw)
         obs = self._observe(lane, rel, dep, primary, now, command)
         decision = decide(lane, rel, obs)
-        status_wire = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        old_wire = rel.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if status_wire != old_wire or rel.status.outbox != decision.status.outbox:
+        status_wire = _status_wire(decision.status)
+        if status_wire != stored_wire:
             try:
                 written = self.api.patch_release_status(ns, rel.name, status_wire, rv)
             except ConflictError:
@@ -337,12 +339,7 @@ class Reconciler:
         if decision.status.outbox:
             cleared = decision.status.model_copy(update={"outbox": []})
             try:
-                self.api.patch_release_status(
-                    ns,
-                    rel.name,
-                    cleared.model_dump(mode="json", by_alias=True, exclude_none=True),
-                    rv,
-                )
+                self.api.patch_release_status(ns, rel.name, _status_wire(cleared), rv)
             except ConflictError:
                 return 0.0  # recorded already; the next pass clears it (ids dedupe)
         if command is not None and raw is not None and _command_from(raw) is not None:
@@ -571,18 +568,15 @@ class Reconciler:
             log.warning("could not emit event", reason=reason)
 
     def _clear_command(self, namespace: str, name: str) -> None:
-        self.api.custom.patch_namespaced_custom_object(
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            "lanereleases",
-            name,
-            {"metadata": {"annotations": {COMMAND_ANNOTATION: None}}},
-            _content_type="application/merge-patch+json",
-        )
+        self.api.remove_release_annotation(namespace, name, COMMAND_ANNOTATION)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _status_wire(status: LaneReleaseStatus) -> JsonDict:
+    wire: JsonDict = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return wire
 
 
 def _parse_release(raw: JsonDict) -> LaneRelease | None:

@@ -8,6 +8,8 @@ was stale, and the reconcile starts again from fresh state.
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +44,10 @@ class NotFoundError(Exception):
     """The object does not exist (HTTP 404)."""
 
 
+class NotLeaderError(Exception):
+    """A write was refused because this instance does not hold the lease right now."""
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, ApiException):
         return exc.status in RETRYABLE_STATUS or exc.status == 0
@@ -61,11 +67,22 @@ def _decode(response: Any) -> JsonDict:
     return data
 
 
-def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
-    """Call a client method raw (no model deserialisation), with timeout and retries."""
+def call(
+    fn: Callable[..., Any],
+    *args: Any,
+    _before_attempt: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> JsonDict:
+    """Call a client method raw (no model deserialisation), with timeout and retries.
+
+    ``_before_attempt`` runs before every attempt (the leadership fence), so a retry
+    that comes after this instance lost the lease is refused too.
+    """
 
     @_retry
     def attempt() -> JsonDict:
+        if _before_attempt is not None:
+            _before_attempt()
         try:
             return _decode(
                 fn(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
@@ -78,6 +95,12 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
             raise
 
     return attempt()
+
+
+def _watch_backoff(failures: int) -> float:
+    """Seconds before the informer's next watch attempt: jittered, capped at 5 s."""
+    base: float = min(5.0, 0.1 * 2 ** min(failures, 6))
+    return base * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not security)
 
 
 @dataclass
@@ -100,12 +123,35 @@ def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: An
     events' objects over as dicts instead of deserialising them into models.
     """
 
+    failures = 0
+
     def list_func(**kwargs: Any):  # type: ignore[no-untyped-def]
+        nonlocal failures
         if kwargs.get("watch"):
             # A client-side read timeout beyond the server's watch timeout, so a silently
             # dead connection ends and the informer reconnects from its resourceVersion.
             kwargs.setdefault("_request_timeout", (REQUEST_TIMEOUT[0], watch_timeout))
-            return fn(**fixed, **kwargs)
+            try:
+                response = fn(**fixed, **kwargs)
+            except ApiException as exc:
+                if exc.status == 410:
+                    raise  # the informer relists at once
+                # The informer reconnects at once after a failed watch; back off here so
+                # an API server answering 5xx is not hammered in a tight loop.
+                failures += 1
+                time.sleep(_watch_backoff(failures))
+                raise
+            except (urllib3.exceptions.HTTPError, OSError):
+                failures += 1
+                time.sleep(_watch_backoff(failures))
+                raise
+            status = getattr(response, "status", 200)
+            if isinstance(status, int) and not 200 <= status <= 299:
+                failures += 1  # the stream raises this as an ApiException; back off first
+                time.sleep(_watch_backoff(failures))
+            else:
+                failures = 0
+            return response
         raw = call(fn, **fixed, **kwargs)
         rv = (raw.get("metadata") or {}).get("resourceVersion")
         return ListResult(items=list(raw.get("items") or []), metadata=_ListMeta(rv))
@@ -114,13 +160,29 @@ def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: An
 
 
 class KubeApi:
-    """The writes and fresh reads the runtime needs; reads in the hot path use caches."""
+    """The writes and fresh reads the runtime needs; reads in the hot path use caches.
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    Every write goes through :meth:`write`, which first asks ``may_write`` (leadership):
+    an instance that lost the lease cannot write even from a reconcile already running.
+    """
+
+    def __init__(
+        self, api_client: client.ApiClient, may_write: Callable[[], bool] | None = None
+    ) -> None:
         self.api_client = api_client
+        self.may_write = may_write
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+
+    def fence(self) -> None:
+        """Raise ``NotLeaderError`` unless this instance may write now."""
+        if self.may_write is not None and not self.may_write():
+            raise NotLeaderError("not the leader: write refused")
+
+    def write(self, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
+        """One mutating call (``verb`` names it for logs and tests), fenced by leadership."""
+        return call(fn, *args, _before_attempt=self.fence, **kwargs)
 
     # ---- listers for informers
     def lane_lister(self) -> Any:
@@ -147,10 +209,13 @@ class KubeApi:
         return call(self.apps.read_namespaced_deployment, name, namespace)
 
     def create_deployment(self, namespace: str, body: JsonDict) -> JsonDict:
-        return call(self.apps.create_namespaced_deployment, namespace, body)
+        return self.write(
+            "create deployment", self.apps.create_namespaced_deployment, namespace, body
+        )
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonDict) -> JsonDict:
-        return call(
+        return self.write(
+            "patch deployment",
             self.apps.patch_namespaced_deployment,
             name,
             namespace,
@@ -174,7 +239,8 @@ class KubeApi:
         )
 
     def create_release(self, namespace: str, body: JsonDict) -> JsonDict:
-        return call(
+        return self.write(
+            "create lanerelease",
             self.custom.create_namespaced_custom_object,
             API_GROUP,
             API_VERSION,
@@ -190,7 +256,8 @@ class KubeApi:
         patch: JsonDict = {"status": status}
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
-        return call(
+        return self.write(
+            "patch lanerelease/status",
             self.custom.patch_namespaced_custom_object_status,
             API_GROUP,
             API_VERSION,
@@ -201,8 +268,22 @@ class KubeApi:
             _content_type="application/merge-patch+json",
         )
 
+    def remove_release_annotation(self, namespace: str, name: str, key: str) -> JsonDict:
+        return self.write(
+            "patch lanerelease",
+            self.custom.patch_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            RELEASES,
+            name,
+            {"metadata": {"annotations": {key: None}}},
+            _content_type="application/merge-patch+json",
+        )
+
     def patch_lane_status(self, name: str, status: JsonDict) -> JsonDict:
-        return call(
+        return self.write(
+            "patch changelane/status",
             self.custom.patch_cluster_custom_object_status,
             API_GROUP,
             API_VERSION,
@@ -214,7 +295,8 @@ class KubeApi:
 
     # ---- traffic
     def patch_http_route(self, namespace: str, name: str, patch: JsonDict) -> JsonDict:
-        return call(
+        return self.write(
+            "patch httproute",
             self.custom.patch_namespaced_custom_object,
             "gateway.networking.k8s.io",
             "v1",
@@ -271,4 +353,4 @@ class KubeApi:
             "count": 1,
             "reportingComponent": component,
         }
-        call(self.core.create_namespaced_event, namespace, body)
+        self.write("create event", self.core.create_namespaced_event, namespace, body)
