@@ -273,13 +273,17 @@ def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseD
     ctx = _Context(lane=lane, release=release, obs=obs, status=status)
     if release.metadata.generation is not None:
         status.observed_generation = release.metadata.generation
-    if obs.command is not None:
-        _apply_command(ctx, obs.command)
-    if status.record_seq == 0 and not status.outbox:
-        ctx.record(Decision.RELEASE_SEEN, "new pod template on a lane workload")
-    handler = _HANDLERS.get(status.phase)
-    if handler is not None:
-        handler(ctx)
+    problem = inconsistency(lane, status)
+    if problem is not None:
+        _contain(ctx, problem)
+    else:
+        if obs.command is not None:
+            _apply_command(ctx, obs.command)
+        if status.record_seq == 0 and not status.outbox:
+            ctx.record(Decision.RELEASE_SEEN, "new pod template on a lane workload")
+        handler = _HANDLERS.get(status.phase)
+        if handler is not None:
+            handler(ctx)
     _number_records(ctx)
     return ReleaseDecision(
         status=ctx.status,
@@ -288,6 +292,100 @@ def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseD
         requeue_after=ctx.requeue_after,
         shadow=shadow,
     )
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+@dataclass(frozen=True)
+class Inconsistency:
+    """A stored status the machine can never produce (a hand edit, a bug, a lane edited
+    under a release): ``field`` is the wire path of the offending field."""
+
+    field: str
+    message: str
+
+
+def inconsistency(lane: ChangeLane, status: LaneReleaseStatus) -> Inconsistency | None:
+    """The first impossible thing in a non-terminal ``status``, or None. Pure.
+
+    Checked before anything acts on the status, so that a status saying "Promoting" that
+    no analysis earned, or a weight the lane does not allow, is never carried out.
+    """
+    if status.phase.terminal:
+        return None
+    steps = lane.spec.strategy.steps
+    max_weight = lane.spec.strategy.max_weight
+    phase, s = status.phase, status
+
+    def bad(field: str, message: str) -> Inconsistency:
+        return Inconsistency(field, f"{field}: {message} (phase {phase.value})")
+
+    if s.weight > max_weight:
+        return bad("status.weight", f"{s.weight}% is above the lane's maximum {max_weight}%")
+    if s.max_weight_reached > max_weight:
+        return bad(
+            "status.maxWeightReached",
+            f"{s.max_weight_reached}% is above the lane's maximum {max_weight}%",
+        )
+    if phase is Phase.ROLLING_BACK:
+        return bad("status.weight", f"{s.weight}% while rolling back") if s.weight else None
+    if not 0 <= s.current_step < len(steps):
+        return bad(
+            "status.currentStep",
+            f"{s.current_step} is not a step of the lane (0..{len(steps) - 1})",
+        )
+    if s.weight > s.max_weight_reached:
+        return bad(
+            "status.weight", f"{s.weight}% is above maxWeightReached {s.max_weight_reached}%"
+        )
+    in_flight = s.step_started_at is not None
+    if phase in (Phase.PENDING, Phase.GATED) or (phase is Phase.PAUSED and not in_flight):
+        if s.weight:
+            return bad("status.weight", f"{s.weight}% before the canary started")
+        if s.current_step:
+            return bad("status.currentStep", f"{s.current_step} before the canary started")
+        return None
+    step_weight = steps[s.current_step].weight
+    if phase in (Phase.PROGRESSING, Phase.PAUSED):
+        if not in_flight:
+            return bad("status.stepStartedAt", "missing while the canary is in flight")
+        if s.started_at is None:
+            return bad("status.startedAt", "missing while the canary is in flight")
+        if s.weight != step_weight:
+            return bad("status.weight", f"{s.weight}% but step {s.current_step} is {step_weight}%")
+    if phase is Phase.PROMOTING and s.human_override is None:
+        if s.current_step != len(steps) - 1 or s.weight != max_weight:
+            return bad(
+                "status.phase",
+                f"Promoting at step {s.current_step} ({s.weight}%), not at full exposure "
+                f"({max_weight}%)",
+            )
+        if not _checks_passed(lane, s):
+            return bad("status.phase", "Promoting without a Pass of every check at full exposure")
+    return None
+
+
+def _checks_passed(lane: ChangeLane, status: LaneReleaseStatus) -> bool:
+    by_name = {c.name: c for c in status.checks}
+    for check in lane.spec.analysis.checks:
+        c = by_name.get(check.name)
+        if c is None or c.last_step != status.current_step or c.passes_at_step < 1:
+            return False
+        if c.last_verdict is None or c.last_verdict.value != "Pass":
+            return False
+    return True
+
+
+def _contain(ctx: _Context, problem: Inconsistency) -> None:
+    """The safe outcome for an impossible status: canary to zero, primary untouched."""
+    ctx.condition("InvalidState", ConditionStatus.TRUE, "InconsistentStatus", problem.message)
+    if ctx.status.phase is Phase.ROLLING_BACK:
+        ctx.status.weight = 0  # already going back: just stop claiming exposure
+        _rollback_actions(ctx)
+        ctx.requeue(SHORT_REQUEUE_S)
+        return
+    _roll_back(ctx, f"invalid state: {problem.message}", condition_reason="InvalidState")
 
 
 def _number_records(ctx: _Context) -> None:
@@ -532,14 +630,7 @@ def _on_progressing(ctx: _Context) -> None:
 
 
 def _all_checks_passed_at_step(ctx: _Context) -> bool:
-    by_name = {c.name: c for c in ctx.status.checks}
-    for check in ctx.lane.spec.analysis.checks:
-        c = by_name.get(check.name)
-        if c is None or c.last_step != ctx.status.current_step or c.passes_at_step < 1:
-            return False
-        if c.last_verdict is None or c.last_verdict.value != "Pass":
-            return False
-    return True
+    return _checks_passed(ctx.lane, ctx.status)
 
 
 def _judge_measurements(ctx: _Context) -> bool:

@@ -23,6 +23,7 @@ from controller.core.release_machine import (
     SetCanaryWeight,
     SetFlagWeight,
     decide,
+    inconsistency,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -331,6 +332,9 @@ def test_properties_over_random_runs(ticks: list[Tick], use_flag_lane: bool) -> 
         if before.phase is Phase.PROGRESSING and failed_critical and obs.command is None:
             assert d.status.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK)
 
+        # The machine never produces a status its own consistency check rejects.
+        assert inconsistency(lane, d.status) is None, inconsistency(lane, d.status)
+
         # Every transition is recorded.
         if d.status.phase is not before.phase:
             assert d.records and d.records[-1].phase_to == d.status.phase.value
@@ -347,3 +351,102 @@ def test_records_are_numbered_and_kept_in_the_outbox_until_flushed() -> None:
     d2 = apply(LANE, rel, Observation(now=T0, command=HumanCommand(CommandKind.PAUSE, "eve")))
     assert [r.id for r in d2.records] == ["docs/docs-bbb/3"]
     assert rel.status.record_seq == 3
+
+
+# --------------------------------------------------------------------------- impossible states
+
+
+def test_hand_edited_step_beyond_the_lane_rolls_back_naming_the_field() -> None:
+    rel = new_release()
+    apply(LANE, rel, Observation(now=T0, gates=OPEN))
+    rel.status.current_step = 7
+    d = apply(LANE, rel, Observation(now=T0, gates=OPEN, canary=READY, measurements=passes(7, T0)))
+    assert rel.status.phase is Phase.ROLLING_BACK and rel.status.weight == 0
+    assert SetCanaryWeight(0) in d.actions and PromoteCanary() not in d.actions
+    invalid = next(c for c in rel.status.conditions if c.type == "InvalidState")
+    assert invalid.status.value == "True" and "status.currentStep" in invalid.message
+    assert "status.currentStep" in d.records[-1].reason
+
+
+def test_promoting_that_no_analysis_earned_is_not_carried_out() -> None:
+    rel = new_release()
+    apply(LANE, rel, Observation(now=T0, gates=OPEN))
+    rel.status.phase = Phase.PROMOTING  # edited by hand at step 0
+    d = apply(LANE, rel, Observation(now=T0, promotion_complete=True))
+    assert rel.status.phase is Phase.ROLLING_BACK
+    assert PromoteCanary() not in d.actions
+    assert any(
+        c.type == "InvalidState" and "status.phase" in c.message for c in rel.status.conditions
+    )
+
+
+def test_weight_above_the_lanes_maximum_is_invalid() -> None:
+    small = LANE.model_copy(deep=True)
+    small.spec.strategy.steps = small.spec.strategy.steps[:1]
+    rel = new_release()
+    apply(small, rel, Observation(now=T0, gates=OPEN))
+    rel.status.weight = rel.status.max_weight_reached = 100
+    problem = inconsistency(small, rel.status)
+    assert problem is not None and problem.field == "status.weight"
+
+
+_STEPS = len(LANE.spec.strategy.steps)
+status_st = st.fixed_dictionaries(
+    {
+        "phase": st.sampled_from([p for p in Phase if not p.terminal]),
+        "currentStep": st.integers(-2, _STEPS + 2),
+        "weight": st.integers(0, 100),
+        "maxWeightReached": st.integers(0, 100),
+        "startedAt": st.one_of(st.none(), st.just(T0.isoformat())),
+        "stepStartedAt": st.one_of(st.none(), st.just(T0.isoformat())),
+        "humanOverride": st.one_of(st.none(), st.just("promoted by bob")),
+        "recordSeq": st.integers(1, 5),
+        "checks": st.lists(
+            st.builds(
+                lambda name, step, verdict, passes: {
+                    "name": name,
+                    "lastStep": step,
+                    "lastVerdict": verdict.value,
+                    "passesAtStep": passes,
+                },
+                st.sampled_from(CHECKS),
+                st.integers(0, _STEPS),
+                st.sampled_from(list(Verdict)),
+                st.integers(0, 2),
+            ),
+            max_size=len(CHECKS),
+            unique_by=lambda c: c["name"],
+        ),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(status_st, st.sampled_from([None, OPEN, KILL_OFF]), st.sampled_from([None, READY]))
+def test_any_stored_status_ends_safe(
+    wire: dict[str, object], gates: GateReport | None, canary: CanaryObservation | None
+) -> None:
+    """Whatever a status says, the decision is consistent, promotes only what was earned,
+    and an impossible status rolls back (canary to zero, primary untouched) with an
+    InvalidState condition naming the field."""
+    rel = new_release()
+    rel.status = type(rel.status).model_validate(wire)
+    problem = inconsistency(LANE, rel.status)
+    d = decide(LANE, rel, Observation(now=T0, gates=gates, canary=canary, promotion_complete=True))
+    assert inconsistency(LANE, d.status) is None
+    if PromoteCanary() in d.actions or d.status.phase is Phase.PROMOTED:
+        s = d.status if d.status.phase is not Phase.PROMOTED else rel.status
+        earned = s.current_step == _STEPS - 1 and all(
+            any(
+                c.name == name and c.last_step == s.current_step and c.last_verdict is Verdict.PASS
+                for c in s.checks
+            )
+            for name in CHECKS
+        )
+        assert earned or s.human_override is not None
+    if problem is not None:
+        assert d.status.phase is Phase.ROLLING_BACK and d.status.weight == 0
+        assert PromoteCanary() not in d.actions
+        assert SetCanaryWeight(0) in d.actions
+        invalid = [c for c in d.status.conditions if c.type == "InvalidState"]
+        assert invalid and problem.field in invalid[0].message
