@@ -41,6 +41,7 @@ class Settings:
     leader_election: bool = True
     workers: int = 2
     resync_seconds: int = 60
+    watch_read_timeout: float = 90.0
     lease_duration: int = 15
     renew_deadline: int = 10
     retry_period: int = 2
@@ -71,11 +72,14 @@ class Controller:
         # Every write is fenced by leadership: see KubeApi.write.
         self.api = api_factory(api_client, self.is_leader if s.leader_election else None)
         self.queue: WorkQueue[Key] = WorkQueue()
+        # The server ends each watch after resync_seconds; the client gives up on a
+        # connection that stays silent longer than watch_read_timeout (a dead peer).
+        wt = s.watch_read_timeout
         self.informers = {
-            LANE: SharedInformer(self.api.lane_lister(), resync_period=s.resync_seconds),
-            RELEASE: SharedInformer(self.api.release_lister(), resync_period=s.resync_seconds),
+            LANE: SharedInformer(self.api.lane_lister(wt), resync_period=s.resync_seconds),
+            RELEASE: SharedInformer(self.api.release_lister(wt), resync_period=s.resync_seconds),
             DEPLOYMENT: SharedInformer(
-                self.api.deployment_lister(), resync_period=s.resync_seconds
+                self.api.deployment_lister(wt), resync_period=s.resync_seconds
             ),
         }
         self._synced: set[str] = set()
@@ -83,6 +87,7 @@ class Controller:
             lanes=self.informers[LANE].cache.list,
             deployment=lambda ns, name: self.informers[DEPLOYMENT].cache.get_by_key(f"{ns}/{name}"),
             releases=self.informers[RELEASE].cache.list,
+            deployments=self.informers[DEPLOYMENT].cache.list,
         )
         self.reconciler = reconciler_factory(
             api=self.api,
@@ -114,6 +119,7 @@ class Controller:
     def _wire_handlers(self) -> None:
         def on_lane(obj: Any) -> None:
             self.enqueue_all_deployments()
+            self.enqueue_all_lanes()
 
         def on_release(obj: Any) -> None:
             ns, name = _key_of(obj)
@@ -124,6 +130,8 @@ class Controller:
             if isinstance(obj, dict) and mech.is_primary(obj):
                 name = name.removesuffix(mech.PRIMARY_SUFFIX)
             self.queue.add((DEPLOYMENT, ns, name))
+            if not (isinstance(obj, dict) and mech.is_primary(obj)):
+                self.enqueue_all_lanes()  # its labels may overlap lanes' selectors
             # A Deployment change can complete a promotion or a rollback: look at its
             # releases too.
             for raw in self.informers[RELEASE].cache.list():
@@ -141,9 +149,14 @@ class Controller:
             if not mech.is_primary(obj):
                 self.queue.add((DEPLOYMENT, ns, name))
 
+    def enqueue_all_lanes(self) -> None:
+        for obj in self.informers[LANE].cache.list():
+            self.queue.add((LANE, "", _key_of(obj)[1]))
+
     def _on_leading(self) -> None:
         log.info("leading", instance=self.settings.instance)
         self.enqueue_all_deployments()
+        self.enqueue_all_lanes()
         for raw in self.informers[RELEASE].cache.list():
             ns, name = _key_of(raw)
             self.queue.add((RELEASE, ns, name))
@@ -210,6 +223,8 @@ class Controller:
                 requeue = self.reconciler.reconcile_deployment(ns, name)
             elif kind == RELEASE:
                 requeue = self.reconciler.reconcile_release(ns, name)
+            elif kind == LANE:
+                requeue = self.reconciler.reconcile_lane(name)
             else:
                 requeue = None
         except NotLeaderError:

@@ -42,6 +42,7 @@ from controller.core.release_machine import (
     Observation,
     ReleaseDecision,
     decide,
+    inconsistency,
 )
 from controller.runtime.gates import release_spec_from_template
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
@@ -69,6 +70,7 @@ class Caches:
     lanes: Callable[[], list[JsonDict]]
     deployment: Callable[[str, str], JsonDict | None]
     releases: Callable[[], list[JsonDict]]
+    deployments: Callable[[], list[JsonDict]] = list
 
 
 def _meta(obj: JsonDict) -> JsonDict:
@@ -140,16 +142,24 @@ class Reconciler:
         matching = mech.lanes_for(list(self.lanes().values()), namespace, labels)
         if not matching:
             return None
+        owner = (_meta(dep).get("annotations") or {}).get(mech.LANE_ANNOTATION)
+        lane = next((ln for ln in matching if ln.name == owner), None)
         if len(matching) > 1:
-            names = ", ".join(lane.name for lane in matching)
-            message = f"selected by several lanes ({names}); not adopted until only one does"
-            if ("conflict", f"{namespace}/{name}") not in self._warned:
+            # A workload belongs to one lane: the one that adopted it keeps it; one that
+            # nobody adopted yet waits until only one lane selects it. The lanes'
+            # WorkloadConflict conditions say so (reconcile_lane).
+            others = ", ".join(ln.name for ln in matching if ln is not lane)
+            if lane is not None:
+                message = f"also selected by lane(s) {others}; stays in lane {lane.name}"
+            else:
+                message = f"selected by several lanes ({others}); not adopted until one does"
+            key = ("conflict", f"{namespace}/{name}:{others}")
+            if key not in self._warned:
                 self._event(dep, "LaneConflict", message, "Warning")
-            self._warn_once(
-                ("conflict", f"{namespace}/{name}"), message, namespace=namespace, workload=name
-            )
-            return None
-        lane = matching[0]
+            self._warn_once(key, message, namespace=namespace, workload=name)
+            if lane is None:
+                return None
+        lane = lane or matching[0]
         primary = self.caches.deployment(namespace, mech.primary_name(name))
         if primary is None:
             self._adopt(lane, dep)
@@ -174,6 +184,72 @@ class Reconciler:
         elif existing.status.phase.terminal:
             self._scale(dep, 0)  # rejected or rolled back: the template stays dark
         return None
+
+    # ------------------------------------------------------------------ lane status
+
+    def reconcile_lane(self, name: str) -> float | None:
+        """Keep the lane's ``WorkloadConflict`` condition true to its selector's overlaps."""
+        lanes = self.lanes()
+        lane = lanes.get(name)
+        if lane is None:
+            return None
+        conflicts = []
+        for dep in self.caches.deployments():
+            meta = _meta(dep)
+            if mech.is_primary(dep):
+                continue
+            ns, labels = str(meta.get("namespace")), meta.get("labels") or {}
+            if not mech.lane_selects(lane, ns, labels):
+                continue
+            matching = [ln.name for ln in mech.lanes_for(list(lanes.values()), ns, labels)]
+            owner = (meta.get("annotations") or {}).get(mech.LANE_ANNOTATION)
+            if len(matching) < 2 or owner == name:
+                continue
+            if owner in matching:
+                conflicts.append(f"{ns}/{meta.get('name')} is already in lane {owner}")
+            else:
+                others = ", ".join(n for n in matching if n != name)
+                conflicts.append(f"{ns}/{meta.get('name')} is also selected by lane(s) {others}")
+        if conflicts:
+            condition = (
+                "True",
+                "SelectorOverlap",
+                "not adopted: " + "; ".join(sorted(conflicts)),
+            )
+        else:
+            condition = ("False", "NoOverlap", "every workload this lane selects is its own")
+        self._set_lane_condition(lane, "WorkloadConflict", *condition)
+        return None
+
+    def _set_lane_condition(
+        self, lane: ChangeLane, type_: str, status: str, reason: str, message: str
+    ) -> None:
+        raw = next((r for r in self.caches.lanes() if _meta(r).get("name") == lane.name), None)
+        current = list(((raw or {}).get("status") or {}).get("conditions") or [])
+        existing = next((c for c in current if c.get("type") == type_), None)
+        if existing is None and status == "False":
+            return  # nothing to clear
+        if existing is not None and (existing.get("status"), existing.get("message")) == (
+            status,
+            message,
+        ):
+            return
+        changed = existing is None or existing.get("status") != status
+        condition = {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": (
+                self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+                if changed
+                else existing.get("lastTransitionTime")  # type: ignore[union-attr]
+            ),
+        }
+        if lane.metadata.generation is not None:
+            condition["observedGeneration"] = lane.metadata.generation
+        conditions = [c for c in current if c.get("type") != type_] + [condition]
+        self.api.patch_lane_status(lane.name, {"conditions": conditions})
 
     def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
         meta = _meta(dep)
@@ -269,11 +345,7 @@ class Reconciler:
             return None
         rel = _parse_release(raw)
         if rel is None:
-            self._warn_once(
-                ("release-invalid", f"{namespace}/{name}"),
-                "LaneRelease does not parse; left alone",
-                release=name,
-            )
+            self._unreadable_release(raw)
             return None
         lane = self.lanes().get(rel.spec.lane)
         if lane is None:
@@ -298,6 +370,47 @@ class Reconciler:
                 )
         return self._run_machine(lane, rel, extra_command=extra, raw=raw)
 
+    def _unreadable_release(self, raw: JsonDict) -> None:
+        """A LaneRelease that does not even parse (edited by hand into nonsense): take its
+        canary's traffic away, leave the primary alone and say which field is wrong."""
+        meta = _meta(raw)
+        ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        try:
+            LaneRelease.model_validate(raw)
+            return
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = f"{where}: {first['msg']}; canary held at zero, primary untouched"
+        status = raw.get("status") or {}
+        if status.get("phase") in ("Promoted", "RolledBack", "Rejected"):
+            return  # finished: there is no traffic to take away
+        target = _spec(raw).get("target") or {}
+        dep = self.caches.deployment(ns, str(target.get("name")))
+        if dep is not None:
+            self._scale(dep, 0)
+        conditions = [
+            c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type")
+        ]
+        if any(c.get("type") == "InvalidState" and c.get("message") == message for c in conditions):
+            return
+        conditions = [c for c in conditions if c.get("type") != "InvalidState"]
+        conditions.append(
+            {
+                "type": "InvalidState",
+                "status": "True",
+                "reason": "Unreadable",
+                "message": message,
+                "lastTransitionTime": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+        log.warning("LaneRelease does not parse; canary held at zero", release=name, error=message)
+        self._event(raw, "InvalidState", message, "Warning")
+        try:
+            self.api.patch_release_status(ns, name, {"conditions": conditions}, None)
+        except Exception as exc:  # the schema may refuse even this: the log says why
+            log.warning("could not record InvalidState", release=name, error=str(exc)[:300])
+
     def _run_machine(
         self,
         lane: ChangeLane,
@@ -319,12 +432,17 @@ class Reconciler:
         primary = self.caches.deployment(ns, mech.primary_name(rel.spec.target.name))
         now = self.clock()
         command = extra_command or _command_from(raw)
-        obs = self._observe(lane, rel, dep, primary, now, command)
+        if inconsistency(lane, rel.status) is None:
+            obs = self._observe(lane, rel, dep, primary, now, command)
+        else:
+            obs = Observation(now=now)  # decide() contains it; nothing to measure
         decision = decide(lane, rel, obs)
         status_wire = _status_wire(decision.status)
         if status_wire != stored_wire:
             try:
-                written = self.api.patch_release_status(ns, rel.name, status_wire, rv)
+                written = self.api.patch_release_status(
+                    ns, rel.name, _status_patch(status_wire, stored_wire), rv
+                )
             except ConflictError:
                 log.info("status conflict; retrying from fresh state", release=rel.name)
                 return 0.0
@@ -577,6 +695,12 @@ class Reconciler:
 def _status_wire(status: LaneReleaseStatus) -> JsonDict:
     wire: JsonDict = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     return wire
+
+
+def _status_patch(new: JsonDict, stored: JsonDict) -> JsonDict:
+    """A merge patch from the stored status to ``new``: a field the new status no longer
+    has (gateReason, lastAnalysisAt, ...) is sent as null, which deletes it."""
+    return {**{key: None for key in stored if key not in new}, **new}
 
 
 def _parse_release(raw: JsonDict) -> LaneRelease | None:

@@ -184,25 +184,27 @@ class KubeApi:
         """One mutating call (``verb`` names it for logs and tests), fenced by leadership."""
         return call(fn, *args, _before_attempt=self.fence, **kwargs)
 
-    # ---- listers for informers
-    def lane_lister(self) -> Any:
+    # ---- listers for informers (``watch_timeout``: client-side read timeout of a watch)
+    def lane_lister(self, watch_timeout: float = 90.0) -> Any:
         return dict_lister(
             self.custom.list_cluster_custom_object,
+            watch_timeout,
             group=API_GROUP,
             version=API_VERSION,
             plural=LANES,
         )
 
-    def release_lister(self) -> Any:
+    def release_lister(self, watch_timeout: float = 90.0) -> Any:
         return dict_lister(
             self.custom.list_cluster_custom_object,
+            watch_timeout,
             group=API_GROUP,
             version=API_VERSION,
             plural=RELEASES,
         )
 
-    def deployment_lister(self) -> Any:
-        return dict_lister(self.apps.list_deployment_for_all_namespaces)
+    def deployment_lister(self, watch_timeout: float = 90.0) -> Any:
+        return dict_lister(self.apps.list_deployment_for_all_namespaces, watch_timeout)
 
     # ---- deployments
     def get_deployment(self, namespace: str, name: str) -> JsonDict:
