@@ -173,7 +173,7 @@ class Reconciler:
                 self._supersede(lane, rel)
         if to_hash == stable_hash:
             if not any(not r.status.phase.terminal for r in workload_releases):
-                self._scale(dep, 0)  # steady state: the canary has nothing to serve
+                self._dark(lane, dep)  # steady state: the canary has nothing to serve
             return None
         release_name = f"{name}-{to_hash}"
         existing = next((r for r in workload_releases if r.name == release_name), None)
@@ -182,7 +182,7 @@ class Reconciler:
             self._scale(dep, 0)
             self._create_release(lane, dep, primary, release_name, to_hash)
         elif existing.status.phase.terminal:
-            self._scale(dep, 0)  # rejected or rolled back: the template stays dark
+            self._dark(lane, dep)  # rejected or rolled back: the template stays dark
         return None
 
     # ------------------------------------------------------------------ lane status
@@ -573,6 +573,17 @@ class Reconciler:
             return False
         if lane.spec.strategy.flag_only or dep is None:
             return True
+        if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
+            route = lane.spec.strategy.traffic.http_route
+            meta = _meta(dep)
+            try:
+                current = self.api.get_http_route(meta["namespace"], route or "")
+            except NotFoundError:
+                current = {}
+            refs = ((_spec(current).get("rules") or [{}])[0]).get("backendRefs") or []
+            canary = f"{meta['name']}-canary"
+            if any(r.get("name") == canary and int(r.get("weight") or 0) > 0 for r in refs):
+                return False
         return int(_spec(dep).get("replicas") or 0) == 0
 
     # ------------------------------------------------------------------ converge
@@ -645,13 +656,21 @@ class Reconciler:
             )
             return
         rules = _spec(current).get("rules") or [{}]
+        # Keep the port the route's author gave its backend (the Services' port).
+        port = next((r.get("port") for r in rules[0].get("backendRefs") or [] if r.get("port")), 80)
         refs = [
-            {"name": mech.primary_name(name), "port": 80, "weight": 100 - weight},
-            {"name": f"{name}-canary", "port": 80, "weight": weight},
+            {"name": mech.primary_name(name), "port": port, "weight": 100 - weight},
+            {"name": f"{name}-canary", "port": port, "weight": weight},
         ]
         if (rules[0].get("backendRefs") or []) != refs:
             rules = [{**rules[0], "backendRefs": refs}, *rules[1:]]
             self.api.patch_http_route(meta["namespace"], route, {"spec": {"rules": rules}})
+
+    def _dark(self, lane: ChangeLane, dep: JsonDict) -> None:
+        """No traffic to the canary: route weights back to the primary, no replicas."""
+        if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
+            self._route_weights(lane, dep, 0)
+        self._scale(dep, 0)
 
     def _scale(self, dep: JsonDict, replicas: int) -> None:
         if int(_spec(dep).get("replicas") or 0) == replicas:
