@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from controller import __version__
-from controller.cli import audit, bench, chart, crds, demo, lanes, sim_cluster
+from controller.cli import audit, bench, chart, crds, demo, lanes, run, sim_cluster
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +25,7 @@ cli.add_command(chart.chart)
 cli.add_command(sim_cluster.sim_cluster)
 cli.add_command(audit.audit)
 cli.add_command(bench.bench)
+cli.add_command(run.run)
 
 
 def main() -> None:

@@ -596,6 +596,7 @@ class Reconciler:
         dep: JsonDict,
         primary: JsonDict,
     ) -> None:
+        self.api.fence()  # flag writes go through their own client: fence them here
         status = decision.status
         ramps_flag = (
             self.flags is not None

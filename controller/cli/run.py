@@ -1,0 +1,299 @@
+"""``changelane run``: the long-running controller (what the Helm chart's pod runs).
+
+Wires the adapters into the runtime: the Kubernetes client (``--kubeconfig``, else the
+in-cluster service account, else the default kubeconfig), the kill switch on the chosen
+OpenFeature provider, the Prometheus analyzer, the audit sinks (JSON logs, the durable
+hash-chained log, the controller's metrics) and the probes/metrics port. SIGTERM or
+SIGINT stops it gracefully: no new work, in-flight reconciles finish, the Lease is handed
+back.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+import structlog
+
+from controller.adapters.audit.log import AuditLog, FsyncPolicy
+from controller.adapters.audit.logging import configure_logging
+from controller.adapters.audit.sink import AuditSink, build_audit_sink
+from controller.adapters.flags.kill_switch import KillSwitch
+from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
+from controller.adapters.kube.client import api_client
+from controller.core.audit import AuditRecord
+from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.runtime.flag_ramp import FlagWriterRamp
+from controller.runtime.gates import LaneGates
+from controller.runtime.health import serve_probes
+from controller.runtime.manager import Controller, Settings
+from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.ports import Analyzer
+
+log = structlog.get_logger("changelane.run")
+
+FLAG_PROVIDERS = ("flagd", "flagd-in-process", "file", "entry-point", "none")
+
+
+class NoMetricsAnalyzer:
+    """Without a metrics backend nothing can pass: every measurement is an Error, so
+    releases hold (and the lane's error limits decide), never promote."""
+
+    def measure(
+        self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
+    ) -> Measurement:
+        return Measurement(
+            check=check.name,
+            time=now,
+            step=release.status.current_step,
+            verdict=Verdict.ERROR,
+            message=f"lane {lane.name}, check {check.name}: no metrics backend configured "
+            "(changelane run --prometheus-url)",
+        )
+
+
+class LeaderAuditLog:
+    """The durable audit log, opened on the first record: only the leader appends, and a
+    standby must not hold the log's lock while it waits (a shared volume)."""
+
+    def __init__(self, path: Path, fsync: FsyncPolicy) -> None:
+        self.path, self.fsync = path, fsync
+        self._log: AuditLog | None = None
+        self._lock = threading.Lock()
+
+    def emit(self, record: AuditRecord) -> None:
+        with self._lock:
+            if self._log is None:
+                self._log = AuditLog(self.path, fsync=self.fsync)
+            self._log.emit(record)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+
+def build_analyzer(prometheus_url: str | None) -> Analyzer:
+    if not prometheus_url:
+        log.warning("no --prometheus-url: every measurement is an Error; nothing promotes")
+        return NoMetricsAnalyzer()
+    from controller.adapters.metrics.analyzer import PrometheusAnalyzer
+    from controller.adapters.metrics.prometheus import PrometheusMetrics
+
+    return PrometheusAnalyzer(PrometheusMetrics(prometheus_url))
+
+
+def provider_config(
+    kind: str,
+    flagd_host: str,
+    flagd_port: int | None,
+    flag_file: Path | None,
+    entry_point: str | None,
+) -> FlagProviderConfig | None:
+    if kind == "none":
+        return None
+    if kind == "file":
+        if flag_file is None:
+            raise click.BadParameter(
+                "--flag-provider file needs --flag-file", param_hint="--flag-file"
+            )
+        return FlagProviderConfig(kind="flagd-file", path=str(flag_file))
+    if kind == "entry-point":
+        return FlagProviderConfig(kind="entry-point", entry_point=entry_point)
+    return FlagProviderConfig(
+        kind="flagd-rpc" if kind == "flagd" else "flagd-in-process",
+        host=flagd_host,
+        port=flagd_port,
+    )
+
+
+@click.command("run")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Kubeconfig file (default: in-cluster service account, else ~/.kube/config).",
+)
+@click.option("--context", default=None, help="Kubeconfig context.")
+@click.option(
+    "--namespace-lease",
+    envvar="POD_NAMESPACE",
+    default="changelane-system",
+    show_default=True,
+    help="Namespace of the leader-election Lease.",
+)
+@click.option("--lease-name", default="changelane-leader", show_default=True)
+@click.option("--lease-duration", default=15, show_default=True, help="Seconds.")
+@click.option(
+    "--renew-deadline",
+    default=10,
+    show_default=True,
+    help="Seconds: a leader that has not renewed for this long stops writing.",
+)
+@click.option(
+    "--no-leader-election",
+    is_flag=True,
+    help="Act without a Lease (one replica only, e.g. on a laptop).",
+)
+@click.option(
+    "--instance",
+    envvar="POD_NAME",
+    default=None,
+    help="This replica's identity in the Lease (default: $POD_NAME, else hostname).",
+)
+@click.option(
+    "--metrics-port",
+    default=8080,
+    show_default=True,
+    help="Serves /metrics, /healthz and /readyz (0: any free port).",
+)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",  # noqa: S104 (the kubelet probes and Prometheus scrapes the pod IP)
+    show_default=True,
+    help="Address the metrics/probes port binds.",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The durable hash-chained audit log (JSON lines).",
+)
+@click.option(
+    "--audit-fsync",
+    type=click.Choice([p.value for p in FsyncPolicy]),
+    default=FsyncPolicy.ALWAYS.value,
+    show_default=True,
+)
+@click.option(
+    "--prometheus-url",
+    default=None,
+    help="Where the lanes' checks are queried. Without it nothing can pass.",
+)
+@click.option(
+    "--flag-provider",
+    type=click.Choice(FLAG_PROVIDERS),
+    default="flagd",
+    show_default=True,
+    help="Where lane kill switches are read; 'none' keeps every lane's autonomy off.",
+)
+@click.option("--flagd-host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--flagd-port", type=int, default=None, help="Default 8013 (rpc) / 8015 (in-process)."
+)
+@click.option(
+    "--flag-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="flagd definitions file (--flag-provider file).",
+)
+@click.option(
+    "--flag-entry-point",
+    default=None,
+    help="Provider registered under changelane.flag_providers (--flag-provider entry-point).",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def run(
+    kubeconfig: str | None,
+    context: str | None,
+    namespace_lease: str,
+    lease_name: str,
+    lease_duration: int,
+    renew_deadline: int,
+    no_leader_election: bool,
+    instance: str | None,
+    metrics_port: int,
+    metrics_address: str,
+    audit_log: Path | None,
+    audit_fsync: str,
+    prometheus_url: str | None,
+    flag_provider: str,
+    flagd_host: str,
+    flagd_port: int | None,
+    flag_file: Path | None,
+    flag_entry_point: str | None,
+    workers: int,
+    resync: int,
+    log_level: str,
+) -> None:
+    """Run the controller until SIGTERM/SIGINT."""
+    configure_logging(getattr(logging, log_level.upper()))
+    if renew_deadline >= lease_duration:
+        raise click.BadParameter(
+            f"{renew_deadline} must be shorter than --lease-duration {lease_duration}",
+            param_hint="--renew-deadline",
+        )
+    identity = instance or socket.gethostname()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    config = provider_config(flag_provider, flagd_host, flagd_port, flag_file, flag_entry_point)
+    kill_switch = KillSwitch(build_provider(config)) if config is not None else None
+    if kill_switch is not None:
+        kill_switch.start()
+    metrics = ControllerMetrics()
+    durable = LeaderAuditLog(audit_log, FsyncPolicy(audit_fsync)) if audit_log else None
+    sink, _ = build_audit_sink(extra=[metrics])
+    if durable is not None:
+        sink.add(durable, required=True)
+    sinks: list[AuditSink] = [sink]
+    client = api_client(kubeconfig, context)
+    controller = Controller(
+        client,
+        gates=LaneGates(kill_switch),
+        analyzer=build_analyzer(prometheus_url),
+        sinks=sinks,
+        flags=FlagWriterRamp(client),
+        settings=Settings(
+            instance=identity,
+            lease_namespace=namespace_lease,
+            lease_name=lease_name,
+            leader_election=not no_leader_election,
+            workers=workers,
+            resync_seconds=resync,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=max(1, renew_deadline // 5),
+            on_reconcile=[lambda key, seconds: metrics.record_reconcile(key[0], seconds)],
+        ),
+    )
+    probes = serve_probes(
+        metrics, controller.alive, controller.ready, metrics_port, metrics_address
+    )
+    log.info("serving probes", port=probes.port, address=metrics_address, instance=identity)
+    controller.start()
+    try:
+        while not stop.wait(1.0):
+            metrics.set_leader(controller.is_leader())
+            metrics.set_workqueue_depth(len(controller.queue))
+            if durable is not None and not controller.is_leader():
+                durable.close()  # hand the log's lock to whoever leads now
+    finally:
+        controller.stop()
+        probes.stop()
+        if durable is not None:
+            durable.close()
+        if kill_switch is not None:
+            kill_switch.close()
+        metrics.set_leader(False)
+        log.info("stopped", instance=identity)
