@@ -3,8 +3,8 @@ switch (OpenFeature). Fails closed: no kill switch configured means autonomy off
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from controller.core.gates import GateReport, GateResult
@@ -39,15 +39,7 @@ class LaneGates:
         results = list(evaluate_provenance(lane, spec.provenance, problems=problems))
         results.append(self._kill_switch(lane, release))
         resumed_at = lane.status.resumed_at if lane.status is not None else None
-        finished = sorted(
-            (r for r in lane_releases if r.status.phase in FINISHED and r.status.finished_at),
-            key=lambda r: r.status.finished_at or now,
-        )
-        outcomes = [
-            r.status.phase.value
-            for r in finished
-            if resumed_at is None or (r.status.finished_at and r.status.finished_at > resumed_at)
-        ]
+        outcomes = finished_outcomes(lane_releases, resumed_at)
         results += evaluate_autonomy_policy(
             lane,
             release=release.name,
@@ -67,6 +59,20 @@ class LaneGates:
             workload=release.spec.target.name,
             agent=release.spec.provenance.agent,
         )
+
+
+def finished_outcomes(releases: Iterable[LaneRelease], resumed_at: datetime | None) -> list[str]:
+    """Outcomes (phases) of the finished releases, oldest first, that count against the
+    autonomy budget: those that finished after the lane was last resumed."""
+    finished = sorted(
+        (r for r in releases if r.status.phase in FINISHED and r.status.finished_at),
+        key=lambda r: r.status.finished_at or datetime.min.replace(tzinfo=UTC),
+    )
+    return [
+        r.status.phase.value
+        for r in finished
+        if resumed_at is None or (r.status.finished_at and r.status.finished_at > resumed_at)
+    ]
 
 
 def release_spec_from_template(template: dict[str, Any]) -> dict[str, Any]:

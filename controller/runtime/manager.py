@@ -23,7 +23,10 @@ from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import KubeApi, NotLeaderError
 from controller.core import canary as mech
+from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
+from controller.runtime.lanes import LaneReconciler
 from controller.runtime.leader import Leadership
+from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 from controller.runtime.reconciler import Caches, Key, Reconciler
 from controller.runtime.workqueue import ShutDownError, WorkQueue
@@ -66,6 +69,7 @@ class Controller:
         settings: Settings | None = None,
         reconciler_factory: Callable[..., Reconciler] = Reconciler,
         api_factory: Callable[..., KubeApi] = KubeApi,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.settings = settings or Settings()
         s = self.settings
@@ -75,6 +79,13 @@ class Controller:
         # The server ends each watch after resync_seconds; the client gives up on a
         # connection that stays silent longer than watch_read_timeout (a dead peer).
         wt = s.watch_read_timeout
+        # Metrics come from wrapping the ports: every analysis, gate evaluation and audit
+        # record passes through them, so nothing in the reconciler has to remember to count.
+        self.metrics = metrics or ControllerMetrics()
+        observed_gates = ObservedGates(gates, self.metrics)
+        sinks = [*sinks, MetricsSink(self.metrics, observed_gates)]
+        self.metrics.workqueue_depth.set_function(lambda: float(self.queue.depth()))
+        self.metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
         self.informers = {
             LANE: SharedInformer(self.api.lane_lister(wt), resync_period=s.resync_seconds),
             RELEASE: SharedInformer(self.api.release_lister(wt), resync_period=s.resync_seconds),
@@ -92,10 +103,17 @@ class Controller:
         self.reconciler = reconciler_factory(
             api=self.api,
             caches=caches,
-            gates=gates,
-            analyzer=analyzer,
+            gates=observed_gates,
+            analyzer=MeasuredAnalyzer(analyzer, self.metrics),
             sinks=sinks,
             flags=flags,
+            instance=s.instance,
+        )
+        self.lane_reconciler = LaneReconciler(
+            self.api,
+            releases=self.informers[RELEASE].cache.list,
+            sinks=sinks,
+            metrics=self.metrics,
             instance=s.instance,
         )
         self.leadership: Leadership | None = None
@@ -124,6 +142,10 @@ class Controller:
         def on_release(obj: Any) -> None:
             ns, name = _key_of(obj)
             self.queue.add((RELEASE, ns, name))
+            # A release that finished may spend the lane's autonomy budget.
+            lane = ((obj.get("spec") or {}).get("lane") if isinstance(obj, dict) else None) or ""
+            if lane:
+                self.queue.add((LANE, "", str(lane)))
 
         def on_deployment(obj: Any) -> None:
             ns, name = _key_of(obj)
@@ -225,6 +247,9 @@ class Controller:
                 requeue = self.reconciler.reconcile_release(ns, name)
             elif kind == LANE:
                 requeue = self.reconciler.reconcile_lane(name)
+                suspension = self.lane_reconciler.reconcile(name)
+                if suspension is not None:
+                    requeue = suspension if requeue is None else min(requeue, suspension)
             else:
                 requeue = None
         except NotLeaderError:
@@ -237,6 +262,7 @@ class Controller:
             requeue = 5.0
         finally:
             elapsed = time.monotonic() - started
+            self.metrics.record_reconcile(kind, elapsed)
             for hook in self.settings.on_reconcile:
                 hook(key, elapsed)
         if requeue is not None:

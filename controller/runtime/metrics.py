@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 
 from controller.core.audit import AuditRecord, Decision
+from controller.core.detection import rollback_reason_class
 from controller.core.scorecard import DEFAULT_REWORK_WINDOW, LaneScorecard, ScorecardFold
 
 # Regression onset to rollback: the whole point is seconds-to-minutes, not Flagger's ~5 min.
@@ -51,7 +52,7 @@ class ControllerMetrics:
         )
         self.rollbacks = Counter(
             "changelane_rollbacks_total",
-            "Rollbacks by lane and reason.",
+            "Rollbacks by lane and reason class (controller.core.detection).",
             ["lane", "reason"],
             registry=r,
         )
@@ -136,7 +137,9 @@ class ControllerMetrics:
         if outcome is not None:
             self.releases.labels(lane=record.lane, outcome=outcome).inc()
         if record.decision is Decision.ROLLED_BACK:
-            self.rollbacks.labels(lane=record.lane, reason=record.reason).inc()
+            # The reason text names measured values: a label needs its bounded class.
+            reason = rollback_reason_class(record.reason, record.actor)
+            self.rollbacks.labels(lane=record.lane, reason=reason).inc()
         with self._lock:
             self._scorecard.add(record)
             card = self._scorecard.scorecards()[record.lane]

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from controller.adapters.audit.cluster import event_annotations, event_for
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
 from controller.core import canary as mech
@@ -28,6 +29,7 @@ from controller.core.models import (
     API_GROUP,
     API_VERSION,
     ChangeLane,
+    ChangeLaneStatus,
     LaneRelease,
     LaneReleaseStatus,
     Measurement,
@@ -115,9 +117,7 @@ class Reconciler:
         for raw in self.caches.lanes():
             name = _meta(raw).get("name", "?")
             try:
-                out[name] = ChangeLane.model_validate(
-                    {k: v for k, v in raw.items() if k != "status"}
-                )
+                out[name] = _parse_lane(raw)
             except ValidationError as exc:
                 self._warn_once(
                     ("lane-invalid", name),
@@ -694,14 +694,23 @@ class Reconciler:
                     ok = False
                     log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
             if involved is not None:
-                reason, kind = _event_for(record.decision.value)
+                reason, kind = event_for(record.decision.value)
                 if reason:
-                    self._event(involved, reason, record.reason, kind)
+                    self._event(
+                        involved, reason, record.reason, kind, annotations=event_annotations(record)
+                    )
         return ok
 
-    def _event(self, involved: JsonDict, reason: str, message: str, kind: str = "Normal") -> None:
+    def _event(
+        self,
+        involved: JsonDict,
+        reason: str,
+        message: str,
+        kind: str = "Normal",
+        annotations: dict[str, str] | None = None,
+    ) -> None:
         try:
-            self.api.emit_event(involved, reason, message, kind)
+            self.api.emit_event(involved, reason, message, kind, annotations=annotations)
         except Exception:
             log.warning("could not emit event", reason=reason)
 
@@ -721,6 +730,20 @@ def _status_patch(new: JsonDict, stored: JsonDict) -> JsonDict:
     """A merge patch from the stored status to ``new``: a field the new status no longer
     has (gateReason, lastAnalysisAt, ...) is sent as null, which deletes it."""
     return {**{key: None for key in stored if key not in new}, **new}
+
+
+def _parse_lane(raw: JsonDict) -> ChangeLane:
+    """The lane with its status (suspension, resumedAt). A status that does not parse does
+    not hide a valid lane; it is dropped, keeping only a suspension (fail safe)."""
+    try:
+        return ChangeLane.model_validate(raw)
+    except ValidationError:
+        lane = ChangeLane.model_validate({k: v for k, v in raw.items() if k != "status"})
+        if (raw.get("status") or {}).get("suspended") is True:
+            lane.status = ChangeLaneStatus(
+                suspended=True, suspended_reason="suspended (the lane status does not parse)"
+            )
+        return lane
 
 
 def _parse_release(raw: JsonDict) -> LaneRelease | None:
@@ -766,23 +789,3 @@ def _command_from(raw: JsonDict | None) -> HumanCommand | None:
         return HumanCommand(CommandKind(verb), actor)
     except ValueError:
         return None
-
-
-_EVENTS = {
-    "release_seen": ("ReleaseSeen", "Normal"),
-    "gated": ("Gated", "Normal"),
-    "rejected": ("Rejected", "Warning"),
-    "started": ("CanaryStarted", "Normal"),
-    "step_advanced": ("StepAdvanced", "Normal"),
-    "paused": ("Paused", "Warning"),
-    "resumed": ("Resumed", "Normal"),
-    "promoting": ("Promoting", "Normal"),
-    "promoted": ("Promoted", "Normal"),
-    "rolling_back": ("RollingBack", "Warning"),
-    "rolled_back": ("RolledBack", "Warning"),
-    "human_override": ("HumanOverride", "Normal"),
-}
-
-
-def _event_for(decision: str) -> tuple[str | None, str]:
-    return _EVENTS.get(decision, (None, "Normal"))

@@ -37,6 +37,11 @@ class WorkQueue(Generic[K]):
         self._seq = itertools.count()
         self._shutdown = False
 
+    def depth(self) -> int:
+        """Keys ready and waiting for a worker (not the delayed ones), as client-go's."""
+        with self._cond:
+            return len(self._queue)
+
     def add(self, key: K) -> None:
         with self._cond:
             self._add_locked(key)

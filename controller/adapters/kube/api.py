@@ -251,6 +251,36 @@ class KubeApi:
             body,
         )
 
+    def list_releases(self, namespace: str | None = None) -> list[JsonDict]:
+        if namespace:
+            raw = call(
+                self.custom.list_namespaced_custom_object,
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                RELEASES,
+            )
+        else:
+            raw = call(self.custom.list_cluster_custom_object, API_GROUP, API_VERSION, RELEASES)
+        return list(raw.get("items") or [])
+
+    def list_lanes(self) -> list[JsonDict]:
+        raw = call(self.custom.list_cluster_custom_object, API_GROUP, API_VERSION, LANES)
+        return list(raw.get("items") or [])
+
+    def patch_release_metadata(self, namespace: str, name: str, metadata: JsonDict) -> JsonDict:
+        return self.write(
+            "patch lanerelease",
+            self.custom.patch_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            RELEASES,
+            name,
+            {"metadata": metadata},
+            _content_type="application/merge-patch+json",
+        )
+
     def patch_release_status(
         self, namespace: str, name: str, status: JsonDict, resource_version: str | None
     ) -> JsonDict:
@@ -283,7 +313,13 @@ class KubeApi:
             _content_type="application/merge-patch+json",
         )
 
-    def patch_lane_status(self, name: str, status: JsonDict) -> JsonDict:
+    def patch_lane_status(
+        self, name: str, status: JsonDict, resource_version: str | None = None
+    ) -> JsonDict:
+        """Merge ``status``; with a resourceVersion, a stale write is a ``ConflictError``."""
+        patch: JsonDict = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         return self.write(
             "patch changelane/status",
             self.custom.patch_cluster_custom_object_status,
@@ -291,9 +327,12 @@ class KubeApi:
             API_VERSION,
             LANES,
             name,
-            {"status": status},
+            patch,
             _content_type="application/merge-patch+json",
         )
+
+    def get_lane(self, name: str) -> JsonDict:
+        return call(self.custom.get_cluster_custom_object, API_GROUP, API_VERSION, LANES, name)
 
     # ---- traffic
     def patch_http_route(self, namespace: str, name: str, patch: JsonDict) -> JsonDict:
@@ -320,6 +359,15 @@ class KubeApi:
         )
 
     # ---- events
+    def list_events(self, kind: str, namespace: str | None = None) -> list[JsonDict]:
+        """Events about objects of ``kind`` (in ``namespace``, or everywhere)."""
+        selector = f"involvedObject.kind={kind}"
+        if namespace:
+            raw = call(self.core.list_namespaced_event, namespace, field_selector=selector)
+        else:
+            raw = call(self.core.list_event_for_all_namespaces, field_selector=selector)
+        return list(raw.get("items") or [])
+
     def emit_event(
         self,
         involved: JsonDict,
@@ -327,17 +375,23 @@ class KubeApi:
         message: str,
         event_type: str = "Normal",
         component: str = "changelane",
+        annotations: dict[str, str] | None = None,
     ) -> None:
+        """``annotations`` carry what the Event's own fields cannot: for a decision, the
+        audit record's id, exact time, decision and actor (``changelane audit`` reads them)."""
         meta = involved.get("metadata") or {}
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = meta.get("namespace") or "default"
+        metadata: JsonDict = {
+            "generateName": f"{meta.get('name', 'changelane')}.",
+            "namespace": namespace,
+        }
+        if annotations:
+            metadata["annotations"] = annotations
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {
-                "generateName": f"{meta.get('name', 'changelane')}.",
-                "namespace": namespace,
-            },
+            "metadata": metadata,
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion"),
                 "kind": involved.get("kind"),

@@ -54,12 +54,14 @@ def test_decisions_feed_counters_and_scorecard() -> None:
         _rec(Decision.RELEASE_SEEN, "a"),
         _rec(Decision.PROMOTED, "a"),
         _rec(Decision.RELEASE_SEEN, "b"),
-        _rec(Decision.ROLLED_BACK, "b", reason="CheckFailed"),
+        _rec(Decision.ROLLED_BACK, "b", reason="critical check errors Fail: canary=0.3"),
     ]:
         m.emit(record)
     assert value("changelane_releases_total", {"lane": "docs", "outcome": "promoted"}) == 1
     assert value("changelane_releases_total", {"lane": "docs", "outcome": "rolled_back"}) == 1
-    assert value("changelane_rollbacks_total", {"lane": "docs", "reason": "CheckFailed"}) == 1
+    # The label is the reason's class, never its text (which names values: unbounded).
+    labels = {"lane": "docs", "reason": "analysis_failed"}
+    assert value("changelane_rollbacks_total", labels) == 1
     assert value("changelane_lane_change_failure_rate", {"lane": "docs"}) == 0.5
     assert value("changelane_lane_provenance_coverage", {"lane": "docs"}) == 1.0
     assert value("changelane_lane_rework_rate", {"lane": "docs"}) == 0.5

@@ -1,0 +1,223 @@
+"""Lane suspension: the autonomy budget suspends a lane; a human resumes it.
+
+Level-triggered, so a restart anywhere is safe. Each reconcile of a lane:
+
+1. **Budget.** Unless the lane is already suspended, the outcomes of its releases that
+   finished after ``status.resumedAt`` go through ``autonomy_budget_decision``; when the
+   budget is spent, the status becomes ``suspended`` with the reason and ``suspendedAt``
+   (a write conditional on the resourceVersion read, so a concurrent human resume wins).
+2. **Announce.** The ``Suspended`` condition says which suspension or resumption has been
+   announced (its ``lastTransitionTime`` is ``suspendedAt`` or ``resumedAt``). When the
+   status holds a newer one, the controller emits the ``lane_suspended``/``lane_resumed``
+   audit record (id derived from that time, so a repeat after a crash is dropped by the
+   sinks) and an Event, then sets the condition.
+
+``changelane lanes resume`` only writes ``suspended: false``, ``resumedAt`` and
+``resumedBy``; the record of it, with the human's identity, is written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import structlog
+from pydantic import ValidationError
+
+from controller.adapters.audit.cluster import event_annotations, lane_record_id
+from controller.adapters.audit.sink import AuditSink
+from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.core.audit import AuditRecord, Decision
+from controller.core.gates.policy import autonomy_budget_decision
+from controller.core.models import (
+    ChangeLane,
+    ChangeLaneStatus,
+    Condition,
+    ConditionStatus,
+    LaneRelease,
+)
+from controller.runtime.gates import finished_outcomes
+from controller.runtime.metrics import ControllerMetrics
+
+log = structlog.get_logger("changelane.lanes")
+
+SUSPENDED_CONDITION = "Suspended"
+HUMAN_SUSPENSION = "suspended by a human (status.suspended set by hand)"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class LaneReconciler:
+    def __init__(
+        self,
+        api: KubeApi,
+        releases: Callable[[], list[JsonDict]],
+        sinks: Sequence[AuditSink],
+        metrics: ControllerMetrics | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        instance: str = "changelane",
+    ) -> None:
+        self.api = api
+        self.releases = releases
+        self.sinks = list(sinks)
+        self.metrics = metrics
+        self.clock = clock
+        self.instance = instance
+
+    def reconcile(self, name: str) -> float | None:
+        try:
+            raw = self.api.get_lane(name)
+        except NotFoundError:
+            return None
+        try:
+            lane = ChangeLane.model_validate(raw)
+        except ValidationError:
+            return None  # the release reconciler reports invalid lanes
+        status = lane.status or ChangeLaneStatus()
+        rv = lane.metadata.resource_version
+        try:
+            raw, status = self._apply_budget(lane, raw, status, rv)
+        except ConflictError:
+            return 0.5  # someone (a human resume?) wrote first: look again
+        self._announce(lane, raw, status)
+        if self.metrics is not None:
+            self.metrics.set_lane_suspended(lane.name, status.suspended)
+        return None
+
+    # ------------------------------------------------------------------ budget
+
+    def lane_releases(self, lane: str) -> list[LaneRelease]:
+        out = []
+        for raw in self.releases():
+            if (raw.get("spec") or {}).get("lane") != lane:
+                continue
+            try:
+                out.append(LaneRelease.model_validate(raw))
+            except ValidationError:
+                continue
+        return out
+
+    def _apply_budget(
+        self, lane: ChangeLane, raw: JsonDict, status: ChangeLaneStatus, rv: str | None
+    ) -> tuple[JsonDict, ChangeLaneStatus]:
+        now = self.clock()
+        patch: JsonDict = {}
+        if status.suspended and status.suspended_at is None:
+            # Suspended by hand: date it, so that its announcement has a stable id.
+            patch = {"suspendedAt": _iso(now)}
+            if not status.suspended_reason:
+                patch["suspendedReason"] = HUMAN_SUSPENSION
+        elif not status.suspended:
+            outcomes = finished_outcomes(self.lane_releases(lane.name), status.resumed_at)
+            decision = autonomy_budget_decision(lane.spec.gates.autonomy_budget, outcomes)
+            if not decision.suspend:
+                return raw, status
+            patch = {
+                "suspended": True,
+                "suspendedReason": f"autonomy budget spent: {decision.reason}",
+                "suspendedAt": _iso(now),
+            }
+            log.warning("lane suspended", lane=lane.name, reason=decision.reason)
+        if not patch:
+            return raw, status
+        written = self.api.patch_lane_status(lane.name, patch, rv)
+        fresh = ChangeLane.model_validate(written)
+        return written, fresh.status or ChangeLaneStatus()
+
+    # ------------------------------------------------------------------ announce
+
+    def _announce(self, lane: ChangeLane, raw: JsonDict, status: ChangeLaneStatus) -> None:
+        current = next((c for c in status.conditions if c.type == SUSPENDED_CONDITION), None)
+        if status.suspended:
+            at = status.suspended_at or self.clock()
+            wanted = (ConditionStatus.TRUE, at)
+            reason_code = (
+                "AutonomyBudgetSpent"
+                if "budget" in (status.suspended_reason or "")
+                else "Suspended"
+            )
+            message = status.suspended_reason or "suspended"
+        elif status.resumed_at is not None:
+            at = status.resumed_at
+            wanted = (ConditionStatus.FALSE, at)
+            reason_code = "Resumed"
+            message = f"resumed by {status.resumed_by or 'unknown'}"
+        else:
+            if current is None:
+                self._set_condition(
+                    lane, status, ConditionStatus.FALSE, "NotSuspended", "", self.clock()
+                )
+            return
+        if current is not None and (current.status, current.last_transition_time) == wanted:
+            return
+        record = self._record(lane, status, at, message)
+        for sink in self.sinks:
+            try:
+                sink.emit(record)
+            except Exception:
+                log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
+        event_type = "Warning" if status.suspended else "Normal"
+        event_reason = "LaneSuspended" if status.suspended else "LaneResumed"
+        try:
+            self.api.emit_event(
+                raw, event_reason, message, event_type, annotations=event_annotations(record)
+            )
+        except Exception:
+            log.warning("could not emit event", reason=event_reason, lane=lane.name)
+        self._set_condition(lane, status, wanted[0], reason_code, message, at)
+
+    def _record(
+        self, lane: ChangeLane, status: ChangeLaneStatus, at: datetime, message: str
+    ) -> AuditRecord:
+        key = lane.metadata.uid or lane.name
+        if status.suspended:
+            return AuditRecord(
+                id=lane_record_id(key, Decision.LANE_SUSPENDED, at),
+                time=at,
+                lane=lane.name,
+                decision=Decision.LANE_SUSPENDED,
+                reason=message,
+                message=f"releases wait as Gated until: changelane lanes resume {lane.name}",
+                instance=self.instance,
+            )
+        who = status.resumed_by or "unknown"
+        return AuditRecord(
+            id=lane_record_id(key, Decision.LANE_RESUMED, at),
+            time=at,
+            lane=lane.name,
+            decision=Decision.LANE_RESUMED,
+            reason=message,
+            message="the autonomy budget counts releases that finish from now on",
+            actor=who,
+            instance=self.instance,
+        )
+
+    def _set_condition(
+        self,
+        lane: ChangeLane,
+        status: ChangeLaneStatus,
+        value: ConditionStatus,
+        reason: str,
+        message: str,
+        at: datetime,
+    ) -> None:
+        condition = Condition(
+            type=SUSPENDED_CONDITION,
+            status=value,
+            reason=reason,
+            message=message[:32768],
+            last_transition_time=at,
+            observed_generation=lane.metadata.generation,
+        )
+        others = [c for c in status.conditions if c.type != SUSPENDED_CONDITION]
+        conditions = [c.to_wire() for c in [*others, condition]]
+        try:
+            self.api.patch_lane_status(lane.name, {"conditions": conditions})
+        except Exception:
+            log.warning("could not set the lane condition", lane=lane.name)
