@@ -1,8 +1,9 @@
 """``changelane audit``: what changed, why it was rolled back, and is the log intact.
 
-Records come from a source (today ``--file LOG``, a hash-chained audit log; the cluster's
-LaneReleases and Events plug in as a second source with the runtime). The queries
-themselves are pure (``controller.core.audit_query``).
+Records come from a source: ``--file LOG`` (the hash-chained audit log) or, by default or
+with ``--cluster``, the cluster (LaneReleases, their status and Events; see
+``controller.adapters.audit.cluster``). The queries themselves are pure
+(``controller.core.audit_query``).
 """
 
 from __future__ import annotations
@@ -35,12 +36,40 @@ _SHOW_EVIDENCE_FOR = frozenset(
 )
 
 
-def _source(file: Path | None) -> AuditSource:
-    if file is None:
+def _source(
+    file: Path | None, cluster: bool, kubeconfig: str | None, namespace: str | None = None
+) -> AuditSource:
+    if file is not None and cluster:
+        raise click.UsageError("read either --file LOG or --cluster, not both")
+    if file is not None:
+        return FileAuditSource(file)
+    # Imported here: the kubernetes client is slow to import and --file does not need it.
+    from kubernetes import config
+
+    from controller.adapters.audit.cluster import ClusterAuditSource
+    from controller.adapters.kube.api import KubeApi
+    from controller.adapters.kube.client import api_client
+
+    try:
+        client = api_client(kubeconfig)
+    except (config.ConfigException, OSError) as err:
         raise click.UsageError(
-            "name where to read: --file LOG (reading the cluster comes with the runtime)"
-        )
-    return FileAuditSource(file)
+            f"no --file given and no cluster to read: cannot load a kubeconfig ({err})"
+        ) from None
+    return ClusterAuditSource(
+        KubeApi(client), namespace=namespace, name=f"the cluster at {client.configuration.host}"
+    )
+
+
+def _records(source: AuditSource, since: datetime | None = None) -> Iterator[AuditRecord]:
+    """The source's records; a cluster that cannot be read is one clear line, exit 1."""
+    try:
+        yield from source.records(since=since)
+    except Exception as err:  # API errors, connection refused, ...
+        if isinstance(source, FileAuditSource):
+            raise
+        click.echo(f"error: cannot read {source.name}: {err}", err=True)
+        sys.exit(EXIT_DAMAGED)
 
 
 def _warn(source: AuditSource) -> None:
@@ -54,10 +83,23 @@ _file_option = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A hash-chained audit log (JSON lines).",
 )
+_cluster_option = click.option(
+    "--cluster",
+    is_flag=True,
+    help="Read the cluster's LaneReleases and Events (the default without --file).",
+)
+_kubeconfig_option = click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    envvar="KUBECONFIG",
+    help="With the cluster source: kubeconfig (default $KUBECONFIG, ~/.kube/config).",
+)
 
 
 @click.group("audit", invoke_without_command=True)
 @_file_option
+@_cluster_option
+@_kubeconfig_option
 @click.option("--since", help="Only activity since: 30m, 1h, 2d, 1w or an ISO time.")
 @click.option("--lane")
 @click.option("--namespace")
@@ -69,6 +111,8 @@ _file_option = click.option(
 def audit(
     ctx: click.Context,
     file: Path | None,
+    cluster: bool,
+    kubeconfig: str | None,
     since: str | None,
     lane: str | None,
     namespace: str | None,
@@ -82,12 +126,13 @@ def audit(
     \b
     changelane audit --file LOG --since 1h
     changelane audit --file LOG --since 1h --outcome rolled_back --json
+    changelane audit --cluster --since 1h          (no --file: the cluster is read)
     changelane audit show RELEASE --file LOG [--plot release.png]
     changelane audit verify LOG
     """
     if ctx.invoked_subcommand is not None:
         return
-    source = _source(file)
+    source = _source(file, cluster, kubeconfig, namespace)
     try:
         start = parse_since(since, datetime.now(UTC)) if since else None
     except ValueError as err:
@@ -109,7 +154,7 @@ def audit(
 
 def run_query(source: AuditSource, flt: AuditFilter) -> Iterator[ReleaseSummary | LaneEvent]:
     """The on-call query as the command runs it (the benchmark times this)."""
-    return iter_summaries(source.records(since=flt.since), flt)
+    return iter_summaries(_records(source, flt.since), flt)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -235,6 +280,8 @@ def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
 @audit.command("show")
 @click.argument("release")
 @_file_option
+@_cluster_option
+@_kubeconfig_option
 @click.option(
     "--plot",
     "plot_file",
@@ -242,10 +289,17 @@ def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
     help="Draw canary vs baseline per check, with threshold and decision point (PNG).",
 )
 @click.option("--json", "as_json", is_flag=True, help="The release's records as JSON.")
-def show(release: str, file: Path | None, plot_file: Path | None, as_json: bool) -> None:
+def show(
+    release: str,
+    file: Path | None,
+    cluster: bool,
+    kubeconfig: str | None,
+    plot_file: Path | None,
+    as_json: bool,
+) -> None:
     """The timeline of one release, with every measurement."""
-    source = _source(file)
-    records = list(release_timeline(source.records(), release))
+    source = _source(file, cluster, kubeconfig)
+    records = list(release_timeline(_records(source), release))
     _warn(source)
     if not records:
         click.echo(f"release {release!r} not found in {source.name}", err=True)

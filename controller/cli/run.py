@@ -253,7 +253,7 @@ def run(
         kill_switch.start()
     metrics = ControllerMetrics()
     durable = LeaderAuditLog(audit_log, FsyncPolicy(audit_fsync)) if audit_log else None
-    sink, _ = build_audit_sink(extra=[metrics])
+    sink, _ = build_audit_sink()  # the Controller feeds ``metrics`` from its own sink
     if durable is not None:
         sink.add(durable, required=True)
     sinks: list[AuditSink] = [sink]
@@ -274,8 +274,8 @@ def run(
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
             retry_period=max(1, renew_deadline // 5),
-            on_reconcile=[lambda key, seconds: metrics.record_reconcile(key[0], seconds)],
         ),
+        metrics=metrics,  # reconcile, queue depth, leader, analysis, gates, outcomes
     )
     probes = serve_probes(
         metrics, controller.alive, controller.ready, metrics_port, metrics_address
@@ -284,8 +284,6 @@ def run(
     controller.start()
     try:
         while not stop.wait(1.0):
-            metrics.set_leader(controller.is_leader())
-            metrics.set_workqueue_depth(len(controller.queue))
             if durable is not None and not controller.is_leader():
                 durable.close()  # hand the log's lock to whoever leads now
     finally:
@@ -295,5 +293,4 @@ def run(
             durable.close()
         if kill_switch is not None:
             kill_switch.close()
-        metrics.set_leader(False)
         log.info("stopped", instance=identity)

@@ -181,8 +181,15 @@ class ClusterAuditSource:
                 self._warnings.append(f"ChangeLane {name} skipped: it does not parse")
                 continue
             out.extend(lane_records(lane, lane_events.get(lane.name, [])))
-        out.sort(key=lambda r: r.time)  # stable: records of one instant keep their order
+        out.sort(key=order_key)
         return iter(out)
+
+
+def order_key(record: AuditRecord) -> tuple[datetime, int, int]:
+    """Time, then as the controller wrote them in one tick: measurements before the
+    decision they led to, then by the record's sequence number (its id ends in it)."""
+    seq = _int((record.id or "").rsplit("/", 1)[-1]) or 0
+    return (record.time, 0 if record.decision is Decision.MEASUREMENT else 1, seq)
 
 
 # --------------------------------------------------------------------------- releases
@@ -278,7 +285,7 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
     from_events = [r for r in (_event_record(ev, base) for ev in events) if r is not None]
     seen_ids: set[str] = set()
     records: list[AuditRecord] = []
-    for r in sorted(from_events, key=lambda r: r.time):
+    for r in sorted(from_events, key=order_key):
         if r.id is None or r.id not in seen_ids:
             records.append(r)
             seen_ids.add(r.id or "")
@@ -308,15 +315,21 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
     if wanted is None:
         return records
     evidence = deciding_evidence(rel) if wanted in _ROLLBACK else []
-    last_outcome = max(
-        (i for i, r in enumerate(records) if r.decision in _OUTCOME_DECISIONS),
-        key=lambda i: records[i].time,
-        default=None,
-    )
-    if last_outcome is not None and _same_outcome(records[last_outcome].decision, wanted):
-        found = records[last_outcome]
+    # The decision to roll back is where the audit log keeps its evidence: put it there.
+    deciding = [i for i, r in enumerate(records) if r.decision is Decision.ROLLING_BACK]
+    if evidence and deciding and not records[deciding[-1]].evidence:
+        records[deciding[-1]] = records[deciding[-1]].model_copy(update={"evidence": evidence})
+        evidence = []
+    # A final outcome is said once, whenever its Event says it; a passing state (Paused,
+    # Gated, ...) only counts when it is the latest one.
+    candidates = [i for i, r in enumerate(records) if r.decision in _OUTCOME_DECISIONS]
+    if not s.phase.terminal:
+        candidates = candidates and [max(candidates, key=lambda i: order_key(records[i]))]
+    found_at = next((i for i in candidates if _same_outcome(records[i].decision, wanted)), None)
+    if found_at is not None:
+        found = records[found_at]
         if evidence and not found.evidence:
-            records[last_outcome] = found.model_copy(update={"evidence": evidence})
+            records[found_at] = found.model_copy(update={"evidence": evidence})
         return records
     latest = max((r.time for r in records), default=created or datetime.now(UTC))
     records.append(

@@ -90,8 +90,11 @@ def test_agent_filter(recent_log: Path) -> None:
 def test_bad_since_and_missing_source_are_usage_errors(recent_log: Path) -> None:
     code, _, err = _run("audit", "--file", str(recent_log), "--since", "yesterday")
     assert code == 2 and "expected a duration like 30m" in err
-    code, _, err = _run("audit", "--since", "1h")
-    assert code == 2 and "--file LOG" in err
+    missing = str(recent_log.parent / "no-such-kubeconfig")
+    code, _, err = _run("audit", "--since", "1h", "--kubeconfig", missing)
+    assert code == 2 and "no --file given and no cluster to read" in err
+    code, _, err = _run("audit", "--file", str(recent_log), "--cluster")
+    assert code == 2 and "not both" in err
 
 
 def test_show_prints_every_measurement_of_a_release(recent_log: Path) -> None:
