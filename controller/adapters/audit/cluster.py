@@ -160,6 +160,8 @@ class ClusterAuditSource:
         for raw in releases:
             meta = raw.get("metadata") or {}
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            if since is not None and _finished_before(raw, events.get(key, []), since):
+                continue  # every record it has is older than the window: skip the parsing
             try:
                 rel = LaneRelease.model_validate(raw)
             except ValidationError as err:
@@ -193,6 +195,13 @@ def order_key(record: AuditRecord) -> tuple[datetime, int, int]:
 
 
 # --------------------------------------------------------------------------- releases
+
+
+def _finished_before(raw: JsonDict, events: list[JsonDict], since: datetime) -> bool:
+    finished = _parse_time((raw.get("status") or {}).get("finishedAt"))
+    if finished is None or finished >= since:
+        return False
+    return all((_event_time(ev) or since) < since for ev in events)
 
 
 def _base(rel: LaneRelease) -> dict[str, Any]:

@@ -145,3 +145,12 @@ def test_lane_suspension_and_resumption_come_from_the_lane_status() -> None:
         (Decision.LANE_RESUMED, "carol"),
         (Decision.LANE_SUSPENDED, "controller"),
     ]
+
+
+def test_since_skips_releases_that_finished_before_the_window() -> None:
+    old = release("web-old", **ROLLED_BACK)
+    recent = release("web-new", **{**ROLLED_BACK, "finishedAt": "2026-11-24T13:00:00Z"})
+    source = ClusterAuditSource(FakeApi([old, recent]))
+    since = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
+    assert {r.release for r in source.records(since=since)} == {"web-new"}
+    assert {r.release for r in source.records()} == {"web-old", "web-new"}
