@@ -104,9 +104,7 @@ def release_name(env: Env) -> str:
 
 
 def primary_image(env: Env) -> str:
-    image: str = env.deployment("web-primary")["spec"]["template"]["spec"]["containers"][0][
-        "image"
-    ]
+    image: str = env.deployment("web-primary")["spec"]["template"]["spec"]["containers"][0]["image"]
     return image
 
 
@@ -313,7 +311,7 @@ def test_non_utf8_bytes_in_an_annotation_are_rejected(tmp_path: Path) -> None:
             method="PATCH",
             headers={"Content-Type": "application/strategic-merge-patch+json"},
         )
-        with urllib.request.urlopen(request) as response:  # noqa: S310 (loopback sim)
+        with urllib.request.urlopen(request) as response:
             assert response.status == 200
         name = release_name(env)
         rel = env.wait_phase(["Rejected", "Progressing"], name=name)
