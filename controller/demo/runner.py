@@ -32,7 +32,6 @@ from controller.adapters.audit.log import AuditLog
 from controller.adapters.audit.sink import FanOutAuditSink
 from controller.adapters.flags.kill_switch import KillSwitch
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
-from controller.adapters.flags.ramp import KubeFlagRamp
 from controller.adapters.kube.api import ConflictError, call
 from controller.adapters.kube.client import api_client
 from controller.adapters.metrics.analyzer import PrometheusAnalyzer
@@ -49,6 +48,7 @@ from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
 from controller.demo.scenario import DemoRelease
 from controller.demo.workload import SimulatedWorkload
+from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
@@ -244,7 +244,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             gates=LaneGates(kill_switch),
             analyzer=analyzer,
             sinks=[sink],
-            flags=KubeFlagRamp(api),
+            flags=FlagWriterRamp(api),
             settings=Settings(
                 instance="demo-controller",
                 lease_namespace=scenario.NAMESPACE,

@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from controller.adapters.flags.ramp import KubeFlagRamp
 from controller.adapters.kube.client import api_client
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import KillSwitchPort, LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
@@ -192,7 +192,7 @@ def new_controller(
         gates=LaneGates(kill_switch or AlwaysOn()),
         analyzer=ImageJudge(sim),
         sinks=[sink],
-        flags=KubeFlagRamp(api) if flags else None,
+        flags=FlagWriterRamp(api) if flags else None,
         settings=Settings(**base),
     )
 
