@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from controller.demo.runner import DemoOptions, run_demo
+from controller.demo.scenario import SCENARIOS
 
 
 @click.command("demo")
@@ -33,12 +34,25 @@ from controller.demo.runner import DemoOptions, run_demo
     show_default=True,
     help="auto: the real Prometheus when the binary is on PATH, else embedded.",
 )
-def demo(json_path: Path | None, audit_log: Path | None, keep: bool, metrics: str) -> None:
-    """Run the embedded demo: simulated cluster, controller, workload, Prometheus, and two
-    agent-authored releases (one promoted, one rolled back)."""
+@click.option(
+    "--scenario",
+    type=click.Choice(sorted(SCENARIOS)),
+    default="default",
+    show_default=True,
+    help="default: a good and a bad release; missing-provenance: Rejected; autonomy-off: "
+    "Gated by the kill switch; flag-ramp: a flag ramped with the canary; lane-suspend: "
+    "failures spend the autonomy budget.",
+)
+def demo(
+    json_path: Path | None, audit_log: Path | None, keep: bool, metrics: str, scenario: str
+) -> None:
+    """Run the embedded demo: simulated cluster, controller, workload, Prometheus, and
+    agent-authored releases (by default one promoted, one rolled back)."""
     use = None if metrics == "auto" else metrics == "prometheus"
     try:
-        result = run_demo(DemoOptions(audit_log=audit_log, keep=keep, use_prometheus=use))
+        result = run_demo(
+            DemoOptions(scenario=scenario, audit_log=audit_log, keep=keep, use_prometheus=use)
+        )
     except KeyboardInterrupt:
         click.echo("interrupted; everything the demo started has been stopped", err=True)
         sys.exit(130)

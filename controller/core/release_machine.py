@@ -73,6 +73,16 @@ class HumanCommand:
 
 
 @dataclass(frozen=True)
+class FlagObservation:
+    """The release's feature flag as read now: the on-variant weight in force (None when
+    the flag is not a ramp the controller wrote) and anything that stops the controller
+    from ramping it (someone else edited it, the definitions do not parse, ...)."""
+
+    weight: int | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     """What the runtime saw now. ``None`` means "not observed this time", never "bad"."""
 
@@ -83,6 +93,8 @@ class Observation:
     promotion_complete: bool = False
     rollback_complete: bool = False
     command: HumanCommand | None = None
+    #: The release's flag, for flag-ramped releases (None: not observed).
+    flag: FlagObservation | None = None
 
 
 # --------------------------------------------------------------------------- actions
@@ -284,6 +296,8 @@ def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseD
         handler = _HANDLERS.get(status.phase)
         if handler is not None:
             handler(ctx)
+    if shadow:
+        _as_shadow(ctx)
     _number_records(ctx)
     return ReleaseDecision(
         status=ctx.status,
@@ -388,6 +402,49 @@ def _contain(ctx: _Context, problem: Inconsistency) -> None:
     _roll_back(ctx, f"invalid state: {problem.message}", condition_reason="InvalidState")
 
 
+#: How a shadow lane words what it would have done, per decision.
+_WOULD_HAVE = {
+    Decision.RELEASE_SEEN: "recorded a new release",
+    Decision.GATED: "held the release",
+    Decision.REJECTED: "rejected the release",
+    Decision.STARTED: "started the canary",
+    Decision.STEP_ADVANCED: "advanced the canary",
+    Decision.MEASUREMENT: "measured",
+    Decision.PAUSED: "paused the release",
+    Decision.RESUMED: "resumed the release",
+    Decision.PROMOTING: "promoted",
+    Decision.PROMOTED: "finished promoting",
+    Decision.ROLLING_BACK: "rolled back",
+    Decision.ROLLED_BACK: "finished rolling back",
+    Decision.HUMAN_OVERRIDE: "applied a human override",
+}
+
+
+def _as_shadow(ctx: _Context) -> None:
+    """Shadow lanes: every record is a ``shadow`` decision saying what would have been
+    done (phases are the hypothetical ones), and the status says nothing was applied."""
+    shadowed = []
+    for record in ctx.records:
+        verb = _WOULD_HAVE.get(record.decision, record.decision.value)
+        shadowed.append(
+            record.model_copy(
+                update={
+                    "decision": Decision.SHADOW,
+                    "reason": f"would have {verb}: {record.reason}",
+                }
+            )
+        )
+        if record.decision is not Decision.MEASUREMENT:
+            ctx.status.message = f"shadow: would have {verb}: {record.reason}"
+    ctx.records = shadowed
+    ctx.condition(
+        "Shadow",
+        ConditionStatus.TRUE,
+        "ShadowMode",
+        "the lane is in shadow mode: decisions are analysed and recorded, never applied",
+    )
+
+
 def _number_records(ctx: _Context) -> None:
     """Give each record a stable id and put it in the outbox committed with the status."""
     key = ctx.release.metadata.uid or f"{ctx.release.metadata.namespace}/{ctx.release.name}"
@@ -446,9 +503,21 @@ def _weight_actions(ctx: _Context, weight: int) -> tuple[Action, ...]:
         actions.append(SetCanaryWeight(weight))
     if ctx.ramps_flag:
         actions.append(SetFlagWeight(weight))
-        if not ctx.status.flag_weights or ctx.status.flag_weights[-1] != weight:
-            ctx.status.flag_weights.append(weight)
     return ctx.do(*actions)
+
+
+def _note_flag_weight(ctx: _Context, wanted: int) -> bool:
+    """Record the flag weight in ``flagWeights`` once it is seen in force; True when the
+    flag is where the release wants it (or is not observed, or not ramped)."""
+    flag = ctx.obs.flag
+    if not ctx.ramps_flag or flag is None:
+        return True
+    if flag.problem is not None or flag.weight != wanted:
+        return False
+    weights = ctx.status.flag_weights
+    if not weights or weights[-1] != wanted:
+        weights.append(wanted)
+    return True
 
 
 def _rollback_actions(ctx: _Context) -> tuple[Action, ...]:
@@ -600,16 +669,23 @@ def _on_progressing(ctx: _Context) -> None:
             s.gate_reason = reason
             _pause(ctx, reason, condition_reason="AutonomyOff")
         return
+    if ctx.ramps_flag and obs.flag is not None and obs.flag.problem is not None:
+        # A human (or another tool) changed the flag: stop, say so, and do not fight it.
+        s.gate_reason = None  # only a human resume continues
+        _pause(ctx, f"feature flag: {obs.flag.problem}", condition_reason="FlagEdited")
+        return
     step = ctx.lane.spec.strategy.steps[s.current_step]
     started = s.step_started_at or obs.now
     elapsed = (obs.now - started).total_seconds()
-    ready = not ctx.uses_replicas or (obs.canary is not None and obs.canary.ready)
-    if ctx.uses_replicas and not ready:
+    canary_ready = obs.canary.ready if obs.canary is not None else not ctx.uses_replicas
+    flag_ready = _note_flag_weight(ctx, s.weight)
+    if not (canary_ready and flag_ready):
         deadline = parse_duration(ctx.lane.spec.strategy.progress_deadline)
         if elapsed > deadline:
+            what = "canary not ready" if not canary_ready else f"flag not at {s.weight}%"
             _roll_back(
                 ctx,
-                f"canary not ready after {elapsed:.0f}s (progressDeadline "
+                f"{what} after {elapsed:.0f}s (progressDeadline "
                 f"{ctx.lane.spec.strategy.progress_deadline})",
                 condition_reason="ProgressDeadlineExceeded",
             )
@@ -693,6 +769,7 @@ def _on_paused(ctx: _Context) -> None:
 
 def _on_promoting(ctx: _Context) -> None:
     if ctx.obs.promotion_complete:
+        _note_flag_weight(ctx, 100)
         previous = _enter(ctx, Phase.PROMOTED)
         ctx.status.weight = 0
         ctx.status.message = "promoted: the primary runs the new pod template"

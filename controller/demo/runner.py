@@ -46,7 +46,9 @@ from controller.core.canary import primary_name, template_hash
 from controller.core.models import API_GROUP, API_VERSION
 from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
+from controller.demo.scenario import DemoRelease
 from controller.demo.workload import SimulatedWorkload
+from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
@@ -102,7 +104,10 @@ class DemoResult:
 
 @dataclass
 class DemoOptions:
-    releases: Sequence[scenario.DemoRelease] = scenario.DEFAULT_RELEASES
+    #: A name in :data:`scenario.SCENARIOS`: the lane, the releases and the flags.
+    scenario: str = "default"
+    #: Releases to ship instead of the scenario's.
+    releases: Sequence[DemoRelease] | None = None
     audit_log: Path | None = None
     keep: bool = False
     use_prometheus: bool | None = None  # None: when the binary is on PATH
@@ -170,6 +175,8 @@ def _quiet_logs(log_file: Path) -> Iterator[None]:
 
 def run_demo(options: DemoOptions | None = None) -> DemoResult:
     opts = options or DemoOptions()
+    chosen = scenario.SCENARIOS[opts.scenario]
+    releases = opts.releases if opts.releases is not None else chosen.releases
     say = _printer(opts.out)
     workdir = Path(tempfile.mkdtemp(prefix="changelane-demo-"))
     with ExitStack() as stack, _terminate_as_interrupt():
@@ -195,7 +202,9 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         backend, analyzer = _metrics_backend(opts, stack, workload, port, say)
 
         flag_file = workdir / "flags.json"
-        flag_file.write_text(json.dumps(_flags_enabling(scenario.LANE)), encoding="utf-8")
+        flag_file.write_text(
+            json.dumps(_autonomy_flags(scenario.LANE, on=chosen.autonomy_on)), encoding="utf-8"
+        )
         kill_switch = KillSwitch(
             build_provider(
                 FlagProviderConfig(kind="flagd-file", path=str(flag_file), poll_interval_ms=500)
@@ -204,7 +213,26 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         )
         kill_switch.start()
         stack.callback(kill_switch.close)
-        say(f"kill switch         OpenFeature flagd FILE provider on {flag_file}")
+        say(
+            f"kill switch         OpenFeature flagd FILE provider on {flag_file} "
+            f"(autonomy {'on' if chosen.autonomy_on else 'OFF'})"
+        )
+        if chosen.flags is not None:
+            _create(
+                call,
+                core.create_namespaced_config_map,
+                scenario.NAMESPACE,
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": scenario.FLAG_CONFIGMAP, "namespace": scenario.NAMESPACE},
+                    "data": {"flags.flagd.json": json.dumps(chosen.flags, indent=2)},
+                },
+            )
+            say(
+                f"feature flags       ConfigMap {scenario.NAMESPACE}/{scenario.FLAG_CONFIGMAP} "
+                "(flagd definitions the controller ramps)"
+            )
 
         memory = _Memory()
         audit_path = opts.audit_log or workdir / "audit.jsonl"
@@ -216,6 +244,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             gates=LaneGates(kill_switch),
             analyzer=analyzer,
             sinks=[sink],
+            flags=FlagWriterRamp(api),
             settings=Settings(
                 instance="demo-controller",
                 lease_namespace=scenario.NAMESPACE,
@@ -237,12 +266,14 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             API_GROUP,
             API_VERSION,
             "changelanes",
-            scenario.lane(),
+            chosen.lane_doc(),
         )
+        steps = " -> ".join(f"{s['weight']}%" for s in chosen.lane["spec"]["strategy"]["steps"])
         say(
-            f"lane                {scenario.LANE}: steps 20% -> 50% -> 100%, "
+            f"lane                {scenario.LANE}: steps {steps}, "
             "sequential error-rate test (alpha 0.01)"
         )
+        say(f"scenario            {chosen.name}: {chosen.description}")
         _create(call, apps.create_namespaced_deployment, scenario.NAMESPACE, scenario.deployment())
         _wait(
             lambda: sim.deployment_ready(scenario.NAMESPACE, primary_name(scenario.WORKLOAD)),
@@ -256,9 +287,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         if opts.on_ready is not None:
             opts.on_ready(sim, kubeconfig)
 
-        outcomes = [
-            _ship(apps, sim, release, opts.release_timeout_s, say) for release in opts.releases
-        ]
+        outcomes = [_ship(apps, sim, release, opts.release_timeout_s, say) for release in releases]
         controller.stop()
         # Let the last records reach the sinks before the audit trail is printed.
         time.sleep(0.2)
@@ -303,13 +332,13 @@ def _metrics_backend(
     return "embedded", PrometheusAnalyzer(EmbeddedMetrics(workload))
 
 
-def _flags_enabling(lane: str) -> dict[str, Any]:
+def _autonomy_flags(lane: str, *, on: bool) -> dict[str, Any]:
     return {
         "flags": {
             f"changelane.lane.{lane}.autonomy": {
                 "state": "ENABLED",
                 "variants": {"on": True, "off": False},
-                "defaultVariant": "on",
+                "defaultVariant": "on" if on else "off",
             }
         }
     }
@@ -388,6 +417,11 @@ def _ship(
     decided = time.monotonic() - shipped
     verdict = "as expected" if _matches(release.expected, phase) else "NOT as expected"
     say(f"  => {phase} after {decided:.1f}s ({verdict})\n")
+    extra: dict[str, Any] = {}
+    if release.annotations.get("changelane.dev/flag"):
+        extra["flag_weights"] = list(status.get("flagWeights") or [])
+    if phase in HELD:
+        extra["gate_reason"] = status.get("gateReason")
     return ReleaseOutcome(
         name=name,
         expected=release.expected,
@@ -395,6 +429,7 @@ def _ship(
         canary_max_weight=int(status.get("maxWeightReached") or 0),
         decision_seconds=round(decided, 2) if phase in TERMINAL else None,
         label=release.label,
+        extra=extra,
     )
 
 

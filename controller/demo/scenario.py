@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 NAMESPACE = "demo"
@@ -10,8 +11,9 @@ LANE = "docs-demo"
 WORKLOAD = "docs"
 
 
-def lane() -> dict[str, Any]:
-    """A docs lane with short steps, so the demo finishes in about a minute."""
+def lane(gates: dict[str, Any] | None = None, **strategy: Any) -> dict[str, Any]:
+    """A docs lane with short steps, so the demo finishes in about a minute.
+    ``gates`` and ``strategy`` add to (or replace) the lane's gates and strategy fields."""
     traffic = 'namespace="{{ namespace }}", app="{{ workload }}", track="{{ track }}"'
     return {
         "apiVersion": "changelane.dev/v1alpha1",
@@ -22,7 +24,7 @@ def lane() -> dict[str, Any]:
             "selector": {"namespaces": [NAMESPACE], "matchLabels": {"changelane.dev/lane": LANE}},
             "agents": [{"id": "claude-code", "models": ["claude-*"]}],
             "provenance": {"required": ["agent", "model", "change", "tests"]},
-            "gates": {"maxConcurrentReleases": 1},
+            "gates": {"maxConcurrentReleases": 1, **(gates or {})},
             "strategy": {
                 "steps": [
                     {"weight": 20, "minDuration": "6s"},
@@ -30,6 +32,7 @@ def lane() -> dict[str, Any]:
                     {"weight": 100, "minDuration": "6s"},
                 ],
                 "progressDeadline": "60s",
+                **strategy,
             },
             "analysis": {
                 "interval": "3s",
@@ -104,3 +107,107 @@ DEFAULT_RELEASES = (
         agent_annotations("https://git.example/docs/pull/102"),
     ),
 )
+
+
+# --------------------------------------------------------------------------- scenarios
+
+FLAG_KEY = "docs.new-search"
+FLAG_CONFIGMAP = "docs-flags"
+
+
+def flag_definitions() -> dict[str, Any]:
+    """The docs site's feature flags, as flagd definitions in a ConfigMap."""
+    return {
+        "flags": {
+            FLAG_KEY: {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "off",
+            }
+        }
+    }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    releases: tuple[DemoRelease, ...]
+    lane: dict[str, Any] = field(default_factory=lane)
+    #: The lane's kill-switch flag in the demo's flagd file.
+    autonomy_on: bool = True
+    #: flagd definitions for a ConfigMap the lane ramps flags in (flag-ramp).
+    flags: dict[str, Any] | None = None
+
+    def lane_doc(self) -> dict[str, Any]:
+        return copy.deepcopy(self.lane)
+
+
+def _scenarios() -> dict[str, Scenario]:
+    good = DEFAULT_RELEASES[0]
+    bad = DEFAULT_RELEASES[1]
+    return {
+        "default": Scenario(
+            "default", "one good release promoted, one bad release rolled back", DEFAULT_RELEASES
+        ),
+        "missing-provenance": Scenario(
+            "missing-provenance",
+            "a release without model, change reference or tests evidence is rejected",
+            (
+                DemoRelease(
+                    "unattributed: no model, no change reference, no tests evidence",
+                    "registry.example/docs:1.3",
+                    "reject",
+                    {"changelane.dev/agent": "claude-code"},
+                ),
+            ),
+        ),
+        "autonomy-off": Scenario(
+            "autonomy-off",
+            "the lane's kill-switch flag is off: the release is held, nothing moves",
+            (DemoRelease(good.label, good.image, "gate", good.annotations),),
+            autonomy_on=False,
+        ),
+        "flag-ramp": Scenario(
+            "flag-ramp",
+            "a release that names a feature flag: the flag ramps in step with the canary",
+            (
+                DemoRelease(
+                    "flagged: new search behind docs.new-search",
+                    "registry.example/docs:1.4",
+                    "promote",
+                    {
+                        **agent_annotations("https://git.example/docs/pull/104"),
+                        "changelane.dev/flag": FLAG_KEY,
+                    },
+                ),
+            ),
+            lane=lane(flagRamp={"target": "configMap", "name": FLAG_CONFIGMAP}),
+            flags=flag_definitions(),
+        ),
+        "lane-suspend": Scenario(
+            "lane-suspend",
+            "two failed releases in a row spend the lane's autonomy budget: the next is held",
+            (
+                bad,
+                DemoRelease(
+                    "bad again: a search page that fails its requests",
+                    "registry.example/docs:1.5-bad",
+                    "rollback",
+                    agent_annotations("https://git.example/docs/pull/105"),
+                ),
+                DemoRelease(
+                    "good, but the lane is suspended: held until a human resumes it",
+                    "registry.example/docs:1.6",
+                    "gate",
+                    agent_annotations("https://git.example/docs/pull/106"),
+                ),
+            ),
+            lane=lane(
+                gates={"autonomyBudget": {"maxChangeFailureRate": 0.34, "window": 3}},
+            ),
+        ),
+    }
+
+
+SCENARIOS = _scenarios()

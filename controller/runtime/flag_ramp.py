@@ -1,5 +1,7 @@
 """The runtime's ``FlagRamp`` port on the flag writer: a release's flag ramps in the
-ConfigMap or FeatureFlag its lane's ``strategy.flagRamp`` names."""
+ConfigMap or FeatureFlag its lane's ``strategy.flagRamp`` names (in the release's
+namespace unless the lane names another). Writes report why they were not applied;
+:meth:`FlagWriterRamp.observe` reads what is in force and whether someone else edited it."""
 
 from __future__ import annotations
 
@@ -8,47 +10,43 @@ from kubernetes import client
 
 from controller.adapters.flags.flag_writer import FlagWriter
 from controller.core.models import ChangeLane, LaneRelease
+from controller.core.release_machine import FlagObservation
 
 log = structlog.get_logger("changelane.flags")
 
 
 class FlagWriterRamp:
     def __init__(self, api_client: client.ApiClient) -> None:
-        self.core = client.CoreV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
 
     def _writer(self, lane: ChangeLane, release: LaneRelease) -> FlagWriter | None:
         ramp = lane.spec.strategy.flag_ramp
-        if ramp is None:
+        if ramp is None or release.spec.flag is None:
             return None
-        namespace = release.spec.target.namespace
-        return FlagWriter(ramp, namespace, core=self.core, custom=self.custom)
+        return FlagWriter(ramp, release.spec.target.namespace, core=self._core, custom=self._custom)
 
-    def set_weight(self, lane: ChangeLane, release: LaneRelease, weight: int) -> None:
-        writer, flag = self._writer(lane, release), release.spec.flag
-        if writer is None or flag is None:
-            return
-        result = writer.set_weight(flag, weight)
-        if not result.ok:
-            log.warning(
-                "flag ramp not applied", release=release.name, flag=flag.key, result=str(result)
-            )
+    def set_weight(self, lane: ChangeLane, release: LaneRelease, weight: int) -> str | None:
+        writer = self._writer(lane, release)
+        if writer is None or release.spec.flag is None:
+            return None
+        result = writer.set_weight(release.spec.flag, weight)
+        return None if result.ok else f"{result.status}: {result.reason}"
 
-    def disable(self, lane: ChangeLane, release: LaneRelease) -> None:
-        writer, flag = self._writer(lane, release), release.spec.flag
-        if writer is None or flag is None:
-            return
-        result = writer.disable(flag)
-        if not result.ok:
-            log.warning(
-                "flag not disabled", release=release.name, flag=flag.key, result=str(result)
-            )
+    def disable(self, lane: ChangeLane, release: LaneRelease) -> str | None:
+        writer = self._writer(lane, release)
+        if writer is None or release.spec.flag is None:
+            return None
+        result = writer.disable(release.spec.flag)
+        if result.ok and result.reason:
+            log.warning("flag_disabled_over_edit", release=release.name, reason=result.reason)
+        return None if result.ok else f"{result.status}: {result.reason}"
+
+    def observe(self, lane: ChangeLane, release: LaneRelease) -> FlagObservation:
+        writer = self._writer(lane, release)
+        if writer is None or release.spec.flag is None:
+            return FlagObservation(None, "the lane has no flagRamp or the release no flag")
+        return writer.observe(release.spec.flag)
 
     def weight(self, lane: ChangeLane, release: LaneRelease) -> int | None:
-        writer, flag = self._writer(lane, release), release.spec.flag
-        if writer is None or flag is None:
-            return None
-        try:
-            return writer.current_weight(flag)
-        except Exception:  # unreadable: the caller treats None as "not known to be off"
-            return None
+        return self.observe(lane, release).weight

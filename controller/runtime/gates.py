@@ -15,6 +15,8 @@ from controller.core.provenance_annotations import AnnotationProblem, provenance
 
 IN_FLIGHT = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING, Phase.ROLLING_BACK})
 FINISHED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
+#: A passing gate result that reports a broken flag source (last good definitions in use).
+FLAG_SOURCE = "flagSource"
 
 
 class KillSwitchPort(Protocol):
@@ -38,6 +40,17 @@ class LaneGates:
         problems = [AnnotationProblem(p.key, p.message, p.field) for p in spec.provenance_problems]
         results = list(evaluate_provenance(lane, spec.provenance, problems=problems))
         results.append(self._kill_switch(lane, release))
+        source_error = getattr(self.kill_switch, "source_error", None)
+        if isinstance(source_error, str) and source_error:
+            # Not a block: the last good definitions stay in force. Carried so the lane
+            # can report it until the source parses again.
+            results.append(
+                GateResult(
+                    FLAG_SOURCE,
+                    True,
+                    f"flag source error, last good definitions in force: {source_error}",
+                )
+            )
         resumed_at = lane.status.resumed_at if lane.status is not None else None
         outcomes = finished_outcomes(lane_releases, resumed_at)
         results += evaluate_autonomy_policy(

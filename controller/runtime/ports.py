@@ -12,6 +12,7 @@ from typing import Protocol
 
 from controller.core.gates import GateReport
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement
+from controller.core.release_machine import FlagObservation
 
 
 class GateEvaluator(Protocol):
@@ -36,10 +37,19 @@ class Analyzer(Protocol):
 
 
 class FlagRamp(Protocol):
-    def set_weight(self, lane: ChangeLane, release: LaneRelease, weight: int) -> None: ...
+    """Ramps a release's feature flag. Writes return None when applied, else why not
+    (e.g. someone else edited the flag; the writer then leaves it alone)."""
 
-    def disable(self, lane: ChangeLane, release: LaneRelease) -> None: ...
+    def set_weight(self, lane: ChangeLane, release: LaneRelease, weight: int) -> str | None: ...
+
+    def disable(self, lane: ChangeLane, release: LaneRelease) -> str | None:
+        """Everyone back to the off-variant; applied even over someone else's edit."""
+        ...
+
+    def observe(self, lane: ChangeLane, release: LaneRelease) -> FlagObservation:
+        """The on-weight in force and anything that stops the ramp. Never raises."""
+        ...
 
     def weight(self, lane: ChangeLane, release: LaneRelease) -> int | None:
-        """The on-variant weight in force now, or None when it cannot be read."""
+        """The on-weight in force now, or None when it cannot be read."""
         ...

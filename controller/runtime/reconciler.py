@@ -12,6 +12,7 @@ was earned, and the status only says so after the core decided it.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +23,10 @@ from pydantic import ValidationError
 
 from controller.adapters.audit.cluster import event_annotations, event_for
 from controller.adapters.audit.sink import AuditSink
-from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError, call
 from controller.core import canary as mech
 from controller.core.gates import GateReport, GateResult
+from controller.core.gates.policy import shadow_mode
 from controller.core.models import (
     API_GROUP,
     API_VERSION,
@@ -46,7 +48,7 @@ from controller.core.release_machine import (
     decide,
     inconsistency,
 )
-from controller.runtime.gates import release_spec_from_template
+from controller.runtime.gates import FLAG_SOURCE, release_spec_from_template
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 
 log = structlog.get_logger("changelane.reconciler")
@@ -160,6 +162,8 @@ class Reconciler:
             if lane is None:
                 return None
         lane = lane or matching[0]
+        if _native(lane):
+            return self._reconcile_native(lane, dep)
         primary = self.caches.deployment(namespace, mech.primary_name(name))
         if primary is None:
             self._adopt(lane, dep)
@@ -180,7 +184,11 @@ class Reconciler:
         if existing is None:
             # Before anything else: a new template gets no traffic until its gates pass.
             self._scale(dep, 0)
-            self._create_release(lane, dep, primary, release_name, to_hash)
+            from_revision = {
+                "podTemplateHash": _template_hash_of(primary),
+                "images": mech.images(_spec(primary).get("template", {})),
+            }
+            self._create_release(lane, dep, release_name, to_hash, from_revision)
         elif existing.status.phase.terminal:
             self._dark(lane, dep)  # rejected or rolled back: the template stays dark
         return None
@@ -278,8 +286,62 @@ class Reconciler:
         )
         log.info("adopted", lane=lane.name, namespace=meta["namespace"], workload=meta["name"])
 
+    def _reconcile_native(self, lane: ChangeLane, dep: JsonDict) -> float | None:
+        """Shadow and flag-only lanes never adopt: the Deployment rolls out as Kubernetes
+        rolls it out (in shadow the controller only watches; in a flag-only lane the new
+        code runs dark behind its flag). A new pod template is still a release, recorded
+        against the previous template (the Deployment's previous ReplicaSet)."""
+        meta = _meta(dep)
+        namespace, name = str(meta["namespace"]), str(meta["name"])
+        to_hash = mech.template_hash(_spec(dep)["template"])
+        workload_releases = self._releases_of(namespace, name)
+        for rel in workload_releases:
+            if not rel.status.phase.terminal and rel.spec.to_revision.pod_template_hash != to_hash:
+                self._supersede(lane, rel)
+        release_name = f"{name}-{to_hash}"
+        if any(r.name == release_name for r in workload_releases):
+            return None
+        previous = self._previous_template(dep, to_hash)
+        if previous is None:
+            return None  # the first template seen is the baseline, not a release
+        self._create_release(lane, dep, release_name, to_hash, previous)
+        return None
+
+    def _previous_template(self, dep: JsonDict, to_hash: str) -> JsonDict | None:
+        """The template the Deployment ran before this one: its newest other ReplicaSet."""
+        meta = _meta(dep)
+        labels = (_spec(dep).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        try:
+            sets = call(
+                self.api.apps.list_namespaced_replica_set,
+                meta["namespace"],
+                label_selector=selector,
+            ).get("items", [])
+        except Exception:
+            log.warning("could not list ReplicaSets", workload=meta.get("name"))
+            return None
+        best: tuple[int, JsonDict] | None = None
+        for rs in sets:
+            owners = _meta(rs).get("ownerReferences") or []
+            if meta.get("uid") and not any(o.get("uid") == meta.get("uid") for o in owners):
+                continue
+            template = json.loads(json.dumps(_spec(rs).get("template") or {}))
+            (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+            rs_hash = mech.template_hash(template)
+            if rs_hash == to_hash:
+                continue
+            annotations = _meta(rs).get("annotations") or {}
+            try:
+                revision = int(annotations.get("deployment.kubernetes.io/revision") or 0)
+            except ValueError:
+                revision = 0
+            if best is None or revision > best[0]:
+                best = (revision, {"podTemplateHash": rs_hash, "images": mech.images(template)})
+        return best[1] if best is not None else None
+
     def _create_release(
-        self, lane: ChangeLane, dep: JsonDict, primary: JsonDict, name: str, to_hash: str
+        self, lane: ChangeLane, dep: JsonDict, name: str, to_hash: str, from_revision: JsonDict
     ) -> None:
         meta = _meta(dep)
         template = _spec(dep)["template"]
@@ -298,12 +360,7 @@ class Reconciler:
                     "name": meta["name"],
                     "namespace": meta["namespace"],
                 },
-                "from": {
-                    "podTemplateHash": _meta(primary)
-                    .get("annotations", {})
-                    .get(mech.TEMPLATE_HASH_ANNOTATION),
-                    "images": mech.images(_spec(primary).get("template", {})),
-                },
+                "from": {k: v for k, v in from_revision.items() if v is not None},
                 "to": {"podTemplateHash": to_hash, "images": mech.images(template)},
                 **self.provenance_from(template),
             },
@@ -452,7 +509,9 @@ class Reconciler:
         if decision.status.outbox and not self._flush(decision.status.outbox, involved=raw):
             return 5.0
         converge = not decision.shadow and not rel.status.phase.terminal
-        if converge and dep is not None and primary is not None:
+        if converge and dep is not None and _native(lane):
+            self._converge_flag(lane, rel, decision.status)  # flag-only: no replicas
+        elif converge and dep is not None and primary is not None:
             self._converge(lane, rel, decision, dep, primary)
         if decision.status.outbox:
             cleared = decision.status.model_copy(update={"outbox": []})
@@ -484,7 +543,19 @@ class Reconciler:
             except Exception as exc:  # fail closed: a gate that cannot be evaluated is shut
                 log.exception("gate evaluation failed", release=rel.name)
                 gates = GateReport((GateResult("evaluation", False, f"gates failed: {exc}"),))
-        canary_obs = self._canary(dep) if dep is not None else None
+            self._report_flag_source(lane, gates)
+        native = _native(lane)
+        if dep is None:
+            canary_obs = None
+        elif native:
+            canary_obs = self._rollout(dep, rel)
+        else:
+            canary_obs = self._canary(dep)
+        flag = None
+        ramps = self._ramps_flag(lane, rel)
+        if ramps and phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING):
+            assert self.flags is not None
+            flag = self.flags.observe(lane, rel)
         measurements: tuple[Measurement, ...] = ()
         if phase is Phase.PROGRESSING and self._analysis_due(lane, rel, now, canary_obs):
             step = rel.status.current_step
@@ -492,12 +563,17 @@ class Reconciler:
                 self.analyzer.measure(lane, rel, check, now).model_copy(update={"step": step})
                 for check in lane.spec.analysis.checks
             )
-        promotion_complete = (
-            phase is Phase.PROMOTING
-            and primary is not None
-            and _template_hash_of(primary) == rel.spec.to_revision.pod_template_hash
-            and _rolled_out(primary)
-        )
+        # A ramped flag must be at 100% (or in someone else's hands, which is reported).
+        flag_done = flag is None or flag.weight == 100 or flag.problem is not None
+        if native:  # the workload rolled out by itself; only the flag is ours
+            template_done = True
+        else:
+            template_done = (
+                primary is not None
+                and _template_hash_of(primary) == rel.spec.to_revision.pod_template_hash
+                and _rolled_out(primary)
+            )
+        promotion_complete = phase is Phase.PROMOTING and template_done and flag_done
         rollback_complete = phase is Phase.ROLLING_BACK and self._canary_gone(lane, rel, dep)
         return Observation(
             now=now,
@@ -507,6 +583,7 @@ class Reconciler:
             promotion_complete=promotion_complete,
             rollback_complete=rollback_complete,
             command=command,
+            flag=flag,
         )
 
     def _lane_releases(self, lane: str) -> list[LaneRelease]:
@@ -568,10 +645,13 @@ class Reconciler:
         return None
 
     def _canary_gone(self, lane: ChangeLane, rel: LaneRelease, dep: JsonDict | None) -> bool:
-        ramps = rel.spec.flag is not None and lane.spec.strategy.flag_ramp is not None
-        if ramps and self.flags is not None and (self.flags.weight(lane, rel) or 0) != 0:
-            return False
-        if lane.spec.strategy.flag_only or dep is None:
+        if shadow_mode(lane):
+            return True  # nothing was ever exposed by the controller
+        if self._ramps_flag(lane, rel):
+            assert self.flags is not None
+            if (self.flags.weight(lane, rel) or 0) != 0:
+                return False
+        if _native(lane) or dep is None:
             return True
         if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
             route = lane.spec.strategy.traffic.http_route
@@ -598,25 +678,16 @@ class Reconciler:
     ) -> None:
         self.api.fence()  # flag writes go through their own client: fence them here
         status = decision.status
-        ramps_flag = (
-            self.flags is not None
-            and rel.spec.flag is not None
-            and bool(lane.spec.strategy.flag_ramp)
-        )
         total = _total_replicas(primary)
         serving = status.phase in _CANARY_SERVES
         weight = status.weight if serving else 0
-        # Flag first on the way down: it is the fastest lever and needs no pod.
-        if ramps_flag and self.flags is not None:
-            if weight == 0 or status.phase is Phase.PROMOTED:
-                if status.phase is not Phase.PROMOTED:
-                    self.flags.disable(lane, rel)
-            elif status.phase is Phase.PROGRESSING:
-                self.flags.set_weight(lane, rel, weight)
+        # Flag first on the way down: it is the fastest lever and needs no pod. (A lane
+        # may ask for replicas first with rollback.flagOffFirst: false.)
+        flag_last = weight == 0 and not lane.spec.rollback.flag_off_first
+        if not flag_last:
+            self._converge_flag(lane, rel, status)
         if status.phase is Phase.PROMOTING or status.phase is Phase.PROMOTED:
             self._promote(rel, dep, primary)
-            if ramps_flag and self.flags is not None:
-                self.flags.set_weight(lane, rel, 100)
         if not lane.spec.strategy.flag_only:
             replicas = mech.canary_replicas(total, weight)
             if status.phase is Phase.PROMOTED:
@@ -624,6 +695,61 @@ class Reconciler:
             if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
                 self._route_weights(lane, dep, 0 if status.phase is Phase.PROMOTED else weight)
             self._scale(dep, replicas)
+        if flag_last:
+            self._converge_flag(lane, rel, status)
+
+    def _ramps_flag(self, lane: ChangeLane, rel: LaneRelease) -> bool:
+        return (
+            self.flags is not None
+            and rel.spec.flag is not None
+            and lane.spec.strategy.flag_ramp is not None
+            and not shadow_mode(lane)
+        )
+
+    def _converge_flag(self, lane: ChangeLane, rel: LaneRelease, status: LaneReleaseStatus) -> None:
+        """The release's flag to the weight its status says. Paused holds it where it is;
+        a release that never started never touches it."""
+        if not self._ramps_flag(lane, rel):
+            return
+        assert self.flags is not None
+        phase = status.phase
+        if phase is Phase.PROGRESSING:
+            refused = self.flags.set_weight(lane, rel, status.weight)
+        elif phase in (Phase.PROMOTING, Phase.PROMOTED):
+            refused = self.flags.set_weight(lane, rel, 100)
+        elif phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK):
+            refused = self.flags.disable(lane, rel)
+        else:
+            return
+        if refused:
+            # Not fought: the next observation pauses the release with this reason.
+            log.warning("flag write not applied", release=rel.name, reason=refused[:500])
+
+    def _rollout(self, dep: JsonDict, rel: LaneRelease) -> CanaryObservation:
+        """A natively rolled-out workload's state, as the canary observation of shadow and
+        flag-only lanes: ready once every replica runs the release's template."""
+        desired = int(_spec(dep).get("replicas") or 0)
+        on_release = mech.template_hash(_spec(dep)["template"]) == (
+            rel.spec.to_revision.pod_template_hash
+        )
+        ready = desired if on_release and _rolled_out(dep) else 0
+        crash = self._crash_reason(dep) if ready < desired else None
+        return CanaryObservation(desired_replicas=desired, ready_replicas=ready, crash_reason=crash)
+
+    def _report_flag_source(self, lane: ChangeLane, gates: GateReport) -> None:
+        """A flag source that stopped parsing: the last good definitions stay in force, and
+        the lane says so (a Warning event on the ChangeLane, once per distinct error)."""
+        for result in gates.results:
+            if result.gate != FLAG_SOURCE or not result.reason:
+                continue
+            key = ("flag-source", f"{lane.name}:{result.reason}")
+            if key not in self._warned:
+                raw = next(
+                    (r for r in self.caches.lanes() if _meta(r).get("name") == lane.name), None
+                )
+                if raw is not None:
+                    self._event(raw, "FlagSourceError", result.reason, "Warning")
+            self._warn_once(key, "flag source error", lane=lane.name, error=result.reason)
 
     def _promote(self, rel: LaneRelease, dep: JsonDict, primary: JsonDict) -> None:
         to_hash = mech.template_hash(_spec(dep)["template"])
@@ -744,6 +870,11 @@ def _parse_lane(raw: JsonDict) -> ChangeLane:
                 suspended=True, suspended_reason="suspended (the lane status does not parse)"
             )
         return lane
+
+
+def _native(lane: ChangeLane) -> bool:
+    """Lanes whose workloads the controller does not adopt (no primary/canary split)."""
+    return shadow_mode(lane) or lane.spec.strategy.flag_only
 
 
 def _parse_release(raw: JsonDict) -> LaneRelease | None:

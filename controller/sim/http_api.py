@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -185,8 +186,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                 "include: application/json, application/yaml",
             )
         try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # Like the real API server (Go's JSON decoder): invalid UTF-8 bytes and lone
+            # UTF-16 surrogates in strings are not errors; each becomes U+FFFD.
+            return _replace_lone_surrogates(json.loads(body.decode("utf-8", errors="replace")))
+        except json.JSONDecodeError as exc:
             raise bad_request(
                 f"couldn't get version/kind; json parse error: {exc.args[0] if exc.args else exc}"
             ) from exc
@@ -662,3 +665,16 @@ def shutdown(server: SimServer) -> None:
     server.store.drop_watches()
     server.shutdown()
     server.server_close()
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(v) for v in value]
+    return value

@@ -14,7 +14,8 @@ from controller.adapters.kube.client import api_client
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
-from controller.runtime.gates import LaneGates
+from controller.runtime.flag_ramp import FlagWriterRamp
+from controller.runtime.gates import KillSwitchPort, LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 
@@ -168,7 +169,13 @@ class Env:
 
 
 def new_controller(
-    kubeconfig: Path, sim: SimCluster, sink: MemorySink, instance: str = "c-0", **settings: Any
+    kubeconfig: Path,
+    sim: SimCluster,
+    sink: MemorySink,
+    instance: str = "c-0",
+    kill_switch: KillSwitchPort | None = None,
+    flags: bool = False,
+    **settings: Any,
 ) -> Controller:
     base = dict(
         instance=instance,
@@ -179,11 +186,13 @@ def new_controller(
         retry_period=1,
     )
     base.update(settings)
+    api = api_client(str(kubeconfig))
     return Controller(
-        api_client(str(kubeconfig)),
-        gates=LaneGates(AlwaysOn()),
+        api,
+        gates=LaneGates(kill_switch or AlwaysOn()),
         analyzer=ImageJudge(sim),
         sinks=[sink],
+        flags=FlagWriterRamp(api) if flags else None,
         settings=Settings(**base),
     )
 

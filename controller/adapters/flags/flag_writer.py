@@ -46,6 +46,7 @@ from controller.core.flags import (
 )
 from controller.core.models.lane import FlagRamp
 from controller.core.models.release import ReleaseFlag
+from controller.core.release_machine import FlagObservation
 
 FEATURE_FLAG_GROUP = "core.openfeature.dev"
 FEATURE_FLAG_VERSION = "v1beta1"
@@ -114,6 +115,42 @@ class FlagWriter:
         Raises :class:`FlagDefinitionError` when the target cannot be read."""
         return ramp_weight(self._target.read().definitions, flag.key, flag.on_variant)
 
+    def observe(self, flag: ReleaseFlag) -> FlagObservation:
+        """The on-weight in force and anything that stops the controller from ramping the
+        flag: the target cannot be read, the flag cannot be ramped as asked, or someone
+        else edited it since the controller last wrote it. Never raises."""
+        try:
+            stored = self._target.read()
+        except FlagDefinitionError as err:
+            return FlagObservation(None, str(err))
+        except ApiException as err:
+            return FlagObservation(None, f"{self.target}: API error {err.status} {err.reason}")
+        weight = ramp_weight(stored.definitions, flag.key, flag.on_variant)
+        edit = self._edit_reason(stored, flag)
+        if edit:
+            return FlagObservation(weight, edit)
+        try:  # can the flag be ramped at all (variants present, targeting ours)?
+            ramp_flag(
+                stored.definitions,
+                flag.key,
+                on_variant=flag.on_variant,
+                off_variant=flag.off_variant,
+                weight=0,
+            )
+        except FlagDefinitionError as err:
+            return FlagObservation(weight, f"{self.target}: {err}")
+        return FlagObservation(weight)
+
+    def _edit_reason(self, stored: _Stored, flag: ReleaseFlag) -> str:
+        where = self._target.description
+        if stored.fingerprints is None:
+            return (
+                f"{where}: annotation {FINGERPRINT_ANNOTATION} is not the JSON map the "
+                "controller writes; someone else changed it"
+            )
+        check = detect_foreign_edit(stored.definitions, flag.key, stored.fingerprints.get(flag.key))
+        return f"{where}: {check.reason}" if check.edited else ""
+
     def set_weight(self, flag: ReleaseFlag, weight: int) -> FlagWrite:
         return self._write(flag, weight, override_edits=False)
 
@@ -137,17 +174,7 @@ class FlagWriter:
         def result(status: WriteStatus, reason: str = "", rv: str | None = None) -> FlagWrite:
             return FlagWrite(flag.key, weight, status, reason, rv or stored.resource_version)
 
-        edit_reason = ""
-        if stored.fingerprints is None:
-            edit_reason = (
-                f"{where}: annotation {FINGERPRINT_ANNOTATION} is not the JSON map the "
-                "controller writes; someone else changed it"
-            )
-        else:
-            check = detect_foreign_edit(
-                stored.definitions, flag.key, stored.fingerprints.get(flag.key)
-            )
-            edit_reason = f"{where}: {check.reason}" if check.edited else ""
+        edit_reason = self._edit_reason(stored, flag)
         if edit_reason and not override_edits:
             log.warning(
                 "flag_edited_by_someone_else", flag=flag.key, target=where, reason=edit_reason
