@@ -724,14 +724,14 @@ def _judge_measurements(ctx: _Context) -> bool:
         s.checks.sort(key=lambda c: c.name)
         s.measurements = [*s.measurements, m][-MEASUREMENT_HISTORY:]
         s.last_analysis_at = ctx.obs.now
-        ctx.record(Decision.MEASUREMENT, reason, evidence=(_evidence(m),))
+        ctx.record(Decision.MEASUREMENT, reason, evidence=(evidence_of(m),))
         if worst is None or outcome.severity > worst[0].severity:
             worst = (outcome, reason, m)
     if worst is None:
         return False
     outcome, reason, m = worst
     if outcome is Outcome.ROLLBACK:
-        _roll_back(ctx, reason, evidence=(_evidence(m),))
+        _roll_back(ctx, reason, evidence=(evidence_of(m),))
         return True
     if outcome is Outcome.PAUSE:
         _pause(ctx, reason, condition_reason="AnalysisLimitReached")
@@ -741,7 +741,8 @@ def _judge_measurements(ctx: _Context) -> bool:
     return False
 
 
-def _evidence(m: Measurement) -> Evidence:
+def evidence_of(m: Measurement) -> Evidence:
+    """A measurement as the evidence an audit record carries."""
     return Evidence(
         check=m.check,
         verdict=m.verdict.value,

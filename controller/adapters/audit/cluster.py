@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from controller.core.analysis import describe
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
-from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase, Verdict
+from controller.core.models import ChangeLane, LaneRelease, Phase, Verdict
+from controller.core.release_machine import evidence_of
 
 JsonDict = dict[str, Any]
 
@@ -121,19 +122,6 @@ def _int(text: Any) -> int | None:
         return int(text)
     except (TypeError, ValueError):
         return None
-
-
-def evidence_of(m: Measurement) -> Evidence:
-    return Evidence(
-        check=m.check,
-        verdict=m.verdict.value,
-        canary=m.canary,
-        baseline=m.baseline,
-        threshold=m.threshold,
-        statistic=m.statistic,
-        query=m.query,
-        message=m.message,
-    )
 
 
 class ClusterAuditSource:
