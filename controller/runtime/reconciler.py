@@ -1,12 +1,13 @@
 """Reconcile: read state, ask the pure core, write status, converge the world to it.
 
 Order matters for crash safety. A release's status (the decision, with its audit records
-in the outbox) is written first; then the world is converged to what the status says
-(replicas, route weights, flag exposure, the primary's template); then the outbox is
-flushed to the sinks and cleared. A controller killed anywhere in between finds the
-decision in the status on restart, converges again (idempotent) and flushes the records
-(the sinks drop ids they already have). Nothing is promoted that the status does not say
-was earned, and the status only says so after the core decided it.
+in the outbox) is written first; then the outbox is flushed to the sinks (record before
+acting: a decision the durable audit log could not take is not acted on); then the world
+is converged to what the status says (replicas, route weights, flag exposure, the
+primary's template); then the outbox is cleared. A controller killed anywhere in between
+finds the decision in the status on restart, flushes the records again (the sinks drop ids
+they already have) and converges again (idempotent). Nothing is promoted that the status
+does not say was earned, and the status only says so after the core decided it.
 """
 
 from __future__ import annotations
