@@ -244,6 +244,14 @@ def test_killed_at_every_effect_the_release_still_ends_right(
     failed = [f"{o.point}: {o.problems}" for o in outcomes if o.problems]
     assert not failed, "\n".join(failed)
     killed = [o for o in outcomes if o.killed]
-    # Every point was a real kill (the run reached it), and there are enough of them.
-    assert len(killed) == len(points), [o.point for o in outcomes if not o.killed]
-    assert len(killed) >= 25
+    # Every point a run reached was a real kill. The number of effects varies by one or
+    # two with timing (an extra status write after a conflict, one reconcile more or
+    # less), so a run may end, correctly, before its last points: only then may a point
+    # go unkilled.
+    unreached = [
+        f"{o.point}: the run had {len(o.effects)} effects"
+        for o, (n, _) in zip(outcomes, points, strict=True)
+        if not o.killed and len(o.effects) >= n
+    ]
+    assert not unreached, unreached
+    assert len(killed) >= 25  # per release: at least 50 distinct kill points in all
