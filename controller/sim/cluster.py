@@ -9,6 +9,13 @@
 It serves plain HTTP on loopback only and, by default, without authentication: kubectl
 does not send bearer tokens over plain HTTP. Pass ``token="auto"`` (or a token) to require
 one from clients that do (the official Python client does).
+
+Named users tell clients apart (no authorization: every user may do everything)::
+
+    token = sim.add_user("system:serviceaccount:changelane-system:cl-changelane")
+    sim.write_kubeconfig(path, user="system:serviceaccount:...")
+    with sim.record_requests() as log:   # every request: user, verb, group, resource, ...
+        ...
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import ipaddress
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,6 +34,7 @@ from controller.sim.deployments import SimController
 from controller.sim.faults import Faults
 from controller.sim.http_api import SimServer, serve, shutdown
 from controller.sim.kubeconfig import kubeconfig, write_kubeconfig
+from controller.sim.request_audit import Authorizer, RequestHook, RequestLog
 from controller.sim.resources import default_registry
 from controller.sim.schemas import product_crd_types
 from controller.sim.store import Store
@@ -88,6 +97,9 @@ class SimCluster:
             if controllers
             else None
         )
+        self._users: dict[str, str] = {}  # token -> user name
+        self._request_hooks: list[RequestHook] = []
+        self._authorizer: list[Authorizer] = []
         self._address = (host, port)
         self._bookmark_interval = bookmark_interval
         self._server: SimServer | None = None
@@ -104,6 +116,9 @@ class SimCluster:
             self.faults,
             token=self.token,
             bookmark_interval=self._bookmark_interval,
+            users=self._users,
+            request_hooks=self._request_hooks,
+            authorizer=self._authorizer,
         )
         self._thread = serve(self._server)
         if self.controller is not None:
@@ -147,12 +162,62 @@ class SimCluster:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def kubeconfig(self, *, namespace: str = "default", name: str = "changelane-sim") -> JsonDict:
-        return kubeconfig(self.url, token=self.token, name=name, namespace=namespace)
+    def kubeconfig(
+        self,
+        *,
+        namespace: str = "default",
+        name: str = "changelane-sim",
+        user: str | None = None,
+    ) -> JsonDict:
+        """A kubeconfig for the cluster; with ``user`` (see :meth:`add_user`), that user's
+        token and name (the kubeconfig user name is what ``changelane`` reports as "who")."""
+        if user is None:
+            return kubeconfig(self.url, token=self.token, name=name, namespace=namespace)
+        token = next((t for t, u in self._users.items() if u == user), None)
+        if token is None:
+            raise KeyError(f"user {user!r}: not added to the simulated cluster (add_user)")
+        return kubeconfig(self.url, token=token, name=name, namespace=namespace, user=user)
 
-    def write_kubeconfig(self, path: Path | str, *, namespace: str = "default") -> Path:
+    def write_kubeconfig(
+        self, path: Path | str, *, namespace: str = "default", user: str | None = None
+    ) -> Path:
         """Write a kubeconfig (mode 0600) for kubectl and ``load_kube_config``."""
-        return write_kubeconfig(path, self.kubeconfig(namespace=namespace))
+        return write_kubeconfig(path, self.kubeconfig(namespace=namespace, user=user))
+
+    # ------------------------------------------------------------------ identities, audit
+
+    def add_user(self, user: str) -> str:
+        """A bearer token that authenticates as ``user`` (its requests are recorded so)."""
+        for token, known in self._users.items():
+            if known == user:
+                return token
+        token = secrets.token_urlsafe(24)
+        self._users[token] = user
+        return token
+
+    def add_request_hook(self, hook: RequestHook) -> Callable[[], None]:
+        """Call ``hook`` with every request served from now on; returns its remover."""
+        self._request_hooks.append(hook)
+
+        def remove() -> None:
+            if hook in self._request_hooks:
+                self._request_hooks.remove(hook)
+
+        return remove
+
+    def set_authorizer(self, authorizer: Authorizer | None) -> None:
+        """Decide every request from now on (False: 403 Forbidden); None allows all."""
+        self._authorizer[:] = [authorizer] if authorizer is not None else []
+
+    @contextmanager
+    def record_requests(self) -> Iterator[RequestLog]:
+        """Record every request served inside the block (off otherwise: no cost)."""
+        log = RequestLog()
+        remove = self.add_request_hook(log)
+        try:
+            yield log
+        finally:
+            remove()
 
     # ------------------------------------------------------------------ conveniences
 

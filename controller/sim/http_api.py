@@ -24,6 +24,8 @@ from controller.sim import discovery, openapi, tables
 from controller.sim.errors import (
     ApiError,
     bad_request,
+    forbidden,
+    group_resource,
     internal_error,
     method_not_allowed,
     not_found,
@@ -32,6 +34,13 @@ from controller.sim.errors import (
 from controller.sim.faults import Faults
 from controller.sim.objects import Stored, dumps
 from controller.sim.patching import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
+from controller.sim.request_audit import (
+    ANONYMOUS,
+    ApiRequest,
+    Authorizer,
+    RequestHook,
+    request_attributes,
+)
 from controller.sim.resources import ResourceType
 from controller.sim.store import Store
 
@@ -64,10 +73,19 @@ class SimServer(ThreadingHTTPServer):
         *,
         token: str | None,
         bookmark_interval: float,
+        users: dict[str, str] | None = None,
+        request_hooks: list[RequestHook] | None = None,
+        authorizer: list[Authorizer] | None = None,
     ) -> None:
         self.store = store
         self.faults = faults
         self.token = token
+        #: bearer token -> user name, for requests that must be told apart (RBAC tests)
+        self.users = users if users is not None else {}
+        #: called with every request's authorization attributes; empty (off) by default
+        self.request_hooks = request_hooks if request_hooks is not None else []
+        #: at most one: decides each request (False answers 403); none: everything allowed
+        self.authorizer = authorizer if authorizer is not None else []
         self.bookmark_interval = bookmark_interval
         self.stopping = threading.Event()
         super().__init__(address, ApiHandler)
@@ -108,8 +126,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         body = self._read_body()
         try:
-            if path not in _PUBLIC_PATHS:
-                self._authenticate()
+            user = ANONYMOUS if path in _PUBLIC_PATHS else self._authenticate()
+            if (self.server.request_hooks or self.server.authorizer) and not (
+                path.startswith("/_sim/") or path in _PUBLIC_PATHS
+            ):
+                self._audit_and_authorize(method, path, query, user)
             if path.startswith("/_sim/"):
                 self._admin(method, path, body)
                 return
@@ -132,14 +153,32 @@ class ApiHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _authenticate(self) -> None:
-        token = self.server.token
-        if token is None:
-            return
+    def _authenticate(self) -> str:
+        """The user the request's bearer token names; anonymous when the cluster requires
+        no token and none of its named users' tokens was sent."""
         header = self.headers.get("Authorization", "")
         given = header[7:] if header.startswith("Bearer ") else ""
+        for user_token, user in list(self.server.users.items()):
+            if hmac.compare_digest(given.encode(), user_token.encode()):
+                return user
+        token = self.server.token
+        if token is None:
+            return ANONYMOUS
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise unauthorized()
+        return "admin"
+
+    def _audit_and_authorize(
+        self, method: str, path: str, query: dict[str, str], user: str
+    ) -> None:
+        request = request_attributes(
+            method, path, query, user=user, user_agent=self.headers.get("User-Agent", "")
+        )
+        for hook in list(self.server.request_hooks):
+            hook(request)
+        for authorize in list(self.server.authorizer):
+            if not authorize(request):
+                raise _forbidden(request)
 
     def _send(
         self,
@@ -575,6 +614,34 @@ class ApiHandler(BaseHTTPRequestHandler):
             )
         else:
             raise ApiError(404, "NotFound", f"no admin endpoint {method} {path}")
+
+
+def _forbidden(request: ApiRequest) -> ApiError:
+    """The API server's RBAC denial, worded as it words it."""
+    who = f'User "{request.user}"'
+    if not request.resource_request:
+        return ApiError(
+            403,
+            "Forbidden",
+            f'forbidden: {who} cannot {request.verb} path "{request.path}"',
+        )
+    scope = (
+        f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
+    )
+    why = (
+        f'{who} cannot {request.verb} resource "{request.rbac_resource}" '
+        f'in API group "{request.api_group}" {scope}'
+    )
+    if request.name:
+        return forbidden(request.api_group, request.resource, request.name, why)
+    what = group_resource(request.api_group, request.resource)
+    return ApiError(
+        403,
+        "Forbidden",
+        f"{what} is forbidden: {why}",
+        group=request.api_group,
+        kind=request.resource,
+    )
 
 
 def _parse_route(registry: Any, group: str, version: str, rest: list[str]) -> Route | None:

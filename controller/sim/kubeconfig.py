@@ -12,16 +12,26 @@ JsonDict = dict[str, Any]
 
 
 def kubeconfig(
-    server: str, *, token: str | None, name: str = "changelane-sim", namespace: str = "default"
+    server: str,
+    *,
+    token: str | None,
+    name: str = "changelane-sim",
+    namespace: str = "default",
+    user: str | None = None,
 ) -> JsonDict:
-    user: JsonDict = {"token": token} if token else {}
+    """``user`` names the kubeconfig user (default: ``name``, the cluster's name)."""
+    credentials: JsonDict = {"token": token} if token else {}
+    user_name = user or name
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": {"server": server}}],
-        "users": [{"name": name, "user": user}],
+        "users": [{"name": user_name, "user": credentials}],
         "contexts": [
-            {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
+            {
+                "name": name,
+                "context": {"cluster": name, "user": user_name, "namespace": namespace},
+            }
         ],
         "current-context": name,
         "preferences": {},
