@@ -1,7 +1,9 @@
 """RBAC is exactly what the controller uses: no wildcards, no Secrets, Lease only at home.
 
-EXPECTED is the runtime contract. The chart's templates/rbac.yaml is the one place that
-grants it; when the controller needs a new verb, both change together.
+EXPECTED_* is the contract, as test_rbac_matches_behaviour.py measured it: the controller
+(and the on-call commands) run a whole life against the simulated cluster with the chart's
+roles enforced, and every grant is shown to be used. templates/rbac.yaml and
+templates/rbac-humans.yaml grant it; when the code needs a new verb, all three change.
 """
 
 from __future__ import annotations
@@ -16,30 +18,44 @@ from tests.shipping.variants import VARIANTS
 
 EXPECTED_CLUSTER: dict[tuple[str, str], set[str]] = {
     ("changelane.dev", "changelanes"): {"get", "list", "watch"},
-    ("changelane.dev", "changelanes/status"): {"get", "patch", "update"},
-    ("changelane.dev", "lanereleases"): {"get", "list", "watch", "create", "patch", "update"},
-    ("changelane.dev", "lanereleases/status"): {"get", "patch", "update"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "update"},
-    ("apps", "replicasets"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("", "services"): {"get", "list", "watch"},
-    ("", "configmaps"): {"get", "list", "watch", "patch", "update"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "watch", "patch", "update"},
-    ("core.openfeature.dev", "featureflags"): {"get", "list", "watch", "patch", "update"},
+    ("changelane.dev", "changelanes/status"): {"patch"},
+    ("changelane.dev", "lanereleases"): {"get", "list", "watch", "create", "patch"},
+    ("changelane.dev", "lanereleases/status"): {"patch"},
+    ("apps", "deployments"): {"list", "watch", "create", "patch"},
+    ("apps", "replicasets"): {"list"},
+    ("", "pods"): {"list"},
+    ("", "configmaps"): {"get", "update"},
+    ("", "events"): {"create"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
+    ("core.openfeature.dev", "featureflags"): {"get", "update"},
+}
+# The on-call roles: what `status`/`audit --cluster` read, and what the verbs write.
+EXPECTED_VIEWER: dict[tuple[str, str], set[str]] = {
+    ("changelane.dev", "changelanes"): {"get", "list"},
+    ("changelane.dev", "lanereleases"): {"get", "list"},
+    ("", "events"): {"list"},
+}
+EXPECTED_OPERATOR: dict[tuple[str, str], set[str]] = {
+    **EXPECTED_VIEWER,
+    ("changelane.dev", "lanereleases"): {"get", "list", "patch"},
+    ("changelane.dev", "changelanes/status"): {"patch"},
+}
+CONTROLLER_ROLE = f"{RELEASE}-changelane"
+VIEWER_ROLE = f"{RELEASE}-changelane-viewer"
+OPERATOR_ROLE = f"{RELEASE}-changelane-operator"
+AGGREGATE_LABELS = {
+    f"rbac.authorization.k8s.io/aggregate-to-{role}": "true" for role in ("view", "edit", "admin")
 }
 LEASE_NAME = "changelane-leader"
 
 
 def _grants(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
-    """(apiGroup, resource) -> verbs; each pair may appear in one rule only."""
+    """(apiGroup, resource) -> verbs, over all the rules that name the pair."""
     out: dict[tuple[str, str], set[str]] = {}
     for rule in rules:
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                assert (group, resource) not in out, f"{group}/{resource} granted twice"
-                out[(group, resource)] = set(rule["verbs"])
+                out.setdefault((group, resource), set()).update(rule["verbs"])
     return out
 
 
@@ -53,10 +69,35 @@ def objs(chart: helm_python.Chart) -> list[Rendered]:
 
 
 def test_cluster_role_is_exactly_the_contract(objs: list[Rendered]) -> None:
-    role = only(objs, "ClusterRole")
+    role = only(objs, "ClusterRole", CONTROLLER_ROLE)
     assert _grants(role["rules"]) == EXPECTED_CLUSTER
     assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])
     assert "aggregationRule" not in role
+
+
+def test_human_roles_are_exactly_the_contract(objs: list[Rendered]) -> None:
+    viewer = only(objs, "ClusterRole", VIEWER_ROLE)
+    operator = only(objs, "ClusterRole", OPERATOR_ROLE)
+    assert _grants(viewer["rules"]) == EXPECTED_VIEWER
+    assert _grants(operator["rules"]) == EXPECTED_OPERATOR
+    for role in (viewer, operator):
+        assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])
+    # The viewer joins the built-in view/edit/admin roles; acting stays a deliberate grant.
+    assert AGGREGATE_LABELS.items() <= viewer["metadata"]["labels"].items()
+    assert not {k for k in operator["metadata"]["labels"] if k.startswith("rbac.authorization")}
+    # The chart binds nobody to them: that is the platform team's call.
+    for binding in (r.obj for r in objs if r.kind.endswith("Binding")):
+        assert binding["roleRef"]["name"] not in {VIEWER_ROLE, OPERATOR_ROLE}
+
+
+def test_human_roles_follow_values(chart: helm_python.Chart) -> None:
+    off = render(chart, {"rbac": {"humanRoles": {"create": False}}})
+    assert [r.name for r in off if r.kind == "ClusterRole"] == [CONTROLLER_ROLE]
+    quiet = render(chart, {"rbac": {"humanRoles": {"aggregateToDefaultRoles": False}}})
+    labels = only(quiet, "ClusterRole", VIEWER_ROLE)["metadata"]["labels"]
+    assert not AGGREGATE_LABELS.keys() & labels.keys()
+    with pytest.raises(Exception, match="humanRoles"):
+        render(chart, {"rbac": {"humanRoles": {"creat": True}}})
 
 
 def test_leases_only_in_the_release_namespace_and_by_name(objs: list[Rendered]) -> None:
@@ -71,8 +112,8 @@ def test_leases_only_in_the_release_namespace_and_by_name(objs: list[Rendered]) 
     assert [(set(r["verbs"]), r["resourceNames"]) for r in named] == [
         ({"get", "update"}, [LEASE_NAME])
     ]
-    cluster = only(objs, "ClusterRole")
-    assert not any("coordination.k8s.io" in rule["apiGroups"] for rule in cluster["rules"])
+    for cluster in (r.obj for r in objs if r.kind == "ClusterRole"):
+        assert not any("coordination.k8s.io" in rule["apiGroups"] for rule in cluster["rules"])
 
 
 def test_lease_name_follows_values(chart: helm_python.Chart) -> None:
@@ -104,7 +145,7 @@ def test_bindings_grant_the_roles_to_the_controller_only(objs: list[Rendered]) -
     assert cluster_binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
-        "name": only(objs, "ClusterRole")["metadata"]["name"],
+        "name": CONTROLLER_ROLE,
     }
     assert binding["roleRef"]["kind"] == "Role"
     assert binding["roleRef"]["name"] == only(objs, "Role")["metadata"]["name"]

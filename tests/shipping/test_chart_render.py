@@ -47,6 +47,8 @@ def test_default_objects(chart: helm_python.Chart) -> None:
     assert kinds(objs) == sorted(
         [
             "ClusterRole",
+            "ClusterRole",  # viewer, for people
+            "ClusterRole",  # operator, for people
             "ClusterRoleBinding",
             "ConfigMap",  # the Grafana dashboard
             "Deployment",
