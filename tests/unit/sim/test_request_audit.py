@@ -109,10 +109,10 @@ def test_users_are_told_apart_recorded_and_refused_as_rbac_would(tmp_path: Path)
         alice.list_namespaced_config_map("ns")  # after the block: not recorded
 
         assert refused.value.status == 403
-        assert (
+        assert json.loads(refused.value.body)["message"] == (
             'configmaps is forbidden: User "alice" cannot create resource "configmaps" in '
             'API group "" in the namespace "ns"'
-        ) == json.loads(refused.value.body)["message"]
+        )
         seen = [(r.user, r.verb, r.resource, r.namespace) for r in log]
         assert seen == [
             ("alice", "list", "configmaps", "ns"),
