@@ -313,15 +313,13 @@ class Reconciler:
         meta = _meta(dep)
         labels = (_spec(dep).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        try:
-            sets = call(
-                self.api.apps.list_namespaced_replica_set,
-                meta["namespace"],
-                label_selector=selector,
-            ).get("items", [])
-        except Exception:
-            log.warning("could not list ReplicaSets", workload=meta.get("name"))
-            return None
+        # An error here (403, 5xx after retries) must not read as "no previous template",
+        # which would mean "not a release": it propagates, is logged and retried.
+        sets = call(
+            self.api.apps.list_namespaced_replica_set,
+            meta["namespace"],
+            label_selector=selector,
+        ).get("items", [])
         best: tuple[int, JsonDict] | None = None
         for rs in sets:
             owners = _meta(rs).get("ownerReferences") or []
