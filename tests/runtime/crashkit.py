@@ -55,11 +55,15 @@ class KillPlan:
             if n == self.at and not self.after:
                 self.dead.set()
                 raise Killed
-        result = do()
-        with self._lock:
-            if n == self.at and self.after:
-                self.dead.set()
-            self.check_alive()
+        try:
+            result = do()
+        finally:
+            # "After" means after the attempt, also one the API refused (a 409 that sends
+            # the reconcile back to fresh state): the process dies either way.
+            with self._lock:
+                if n == self.at and self.after:
+                    self.dead.set()
+        self.check_alive()
         return result
 
 
