@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
@@ -175,6 +176,7 @@ def new_controller(
     instance: str = "c-0",
     kill_switch: KillSwitchPort | None = None,
     flags: bool = False,
+    api_factory: Callable[..., KubeApi] = KubeApi,
     **settings: Any,
 ) -> Controller:
     base = dict(
@@ -194,6 +196,7 @@ def new_controller(
         sinks=[sink],
         flags=FlagWriterRamp(api) if flags else None,
         settings=Settings(**base),
+        api_factory=api_factory,
     )
 
 

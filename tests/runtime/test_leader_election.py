@@ -13,17 +13,14 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from controller.adapters.kube.api import JsonDict, KubeApi
-from controller.adapters.kube.client import api_client
 from controller.core.canary import template_hash
-from controller.runtime.gates import LaneGates
-from controller.runtime.manager import Controller, Settings
+from controller.runtime.manager import Controller
 from tests.runtime.harness import (
     NS,
-    AlwaysOn,
     Env,
-    ImageJudge,
     deployment_doc,
     lane_doc,
+    new_controller,
     running,
     wait,
 )
@@ -58,22 +55,8 @@ def _controller(env: Env, instance: str, **settings: Any) -> tuple[Controller, R
         made.append(api)
         return api
 
-    base: dict[str, Any] = dict(
-        instance=instance,
-        lease_namespace=NS,
-        resync_seconds=30,
-        lease_duration=4,
-        renew_deadline=3,
-        retry_period=1,
-    )
-    base.update(settings)
-    c = Controller(
-        api_client(str(env.kubeconfig)),
-        gates=LaneGates(AlwaysOn()),
-        analyzer=ImageJudge(env.sim),
-        sinks=[env.sink],
-        settings=Settings(**base),
-        api_factory=factory,
+    c = new_controller(
+        env.kubeconfig, env.sim, env.sink, instance=instance, api_factory=factory, **settings
     )
     env.controllers.append(c)
     c.start()
