@@ -1,0 +1,227 @@
+"""A canary-vs-baseline error-ratio test that holds on production noise (pure, stdlib only).
+
+Why not a per-request likelihood: production error counts are over-dispersed (retries, a
+bad client, a cold cache), come in bursts, and drift per arm for minutes. A test that takes
+every request as an independent Bernoulli draw then sees "significance" in noise. This test
+takes the *analysis interval* as its unit of observation and estimates the dispersion from
+the data.
+
+Observations. At every look the runtime fetches each arm's errors and requests over the
+window since the step started; the difference from the previous look is one interval
+observation ``(c_i, n_i)`` for the canary and ``(b_i, m_i)`` for the baseline. They
+accumulate over the whole release (every step), which is valid because each interval's
+contrast uses that interval's own traffic split:
+
+    x_i(rho) = c_i - rho * (n_i / m_i) * b_i,     E[x_i] = n_i (p_c - rho p_b).
+
+Under "the canary's error ratio is at most ``rho`` times the baseline's" the sum
+``S_t(rho) = sum x_i(rho)`` has a non-positive drift, whatever the baseline ratio does
+over time (shared bursts, diurnal load and dependency trouble cancel inside an interval).
+
+Variance. Under the null the Poisson variance of ``x_i`` is ``q_i (rho n_i + rho^2 n_i^2 /
+m_i)`` with ``q_i`` the baseline's error ratio (this interval's, never below the release's
+smoothed average, so a shared burst widens its own interval). The real variance is
+``phi`` times that. ``phi`` is a quasi-likelihood dispersion (McCullagh & Nelder, ch. 9)
+estimated by *batch means* (intervals grouped in batches of :data:`BATCH_INTERVALS`): the
+Pearson statistic of the batch sums around the fitted ratio, so that autocorrelated noise
+(drift that lasts minutes) inflates it as it inflates the variance of a sum. It is
+shrunk towards a prior of :data:`PRIOR_DISPERSION` with the weight of
+:data:`PRIOR_BATCHES` batches (few batches give a noisy estimate; under-estimating it is
+what causes false rollbacks) and never goes below 1 (nothing is less noisy than Poisson).
+The newest, incomplete batch is not in the estimate: a sudden change cannot hide behind
+the variance it would itself add.
+
+Test. A normal-mixture boundary (Robbins 1970; the asymptotic confidence sequence of
+Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit theory and
+asymptotic confidence sequences", 2021, Thm 2.2) on the sum: under the null,
+
+    P( exists t: S_t >= sqrt(2 (V_t g + 1) / g * log(sqrt(V_t g + 1) / level)) ) <= level
+
+asymptotically, with ``V_t = phi * sum var_i`` and ``g`` tuning where the boundary is
+tightest. Two such one-sided tests run side by side:
+
+- *regression*: null ``ratio <= 1 + tolerance`` (a practical-equivalence margin: a canary
+  a little worse than the baseline, e.g. on a slower node, is not a regression). It must
+  reject at ``confirmLooks`` looks in a row (a confirmation costs one interval), or at
+  one look at level ``alpha / 100`` (an outage or x20 needs no confirmation).
+- *futility*: null ``ratio >= 1 + minDetectableEffect`` at level ``1 - power``: rejecting
+  it rules out a regression as large as the declared minimum detectable effect, which is
+  the only way the check passes at full exposure.
+
+Assumptions, stated: intervals are exchangeable enough for batch means (noise correlated
+over much longer than a batch is under-estimated until several batches are in, which is
+what the prior and the tolerance are for); the canary:baseline ratio of error ratios is
+constant over the release (a regression that starts mid-release is found, later than one
+present from the start); the guarantee is asymptotic (normal approximation of sums of
+counts), with the mixture boundary conservative at small counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from controller.core.models import SequentialEvidence
+
+#: Intervals per batch for the dispersion estimate (2 minutes at the default 30 s).
+BATCH_INTERVALS = 4
+#: The dispersion assumed before data says otherwise, and how many batches it weighs.
+PRIOR_DISPERSION = 2.0
+PRIOR_BATCHES = 3.0
+#: Where the mixture boundary is tightest, in variance units (about this many errors).
+TARGET_VARIANCE = 30.0
+#: One look at this fraction of alpha rejects without confirmation.
+STRONG_EVIDENCE_FACTOR = 0.01
+
+
+def observe(
+    previous: SequentialEvidence | None,
+    *,
+    step: int,
+    window_seconds: int,
+    canary: tuple[float, float],
+    baseline: tuple[float, float],
+) -> SequentialEvidence:
+    """Fold one look's cumulative window counts ``(errors, total)`` into the evidence.
+
+    A new step, or a window shorter than the last one (a resume restarts the step's
+    window), starts the differences afresh; a count that went down (``increase()``
+    extrapolates) contributes zero rather than a negative interval.
+    """
+    e = previous.model_copy() if previous is not None else SequentialEvidence()
+    fresh = previous is None or step != e.step or window_seconds < e.window_seconds
+    if fresh:
+        last = (0.0, 0.0, 0.0, 0.0)
+    else:
+        last = (e.last_canary_errors, e.last_canary_total, e.last_baseline_errors,
+                e.last_baseline_total)  # fmt: skip
+    c = max(0.0, canary[0] - last[0])
+    n = max(0.0, canary[1] - last[1])
+    b = max(0.0, baseline[0] - last[2])
+    m = max(0.0, baseline[1] - last[3])
+    e.step, e.window_seconds = step, window_seconds
+    e.last_canary_errors, e.last_canary_total = max(canary[0], last[0]), max(canary[1], last[1])
+    e.last_baseline_errors = max(baseline[0], last[2])
+    e.last_baseline_total = max(baseline[1], last[3])
+    if n <= 0 or m <= 0:
+        return e  # no contrast possible in an interval without traffic in both arms
+    c = min(c, n)
+    b = min(b, m)
+    e.intervals += 1
+    e.canary_errors += c
+    e.canary_total += n
+    e.baseline_errors += b
+    e.baseline_total += m
+    kappa = n / m
+    q = max((e.baseline_errors + 1.0) / (e.baseline_total + 1.0), b / m)
+    e.scaled_baseline_errors += kappa * b
+    e.canary_variance += q * n
+    e.baseline_variance += q * n * kappa
+    e.batch_canary_errors += c
+    e.batch_scaled_baseline_errors += kappa * b
+    e.batch_variance += q * (n + n * kappa)
+    e.batch_intervals += 1
+    if e.batch_intervals >= BATCH_INTERVALS:
+        w = 1.0 / max(e.batch_variance, 1e-12)
+        e.dispersion_cc += w * e.batch_canary_errors**2
+        e.dispersion_ck += w * e.batch_canary_errors * e.batch_scaled_baseline_errors
+        e.dispersion_kk += w * e.batch_scaled_baseline_errors**2
+        e.batches += 1
+        e.batch_canary_errors = e.batch_scaled_baseline_errors = e.batch_variance = 0.0
+        e.batch_intervals = 0
+    return e
+
+
+def rate_ratio(e: SequentialEvidence) -> float | None:
+    """Canary error ratio over the baseline's, interval-weighted (``C / sum kappa_i b_i``)."""
+    if e.scaled_baseline_errors <= 0:
+        return None
+    return e.canary_errors / e.scaled_baseline_errors
+
+
+def dispersion(e: SequentialEvidence) -> float:
+    """Batch-means Pearson dispersion around the ratio fitted to the completed batches
+    (weighted least squares, so that a regression starting in the newest intervals does
+    not count as noise), shrunk to the prior, >= 1."""
+    ratio = e.dispersion_ck / e.dispersion_kk if e.dispersion_kk > 0 else 1.0
+    pearson = e.dispersion_cc - 2 * ratio * e.dispersion_ck + ratio**2 * e.dispersion_kk
+    # One degree of freedom goes to the fitted ratio (pearson is then 0 with one batch).
+    dof = max(e.batches - 1, 0)
+    phi = (PRIOR_BATCHES * PRIOR_DISPERSION + max(pearson, 0.0)) / (PRIOR_BATCHES + dof)
+    return max(1.0, phi)
+
+
+def boundary(variance: float, level: float) -> float:
+    """The one-sided normal-mixture boundary for a sum with this (estimated) variance."""
+    log_inv = math.log(1.0 / level)
+    g = (2 * log_inv + math.log(1 + 2 * log_inv)) / TARGET_VARIANCE
+    vg = max(variance, 0.0) * g + 1.0
+    return math.sqrt(2 * vg / g * math.log(math.sqrt(vg) / level))
+
+
+@dataclass(frozen=True)
+class RobustResult:
+    ratio: float | None
+    dispersion: float
+    regression_z: float  # S / boundary for the regression test: >= 1 rejects
+    strong_z: float  # the same at alpha * STRONG_EVIDENCE_FACTOR
+    futility_z: float  # S / boundary for the futility test: >= 1 rules out the MDE
+    canary_needed: float | None  # about how many more canary requests rule out the MDE
+
+
+def evaluate(
+    e: SequentialEvidence, *, tolerance: float, mde: float, alpha: float, beta: float
+) -> RobustResult:
+    """Both tests on the evidence so far (see the module docstring)."""
+    phi = dispersion(e)
+    lo, hi = 1.0 + tolerance, 1.0 + mde
+
+    def var(rho: float) -> float:
+        return phi * (rho * e.canary_variance + rho * rho * e.baseline_variance)
+
+    s_reg = e.canary_errors - lo * e.scaled_baseline_errors
+    s_fut = hi * e.scaled_baseline_errors - e.canary_errors
+    reg_z = s_reg / boundary(var(lo), alpha)
+    strong_z = s_reg / boundary(var(lo), alpha * STRONG_EVIDENCE_FACTOR)
+    fut_z = s_fut / boundary(var(hi), beta)
+    return RobustResult(
+        ratio=rate_ratio(e),
+        dispersion=phi,
+        regression_z=reg_z,
+        strong_z=strong_z,
+        futility_z=fut_z,
+        canary_needed=_canary_needed(e, phi, hi, beta) if fut_z < 1 else 0.0,
+    )
+
+
+def _canary_needed(e: SequentialEvidence, phi: float, hi: float, beta: float) -> float | None:
+    """More canary requests until the futility test would pass if the ratios seen so far
+    held (None when the canary's ratio is already at or above the MDE, or no data)."""
+    if e.canary_total <= 0 or e.baseline_total <= 0:
+        return None
+    p_b = (e.baseline_errors + 1.0) / (e.baseline_total + 1.0)
+    ratio = rate_ratio(e) or 0.0
+    if ratio >= hi:
+        return None
+    kappa = e.canary_total / e.baseline_total
+    drift = (hi - ratio) * p_b  # per canary request
+    var_rate = phi * p_b * (hi + hi * hi * kappa)
+    s0 = hi * e.scaled_baseline_errors - e.canary_errors
+    v0 = phi * (hi * e.canary_variance + hi * hi * e.baseline_variance)
+
+    def enough(extra: float) -> bool:
+        return s0 + drift * extra >= boundary(v0 + var_rate * extra, beta)
+
+    high = 1.0
+    while not enough(high):
+        high *= 2
+        if high > 1e12:
+            return None
+    low = 0.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        if enough(mid):
+            high = mid
+        else:
+            low = mid
+    return high
