@@ -18,8 +18,9 @@ Under "the canary's error ratio is at most ``rho`` times the baseline's" the sum
 ``S_t(rho) = sum x_i(rho)`` has a non-positive drift, whatever the baseline ratio does
 over time (shared bursts, diurnal load and dependency trouble cancel inside an interval).
 
-Variance. Under the null the Poisson variance of ``x_i`` is ``q_i (rho n_i + rho^2 n_i^2 /
-m_i)`` with ``q_i`` the baseline's error ratio (this interval's, never below the release's
+Variance. Under the null the variance of ``x_i`` is modelled as negative-binomial-like:
+Poisson ``q_i (rho n_i + rho^2 n_i^2 / m_i)`` plus ``2 psi rho^2 (q_i n_i)^2`` for the
+multiplicative noise every interval carries (:data:`QUADRATIC_VARIANCE`), with ``q_i`` the baseline's error ratio (this interval's, never below the release's
 smoothed average, so a shared burst widens its own interval). The real variance is
 ``phi`` times that. ``phi`` is a quasi-likelihood dispersion (McCullagh & Nelder, ch. 9)
 estimated by *batch means* (intervals grouped in batches of :data:`BATCH_INTERVALS`): the
@@ -70,6 +71,10 @@ PRIOR_DISPERSION = 2.0
 PRIOR_BATCHES = 3.0
 #: Where the mixture boundary is tightest, in variance units (about this many errors).
 TARGET_VARIANCE = 30.0
+#: Squared coefficient of variation of the multiplicative per-interval noise on error
+#: ratios (the negative-binomial term of the variance function mu + psi mu^2): with it a
+#: burst interval, where the counts are large, weighs as little as its noise deserves.
+QUADRATIC_VARIANCE = 0.1
 #: One look at this fraction of alpha rejects without confirmation.
 STRONG_EVIDENCE_FACTOR = 0.01
 
@@ -117,9 +122,10 @@ def observe(
     e.scaled_baseline_errors += kappa * b
     e.canary_variance += q * n
     e.baseline_variance += q * n * kappa
+    e.quadratic_variance += (q * n) ** 2
     e.batch_canary_errors += c
     e.batch_scaled_baseline_errors += kappa * b
-    e.batch_variance += q * (n + n * kappa)
+    e.batch_variance += q * (n + n * kappa) + 2 * QUADRATIC_VARIANCE * (q * n) ** 2
     e.batch_intervals += 1
     if e.batch_intervals >= BATCH_INTERVALS:
         w = 1.0 / max(e.batch_variance, 1e-12)
@@ -177,7 +183,8 @@ def evaluate(
     lo, hi = 1.0 + tolerance, 1.0 + mde
 
     def var(rho: float) -> float:
-        return phi * (rho * e.canary_variance + rho * rho * e.baseline_variance)
+        quadratic = 2 * QUADRATIC_VARIANCE * rho * rho * e.quadratic_variance
+        return phi * (rho * e.canary_variance + rho * rho * e.baseline_variance + quadratic)
 
     s_reg = e.canary_errors - lo * e.scaled_baseline_errors
     s_fut = hi * e.scaled_baseline_errors - e.canary_errors
@@ -205,9 +212,12 @@ def _canary_needed(e: SequentialEvidence, phi: float, hi: float, beta: float) ->
         return None
     kappa = e.canary_total / e.baseline_total
     drift = (hi - ratio) * p_b  # per canary request
-    var_rate = phi * p_b * (hi + hi * hi * kappa)
+    per_interval = e.canary_total / max(e.intervals, 1)
+    quadratic = 2 * QUADRATIC_VARIANCE * hi * hi * p_b * p_b * per_interval
+    var_rate = phi * (p_b * (hi + hi * hi * kappa) + quadratic)
     s0 = hi * e.scaled_baseline_errors - e.canary_errors
-    v0 = phi * (hi * e.canary_variance + hi * hi * e.baseline_variance)
+    quad0 = 2 * QUADRATIC_VARIANCE * hi * hi * e.quadratic_variance
+    v0 = phi * (hi * e.canary_variance + hi * hi * e.baseline_variance + quad0)
 
     def enough(extra: float) -> bool:
         return s0 + drift * extra >= boundary(v0 + var_rate * extra, beta)

@@ -132,6 +132,7 @@ class SequentialEvidence(CamelModel):
     )
     canary_variance: float = Field(default=0.0, description="Sum of q_i n_i.")
     baseline_variance: float = Field(default=0.0, description="Sum of q_i n_i^2 / m_i.")
+    quadratic_variance: float = Field(default=0.0, description="Sum of (q_i n_i)^2.")
     batch_canary_errors: float = 0.0
     batch_scaled_baseline_errors: float = 0.0
     batch_variance: float = 0.0
