@@ -141,6 +141,9 @@ class SequentialEvidence(CamelModel):
     dispersion_cc: float = 0.0
     dispersion_ck: float = 0.0
     dispersion_kk: float = 0.0
+    dispersion_model: float = Field(
+        default=0.0, description="Sum of the modelled variances of the completed batches."
+    )
     rejections_in_a_row: int = Field(
         default=0, description="Looks in a row whose regression test rejected."
     )
