@@ -62,8 +62,8 @@ than a batch is under-estimated until several batches are in, which is what the 
 and the tolerance are for); persistent differences between pods are a bias, not noise,
 and only the tolerance absorbs them (the canary runs few pods); the canary:baseline
 ratio of error ratios is constant over the release (a regression that starts mid-release
-is found, later than one present from the start); the guarantee is asymptotic (normal approximation of sums of
-counts), with the mixture boundary conservative at small counts.
+is found, later than one present from the start); the guarantee is asymptotic (normal
+approximation of sums of counts), with the mixture boundary conservative at small counts.
 """
 
 from __future__ import annotations
