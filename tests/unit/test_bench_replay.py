@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def trace(
     family: str, name: str, *, bad_factor: float = 1.0, latency: bool = True
 ) -> dict[str, Any]:
-    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    rng = np.random.default_rng(sum(map(ord, name)))
     n = 240  # two hours of 30 s intervals
     c_req = rng.poisson(300, n)
     b_req = rng.poisson(3000, n)
