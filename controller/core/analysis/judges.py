@@ -380,10 +380,11 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     evidence = evidence.model_copy(
         update={"rejections_in_a_row": e.rejections_in_a_row + 1 if rejected else 0}
     )
-    if r.strong_z >= 1.0 or (rejected and evidence.rejections_in_a_row >= check.confirm_looks):
+    strong = r.strong_z >= 1.0 and not e.baseline_elevated
+    if strong or (rejected and evidence.rejections_in_a_row >= check.confirm_looks):
         how = (
             "at 1/100 of alpha in one look"
-            if r.strong_z >= 1.0
+            if strong
             else f"in {evidence.rejections_in_a_row} looks in a row"
         )
         return tick.measure(

@@ -50,7 +50,9 @@ tightest. Two such one-sided tests run side by side:
 - *regression*: null ``ratio <= 1 + tolerance`` (a practical-equivalence margin: a canary
   a little worse than the baseline, e.g. on a slower node, is not a regression). It must
   reject at ``confirmLooks`` looks in a row (a confirmation costs one interval), or at
-  one look at level ``alpha / 100`` (an outage or x20 needs no confirmation).
+  one look at level ``alpha / 100`` (an outage or x20 needs no confirmation) unless the
+  baseline itself is in an incident in that interval (a shared burst is where one noisy
+  look is most likely: it always waits for the confirmation).
 - *futility*: null ``ratio >= 1 + minDetectableEffect`` at level ``1 - power``: rejecting
   it rules out a regression as large as the declared minimum detectable effect, which is
   the only way the check passes at full exposure.
@@ -87,6 +89,8 @@ FUTILITY_TARGET_VARIANCE = 300.0
 #: ratios (the negative-binomial term of the variance function mu + psi mu^2): with it a
 #: burst interval, where the counts are large, weighs as little as its noise deserves.
 QUADRATIC_VARIANCE = 0.1
+#: A baseline interval this many times its release average is a shared incident.
+ELEVATED_BASELINE = 3.0
 #: One look at this fraction of alpha rejects without confirmation.
 STRONG_EVIDENCE_FACTOR = 0.01
 
@@ -130,6 +134,8 @@ def observe(
     e.baseline_errors += b
     e.baseline_total += m
     kappa = n / m
+    usual = (e.baseline_errors - b + 1.0) / (e.baseline_total - m + 1.0)
+    e.baseline_elevated = b >= 3 and b / m > ELEVATED_BASELINE * usual
     q = max((e.baseline_errors + 1.0) / (e.baseline_total + 1.0), b / m)
     e.scaled_baseline_errors += kappa * b
     e.canary_variance += q * n

@@ -144,6 +144,11 @@ class SequentialEvidence(CamelModel):
     dispersion_model: float = Field(
         default=0.0, description="Sum of the modelled variances of the completed batches."
     )
+    baseline_elevated: bool = Field(
+        default=False,
+        description="The newest interval's baseline error ratio was well above its release "
+        "average (a shared incident): no single-look failure then.",
+    )
     rejections_in_a_row: int = Field(
         default=0, description="Looks in a row whose regression test rejected."
     )
