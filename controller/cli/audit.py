@@ -44,15 +44,13 @@ def _source(
     if file is not None:
         return FileAuditSource(file)
     # Imported here: the kubernetes client is slow to import and --file does not need it.
-    from kubernetes import config
-
     from controller.adapters.audit.cluster import ClusterAuditSource
     from controller.adapters.kube.api import KubeApi
-    from controller.adapters.kube.client import api_client
+    from controller.adapters.kube.client import KubeconfigError, api_client
 
     try:
         client = api_client(kubeconfig)
-    except (config.ConfigException, OSError) as err:
+    except (KubeconfigError, OSError) as err:
         raise click.UsageError(
             f"no --file given and no cluster to read: cannot load a kubeconfig ({err})"
         ) from None

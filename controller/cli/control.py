@@ -23,12 +23,10 @@ from typing import Any, NoReturn
 
 import click
 import urllib3
-from kubernetes import config
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
-from controller.adapters.kube.client import api_client
+from controller.adapters.kube.api import ApiError, ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.adapters.kube.client import KubeconfigError, api_client, kubeconfig_user
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase
 from controller.core.release_machine import CommandKind
 
@@ -59,7 +57,7 @@ class Target:
     def connect(cls, kubeconfig: str | None) -> Target:
         try:
             return cls(KubeApi(api_client(kubeconfig)), kubeconfig)
-        except (config.ConfigException, OSError) as err:
+        except (KubeconfigError, OSError) as err:
             raise click.ClickException(f"cannot load a kubeconfig: {err}") from None
 
 
@@ -68,21 +66,12 @@ def identity(as_: str | None, kubeconfig: str | None) -> str:
     if as_ and as_.strip():
         who = as_.strip()
     else:
-        who = _kubeconfig_user(kubeconfig) or os.environ.get("USER") or getpass.getuser()
+        who = kubeconfig_user(kubeconfig) or os.environ.get("USER") or getpass.getuser()
     if not who.isprintable() or len(who) > MAX_IDENTITY:
         raise click.BadParameter(
             "expected a printable name of at most 253 characters", param_hint="--as"
         )
     return who
-
-
-def _kubeconfig_user(kubeconfig: str | None) -> str | None:
-    try:
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    except Exception:  # no kubeconfig (in a pod): fall back to the login name
-        return None
-    user = ((active or {}).get("context") or {}).get("user")
-    return str(user) if user else None
 
 
 def _options(fn: Any) -> Any:
@@ -122,7 +111,7 @@ class _FriendlyCommand(click.Command):
             return super().invoke(ctx)
         except ConflictError:
             _fail("the object changed while we wrote it; run the command again", EXIT_NOT_APPLIED)
-        except ApiException as err:
+        except ApiError as err:
             hint = " (does your identity have RBAC for changelane.dev?)"
             hint = hint if err.status == 403 else ""
             _fail(f"the API server said {err.status} {err.reason}{hint}", EXIT_NOT_APPLIED)

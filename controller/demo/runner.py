@@ -30,10 +30,13 @@ from kubernetes import client
 
 from controller.adapters.audit.log import AuditLog
 from controller.adapters.audit.sink import FanOutAuditSink
+from controller.adapters.flags.flag_ramp import FlagWriterRamp
 from controller.adapters.flags.kill_switch import KillSwitch
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
 from controller.adapters.kube.api import ConflictError, call
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.adapters.metrics.analyzer import PrometheusAnalyzer
 from controller.adapters.metrics.prometheus import PrometheusMetrics
 from controller.adapters.metrics.prometheus_process import (
@@ -48,8 +51,6 @@ from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
 from controller.demo.scenario import DemoRelease
 from controller.demo.workload import SimulatedWorkload
-from controller.runtime.flag_ramp import FlagWriterRamp
-from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 
@@ -240,7 +241,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         stack.callback(audit_log.close)
         sink = FanOutAuditSink([memory, audit_log], required=[audit_log])
         controller = Controller(
-            api,
+            KubeConnection(api),
             gates=LaneGates(kill_switch),
             analyzer=analyzer,
             sinks=[sink],

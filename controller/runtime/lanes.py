@@ -1,4 +1,8 @@
-"""Lane suspension: the autonomy budget suspends a lane; a human resumes it.
+"""A lane's own status: its conditions about the workloads it selects, and suspension.
+
+``LaneConditions`` keeps the ``WorkloadConflict`` condition true to the overlaps of the
+lane's selector with other lanes' (a workload belongs to one lane). ``LaneReconciler``
+runs suspension: the autonomy budget suspends a lane; a human resumes it.
 
 Level-triggered, so a restart anywhere is safe. Each reconcile of a lane:
 
@@ -26,8 +30,9 @@ from pydantic import ValidationError
 
 from controller.adapters.audit.cluster import event_annotations, lane_record_id
 from controller.adapters.audit.sink import AuditSink
-from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.core import canary as mech
 from controller.core.audit import AuditRecord, Decision
+from controller.core.gates.lane import finished_outcomes
 from controller.core.gates.policy import autonomy_budget_decision
 from controller.core.models import (
     ChangeLane,
@@ -36,12 +41,14 @@ from controller.core.models import (
     ConditionStatus,
     LaneRelease,
 )
-from controller.runtime.gates import finished_outcomes
 from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.objects import Caches, meta
+from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
 
 log = structlog.get_logger("changelane.lanes")
 
 SUSPENDED_CONDITION = "Suspended"
+CONFLICT_CONDITION = "WorkloadConflict"
 HUMAN_SUSPENSION = "suspended by a human (status.suspended set by hand)"
 
 
@@ -53,10 +60,86 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+class LaneConditions:
+    """The ``WorkloadConflict`` condition of each lane."""
+
+    def __init__(self, api: Cluster, caches: Caches, clock: Callable[[], datetime]) -> None:
+        self.api = api
+        self.caches = caches
+        self.clock = clock
+
+    def reconcile(self, lanes: dict[str, ChangeLane], name: str) -> float | None:
+        lane = lanes.get(name)
+        if lane is None:
+            return None
+        conflicts = self._conflicts(lanes, lane)
+        if conflicts:
+            condition = (
+                "True",
+                "SelectorOverlap",
+                "not adopted: " + "; ".join(sorted(conflicts)),
+            )
+        else:
+            condition = ("False", "NoOverlap", "every workload this lane selects is its own")
+        self._set(lane, CONFLICT_CONDITION, *condition)
+        return None
+
+    def _conflicts(self, lanes: dict[str, ChangeLane], lane: ChangeLane) -> list[str]:
+        """Workloads the lane selects that are not its own, and why."""
+        conflicts = []
+        for dep in self.caches.deployments():
+            dep_meta = meta(dep)
+            if mech.is_primary(dep):
+                continue
+            ns, labels = str(dep_meta.get("namespace")), dep_meta.get("labels") or {}
+            if not mech.lane_selects(lane, ns, labels):
+                continue
+            matching = [ln.name for ln in mech.lanes_for(list(lanes.values()), ns, labels)]
+            owner = (dep_meta.get("annotations") or {}).get(mech.LANE_ANNOTATION)
+            if len(matching) < 2 or owner == lane.name:
+                continue
+            if owner in matching:
+                conflicts.append(f"{ns}/{dep_meta.get('name')} is already in lane {owner}")
+            else:
+                others = ", ".join(n for n in matching if n != lane.name)
+                conflicts.append(
+                    f"{ns}/{dep_meta.get('name')} is also selected by lane(s) {others}"
+                )
+        return conflicts
+
+    def _set(self, lane: ChangeLane, type_: str, status: str, reason: str, message: str) -> None:
+        raw = self.caches.lane(lane.name)
+        current = list(((raw or {}).get("status") or {}).get("conditions") or [])
+        existing = next((c for c in current if c.get("type") == type_), None)
+        if existing is None and status == "False":
+            return  # nothing to clear
+        if existing is not None and (existing.get("status"), existing.get("message")) == (
+            status,
+            message,
+        ):
+            return
+        changed = existing is None or existing.get("status") != status
+        condition = {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": (
+                self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+                if changed
+                else existing.get("lastTransitionTime")  # type: ignore[union-attr]
+            ),
+        }
+        if lane.metadata.generation is not None:
+            condition["observedGeneration"] = lane.metadata.generation
+        conditions = [c for c in current if c.get("type") != type_] + [condition]
+        self.api.patch_lane_status(lane.name, {"conditions": conditions})
+
+
 class LaneReconciler:
     def __init__(
         self,
-        api: KubeApi,
+        api: Cluster,
         releases: Callable[[], list[JsonDict]],
         sinks: Sequence[AuditSink],
         metrics: ControllerMetrics | None = None,
