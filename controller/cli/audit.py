@@ -28,6 +28,7 @@ from controller.core.audit_query import (
     parse_since,
     release_timeline,
 )
+from controller.core.outcomes import parse_outcome
 
 EXIT_DAMAGED = 1
 EXIT_TRUNCATED = 3  # only the last line is torn: a crash mid-write, not tampering
@@ -94,6 +95,13 @@ _kubeconfig_option = click.option(
 )
 
 
+def _outcome(value: str | None) -> Outcome | None:
+    try:
+        return parse_outcome(value) if value else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--outcome") from None
+
+
 @click.group("audit", invoke_without_command=True)
 @_file_option
 @_cluster_option
@@ -103,7 +111,11 @@ _kubeconfig_option = click.option(
 @click.option("--namespace")
 @click.option("--workload")
 @click.option("--agent", help="Provenance agent identity.")
-@click.option("--outcome", type=click.Choice([o.value for o in Outcome]))
+@click.option(
+    "--outcome",
+    callback=lambda _ctx, _param, value: _outcome(value),
+    help=f"One of {', '.join(o.value for o in Outcome)} (rolled_back etc. also accepted).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per release.")
 @click.pass_context
 def audit(
@@ -116,14 +128,14 @@ def audit(
     namespace: str | None,
     workload: str | None,
     agent: str | None,
-    outcome: str | None,
+    outcome: Outcome | None,
     as_json: bool,
 ) -> None:
     """What changed, and why was it rolled back? One line per release, newest last.
 
     \b
     changelane audit --file LOG --since 1h
-    changelane audit --file LOG --since 1h --outcome rolled_back --json
+    changelane audit --file LOG --since 1h --outcome RolledBack --json
     changelane audit --cluster --since 1h          (no --file: the cluster is read)
     changelane audit show RELEASE --file LOG [--plot release.png]
     changelane audit verify LOG
@@ -141,7 +153,7 @@ def audit(
         namespace=namespace,
         workload=workload,
         agent=agent,
-        outcome=Outcome(outcome) if outcome else None,
+        outcome=outcome,
     )
     items = run_query(source, flt)
     lines = render_json(items) if as_json else render_table(items, source.name)

@@ -107,7 +107,7 @@ def test_metrics_follow_a_gated_then_rolled_back_release(tmp_path: Path) -> None
                     value(
                         scrape(server.port),
                         "changelane_releases_total",
-                        outcome="rolled_back",
+                        outcome="RolledBack",
                         **lane,
                     )
                     == 1
