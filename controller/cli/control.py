@@ -27,10 +27,10 @@ from pydantic import ValidationError
 
 from controller.adapters.kube.api import ApiError, ConflictError, JsonDict, KubeApi, NotFoundError
 from controller.adapters.kube.client import KubeconfigError, api_client, kubeconfig_user
+from controller.core.commands import COMMAND_ANNOTATION, encode_command
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase
 from controller.core.release_machine import CommandKind
 
-COMMAND_ANNOTATION = "changelane.dev/command"
 EXIT_NOT_FOUND = 1
 EXIT_NOT_APPLIED = 2
 MAX_IDENTITY = 253
@@ -449,7 +449,7 @@ def _verb(kind: CommandKind) -> click.Command:
         pending = rel.metadata.annotations.get(COMMAND_ANNOTATION)
         if pending:
             click.echo(f"warning: replacing a command not yet applied: {pending!r}", err=True)
-        text = f"{kind.value} by {who}"
+        text = encode_command(kind, who)
         target.api.patch_release_metadata(ns, rel.name, {"annotations": {COMMAND_ANNOTATION: text}})
         click.echo(f"{ns}/{rel.name}: {text} requested (was {phase.value})")
         if wait_s is not None:

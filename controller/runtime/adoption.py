@@ -17,6 +17,7 @@ from collections.abc import Callable
 import structlog
 
 from controller.core import canary as mech
+from controller.core import labels
 from controller.core.models import API_GROUP, API_VERSION, ChangeLane, LaneRelease
 from controller.runtime.converge import Converger
 from controller.runtime.notices import Notices
@@ -33,8 +34,6 @@ from controller.runtime.ports import Cluster, ConflictError, JsonDict
 
 log = structlog.get_logger("changelane.reconciler")
 
-RELEASE_LABEL_LANE = "changelane.dev/lane"
-RELEASE_LABEL_WORKLOAD = "changelane.dev/workload"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 #: Seconds before looking again at a workload just adopted (its primary is starting).
 ADOPTED_REQUEUE_S = 1.0
@@ -214,10 +213,7 @@ class Adoption:
             "metadata": {
                 "name": name,
                 "namespace": dep_meta["namespace"],
-                "labels": {
-                    RELEASE_LABEL_LANE: lane.name,
-                    RELEASE_LABEL_WORKLOAD: dep_meta["name"],
-                },
+                "labels": {labels.LANE: lane.name, labels.WORKLOAD: dep_meta["name"]},
             },
             "spec": {
                 "lane": lane.name,

@@ -21,6 +21,7 @@ import structlog
 from controller.adapters.audit.cluster import event_annotations, event_for
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
+from controller.core.commands import COMMAND_ANNOTATION, decode_command
 from controller.core.models import ChangeLane, LaneRelease, LaneReleaseStatus
 from controller.core.release_machine import (
     CommandKind,
@@ -38,7 +39,6 @@ from controller.runtime.ports import Cluster, ConflictError, JsonDict
 
 log = structlog.get_logger("changelane.reconciler")
 
-COMMAND_ANNOTATION = "changelane.dev/command"
 CONTROLLER_ACTOR = "changelane"
 #: Seconds before trying again when an audit sink could not take a decision's records.
 RECORD_RETRY_S = 5.0
@@ -173,15 +173,7 @@ def status_patch(new: JsonDict, stored: JsonDict) -> JsonDict:
 
 
 def command_from(raw: JsonDict | None) -> HumanCommand | None:
-    """A human command left on the release as ``changelane.dev/command: verb by who``."""
+    """A human command left on the release (``core.commands``)."""
     if raw is None:
         return None
-    text = (meta(raw).get("annotations") or {}).get(COMMAND_ANNOTATION)
-    if not text:
-        return None
-    verb, _, rest = str(text).partition(" ")
-    actor = rest.removeprefix("by ").strip() or "unknown"
-    try:
-        return HumanCommand(CommandKind(verb), actor)
-    except ValueError:
-        return None
+    return decode_command((meta(raw).get("annotations") or {}).get(COMMAND_ANNOTATION))

@@ -212,6 +212,25 @@ class KubeApi:
             plural=plural,
         )
 
+    # ---- setting a cluster up (the demo and tests)
+    def create_namespace(self, body: JsonDict) -> JsonDict:
+        return self.write("create namespace", self.core.create_namespace, body)
+
+    def create_config_map(self, namespace: str, body: JsonDict) -> JsonDict:
+        return self.write(
+            "create configmap", self.core.create_namespaced_config_map, namespace, body
+        )
+
+    def create_lane(self, body: JsonDict) -> JsonDict:
+        return self.write(
+            "create changelane",
+            self.custom.create_cluster_custom_object,
+            API_GROUP,
+            API_VERSION,
+            LANES,
+            body,
+        )
+
     # ---- deployments
     def get_deployment(self, namespace: str, name: str) -> JsonDict:
         return call(self.apps.read_namespaced_deployment, name, namespace)

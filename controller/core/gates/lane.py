@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.core import labels
 from controller.core.models import LaneRelease, Phase
 from controller.core.provenance_annotations import provenance_from_annotations
 
@@ -13,8 +14,7 @@ IN_FLIGHT = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING, Phase.R
 FINISHED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
 #: A passing gate result that reports a broken flag source (last good definitions in use).
 FLAG_SOURCE = "flagSource"
-#: The pod-template annotation naming the feature flag a release ramps.
-FLAG_ANNOTATION = "changelane.dev/flag"
+FLAG_ANNOTATION = labels.FLAG
 
 
 def finished_outcomes(releases: Iterable[LaneRelease], resumed_at: datetime | None) -> list[str]:

@@ -15,9 +15,10 @@ import pytest
 from controller.adapters.flags.lane_gates import LaneGates
 from controller.core.audit import AuditRecord, Decision
 from controller.core.canary import template_hash
+from controller.core.commands import COMMAND_ANNOTATION, encode_command
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
-from controller.runtime.commit import COMMAND_ANNOTATION
+from controller.core.release_machine import CommandKind
 from controller.runtime.reconciler import Reconciler
 from tests.unit.runtime.fake_cluster import DEPLOYMENTS, LANES, PODS, RELEASES, FakeCluster
 
@@ -320,7 +321,9 @@ def test_human_pause_and_resume_are_applied_and_the_command_is_cleared(world: Wo
     world.tick()
     for verb, phase in (("pause", "Paused"), ("resume", "Progressing")):
         rel = world.release()
-        rel["metadata"].setdefault("annotations", {})[COMMAND_ANNOTATION] = f"{verb} by alice"
+        rel["metadata"].setdefault("annotations", {})[COMMAND_ANNOTATION] = encode_command(
+            CommandKind(verb), "alice"
+        )
         world.cluster.put(RELEASES, rel)
         world.reconciler.reconcile_release(NS, name)
         assert world.phase() == phase
