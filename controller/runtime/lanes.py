@@ -41,6 +41,7 @@ from controller.core.models import (
     ConditionStatus,
     LaneRelease,
 )
+from controller.core.models.common import set_condition
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.objects import Caches, meta
 from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
@@ -74,14 +75,11 @@ class LaneConditions:
             return None
         conflicts = self._conflicts(lanes, lane)
         if conflicts:
-            condition = (
-                "True",
-                "SelectorOverlap",
-                "not adopted: " + "; ".join(sorted(conflicts)),
-            )
+            message = "not adopted: " + "; ".join(sorted(conflicts))
+            self._set(lane, CONFLICT_CONDITION, ConditionStatus.TRUE, "SelectorOverlap", message)
         else:
-            condition = ("False", "NoOverlap", "every workload this lane selects is its own")
-        self._set(lane, CONFLICT_CONDITION, *condition)
+            message = "every workload this lane selects is its own"
+            self._set(lane, CONFLICT_CONDITION, ConditionStatus.FALSE, "NoOverlap", message)
         return None
 
     def _conflicts(self, lanes: dict[str, ChangeLane], lane: ChangeLane) -> list[str]:
@@ -107,33 +105,25 @@ class LaneConditions:
                 )
         return conflicts
 
-    def _set(self, lane: ChangeLane, type_: str, status: str, reason: str, message: str) -> None:
-        raw = self.caches.lane(lane.name)
-        current = list(((raw or {}).get("status") or {}).get("conditions") or [])
-        existing = next((c for c in current if c.get("type") == type_), None)
-        if existing is None and status == "False":
+    def _set(
+        self, lane: ChangeLane, type_: str, value: ConditionStatus, reason: str, message: str
+    ) -> None:
+        current = lane.status.conditions if lane.status is not None else []
+        existing = next((c for c in current if c.type == type_), None)
+        if existing is None and value is ConditionStatus.FALSE:
             return  # nothing to clear
-        if existing is not None and (existing.get("status"), existing.get("message")) == (
-            status,
-            message,
-        ):
+        if existing is not None and (existing.status, existing.message) == (value, message):
             return
-        changed = existing is None or existing.get("status") != status
-        condition = {
-            "type": type_,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": (
-                self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-                if changed
-                else existing.get("lastTransitionTime")  # type: ignore[union-attr]
-            ),
-        }
-        if lane.metadata.generation is not None:
-            condition["observedGeneration"] = lane.metadata.generation
-        conditions = [c for c in current if c.get("type") != type_] + [condition]
-        self.api.patch_lane_status(lane.name, {"conditions": conditions})
+        condition = Condition(
+            type=type_,
+            status=value,
+            reason=reason,
+            message=message,
+            last_transition_time=self.clock(),
+            observed_generation=lane.metadata.generation,
+        )
+        conditions = set_condition(current, condition)
+        self.api.patch_lane_status(lane.name, {"conditions": [c.to_wire() for c in conditions]})
 
 
 class LaneReconciler:
@@ -298,8 +288,10 @@ class LaneReconciler:
             last_transition_time=at,
             observed_generation=lane.metadata.generation,
         )
-        others = [c for c in status.conditions if c.type != SUSPENDED_CONDITION]
-        conditions = [c.to_wire() for c in [*others, condition]]
+        # The time says which suspension or resumption was announced (see the module
+        # docstring): it is the event's time, also when the status does not flip.
+        updated = set_condition(status.conditions, condition, keep_transition_time=False)
+        conditions = [c.to_wire() for c in updated]
         try:
             self.api.patch_lane_status(lane.name, {"conditions": conditions})
         except Exception:

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from controller.adapters.audit.sink import AuditSink
 from controller.core.gates.lane import release_spec_from_template
-from controller.core.models import ChangeLane, LaneRelease
+from controller.core.models import ChangeLane, Condition, ConditionStatus, LaneRelease
+from controller.core.models.common import conditions_from_wire, set_condition
 from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
@@ -165,23 +166,17 @@ class Reconciler:
         dep = self.caches.deployment(ns, str(target.get("name")))
         if dep is not None:
             self.converger.scale(dep, 0)
-        conditions = [
-            c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type")
-        ]
-        if any(
-            c.get("type") == INVALID_CONDITION and c.get("message") == message for c in conditions
-        ):
+        current = conditions_from_wire(status.get("conditions"))
+        if any(c.type == INVALID_CONDITION and c.message == message for c in current):
             return
-        conditions = [c for c in conditions if c.get("type") != INVALID_CONDITION]
-        conditions.append(
-            {
-                "type": INVALID_CONDITION,
-                "status": "True",
-                "reason": "Unreadable",
-                "message": message,
-                "lastTransitionTime": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
+        invalid = Condition(
+            type=INVALID_CONDITION,
+            status=ConditionStatus.TRUE,
+            reason="Unreadable",
+            message=message[:32768],
+            last_transition_time=self.clock(),
         )
+        conditions = [c.to_wire() for c in set_condition(current, invalid)]
         log.warning("LaneRelease does not parse; canary held at zero", release=name, error=message)
         self.notices.event(raw, INVALID_CONDITION, message, "Warning")
         try:

@@ -462,3 +462,31 @@ def test_a_follower_cannot_write(world: World) -> None:
     with pytest.raises(NotLeaderError):
         world.reconciler.reconcile_deployment(NS, "web")
     assert world.cluster.writes == []
+
+
+# ---------------------------------------------------------------------- lanes
+
+
+def test_a_workload_two_lanes_select_is_not_adopted_and_both_lanes_say_so(world: World) -> None:
+    other = lane_doc()
+    other["metadata"]["name"] = "other-lane"
+    world.cluster.put(LANES, other)
+    world.cluster.put(DEPLOYMENTS, deployment_doc())
+    assert world.reconciler.reconcile_deployment(NS, "web") is None
+    assert (DEPLOYMENTS, NS, "web-primary") not in world.cluster.objects
+    assert [e["reason"] for e in world.cluster.events] == ["LaneConflict"]
+    for name in (LANE, "other-lane"):
+        world.reconciler.reconcile_lane(name)
+        (condition,) = world.cluster.get(LANES, "", name)["status"]["conditions"]
+        assert condition["type"] == "WorkloadConflict" and condition["status"] == "True"
+        assert "shop/web is also selected by lane(s)" in condition["message"]
+
+    del world.cluster.objects[(LANES, "", "other-lane")]
+    world.clock.tick()
+    world.reconciler.reconcile_lane(LANE)
+    (condition,) = world.cluster.get(LANES, "", LANE)["status"]["conditions"]
+    assert (condition["status"], condition["reason"]) == ("False", "NoOverlap")
+    assert condition["lastTransitionTime"].startswith("2026-01-01T12:00:02")
+    world.cluster.writes.clear()
+    world.reconciler.reconcile_lane(LANE)
+    assert world.cluster.writes == [], "an unchanged condition is not written again"
