@@ -31,7 +31,7 @@ from controller.runtime.ports import (
     NotLeaderError,
 )
 from controller.runtime.reconciler import Caches, Key, Reconciler
-from controller.runtime.workqueue import ShutDownError, WorkQueue
+from controller.workqueue import ShutDownError, WorkQueue
 
 log = structlog.get_logger("changelane.manager")
 

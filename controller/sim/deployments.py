@@ -25,7 +25,7 @@ from controller.sim.objects import Stored
 from controller.sim.pods import is_ready, plan_pod
 from controller.sim.selectors import selector_from_spec
 from controller.sim.store import Store, StoreEvent, random_suffix
-from controller.sim.workqueue import WorkQueue
+from controller.workqueue import ShutDownError, WorkQueue
 
 JsonDict = dict[str, Any]
 log = structlog.get_logger("changelane.sim")
@@ -99,7 +99,7 @@ class SimController:
         self.ready_delay = ready_delay
         self.crash_restart_interval = crash_restart_interval
         self.emit_events = emit_events
-        self._queue = WorkQueue()
+        self._queue: WorkQueue[Hashable] = WorkQueue()
         self._first_seen: dict[str, float] = {}
         self._ip_counter = 0
         self._thread: threading.Thread | None = None
@@ -121,7 +121,7 @@ class SimController:
 
     def stop(self) -> None:
         self.store.remove_listener(self._on_event)
-        self._queue.close()
+        self._queue.shut_down()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -143,9 +143,12 @@ class SimController:
 
     def _run(self) -> None:
         while True:
-            key = self._queue.get()
-            if key is None:
+            try:
+                key = self._queue.get()
+            except ShutDownError:
                 return
+            if key is None:
+                continue
             try:
                 self._reconcile(key)
             except ApiError as err:
@@ -156,6 +159,8 @@ class SimController:
             except Exception:
                 log.exception("sim.reconcile_crashed", key=str(key))
                 self._queue.add_after(key, 1.0)
+            finally:
+                self._queue.done(key)
 
     def _reconcile(self, key: Hashable) -> None:
         kind, namespace, name = cast(tuple[str, str, str], key)
