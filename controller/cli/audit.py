@@ -28,6 +28,7 @@ from controller.core.audit_query import (
     parse_since,
     release_timeline,
 )
+from controller.core.formatting import Columns, human_time
 from controller.core.outcomes import parse_outcome
 
 EXIT_DAMAGED = 1
@@ -170,10 +171,6 @@ def run_query(source: AuditSource, flt: AuditFilter) -> Iterator[ReleaseSummary 
 # --------------------------------------------------------------------------- rendering
 
 
-def _time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
@@ -207,7 +204,7 @@ TABLE_SIZING_ROWS = 500  # column widths come from the first rows; later ones ju
 def _row(s: ReleaseSummary) -> tuple[str, ...]:
     workload = f"{s.namespace or '-'}/{s.workload or '-'}"
     return (
-        _time(s.last_time),
+        human_time(s.last_time),
         s.release,
         s.lane,
         workload,
@@ -226,20 +223,16 @@ def render_table(items: Iterable[ReleaseSummary | LaneEvent], source_name: str) 
         head.append(item)
         if len(head) >= TABLE_SIZING_ROWS:
             break
-    rows = [_row(i) for i in head if isinstance(i, ReleaseSummary)]
-    widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(TABLE_HEADERS[:-1])]
-
-    def line(cells: tuple[str, ...]) -> str:
-        fixed = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
-        return f"{fixed}  {cells[-1]}".rstrip()
-
+    columns = Columns(TABLE_HEADERS[:-1], [_row(i) for i in head if isinstance(i, ReleaseSummary)])
+    line = columns.line
+    widths = columns.widths
     yield line(TABLE_HEADERS)
     counts: dict[str, int] = {}
     for item in [*head, *iterator]:
         if isinstance(item, LaneEvent):
             message = f": {item.message}" if item.message else ""
             yield (
-                f"{_time(item.time)}  lane {item.lane}: {item.decision.value} by {item.actor}"
+                f"{human_time(item.time)}  lane {item.lane}: {item.decision.value} by {item.actor}"
                 f" ({item.reason}{message})"
             )
             continue
@@ -275,7 +268,7 @@ def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
             position.append(f"step {record.step}")
         if record.weight is not None:
             position.append(f"weight {record.weight}%")
-        text = f"{_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "
+        text = f"{human_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "
         text += record.reason + (f": {record.message}" if record.message else "")
         if record.actor != "controller":
             text += f"  (by {record.actor})"

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from controller.adapters.kube.api import ApiError, ConflictError, JsonDict, KubeApi, NotFoundError
 from controller.adapters.kube.client import KubeconfigError, api_client, kubeconfig_user
 from controller.core.commands import COMMAND_ANNOTATION, encode_command
+from controller.core.formatting import iso_z, table
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase
 from controller.core.release_machine import CommandKind
 
@@ -133,28 +134,12 @@ def _parse_release(raw: JsonDict) -> LaneRelease:
         _fail(f"LaneRelease {meta.get('namespace')}/{meta.get('name')} is invalid: {detail}")
 
 
-def _time(when: datetime | None) -> str:
-    return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if when is None else iso_z(when)
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
-
-
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers[:-1])]
-
-    def line(cells: tuple[str, ...]) -> str:
-        fixed = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
-        return f"{fixed}  {cells[-1]}".rstrip()
-
-    yield line(headers)
-    for row in rows:
-        yield line(row)
 
 
 # --------------------------------------------------------------------------- views
@@ -266,7 +251,7 @@ def _lane_rows(views: list[dict[str, Any]]) -> Iterator[str]:
     for v in views:
         suspended = f"yes: {v['suspendedReason'] or ''}".rstrip(": ") if v["suspended"] else "no"
         rows.append((v["lane"], v["mode"], ", ".join(v["activeReleases"]) or "-", suspended))
-    yield from _table(("LANE", "MODE", "ACTIVE RELEASES", "SUSPENDED"), rows)
+    yield from table(("LANE", "MODE", "ACTIVE RELEASES", "SUSPENDED"), rows)
 
 
 def _release_rows(views: list[dict[str, Any]]) -> Iterator[str]:
@@ -281,7 +266,7 @@ def _release_rows(views: list[dict[str, Any]]) -> Iterator[str]:
         )
         for v in views
     ]
-    yield from _table(("RELEASE", "LANE", "PHASE", "STEP", "WEIGHT", "MESSAGE"), rows)
+    yield from table(("RELEASE", "LANE", "PHASE", "STEP", "WEIGHT", "MESSAGE"), rows)
 
 
 def _describe_release(v: dict[str, Any]) -> Iterator[str]:
@@ -514,7 +499,7 @@ def lanes_resume(lane: str, kubeconfig: str | None, as_: str | None) -> None:
     if current.get("suspended") is not True:
         click.echo(f"lane {lane} is not suspended; nothing to do")
         return
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = iso_z(datetime.now(UTC))
     target.api.patch_lane_status(
         lane,
         {

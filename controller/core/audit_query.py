@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.formatting import iso_z
 from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF, Outcome
 
 __all__ = ["FINAL_OUTCOMES", "Outcome"]
@@ -146,8 +147,8 @@ class ReleaseSummary:
             "outcome": self.outcome.value,
             "reason": self.reason,
             "message": self.message,
-            "first_time": _iso(self.first_time),
-            "last_time": _iso(self.last_time),
+            "first_time": iso_z(self.first_time),
+            "last_time": iso_z(self.last_time),
             "from_images": self.from_images,
             "to_images": self.to_images,
             "max_weight": self.max_weight,
@@ -170,10 +171,6 @@ class ReleaseSummary:
                 for e in self.evidence
             ],
         }
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

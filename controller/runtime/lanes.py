@@ -32,6 +32,7 @@ from controller.adapters.audit.cluster import event_annotations, lane_record_id
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
 from controller.core.audit import AuditRecord, Decision
+from controller.core.formatting import iso_z
 from controller.core.gates.lane import finished_outcomes
 from controller.core.gates.policy import autonomy_budget_decision
 from controller.core.models import (
@@ -55,10 +56,6 @@ HUMAN_SUSPENSION = "suspended by a human (status.suspended set by hand)"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class LaneConditions:
@@ -183,7 +180,7 @@ class LaneReconciler:
         patch: JsonDict = {}
         if status.suspended and status.suspended_at is None:
             # Suspended by hand: date it, so that its announcement has a stable id.
-            patch = {"suspendedAt": _iso(now)}
+            patch = {"suspendedAt": iso_z(now)}
             if not status.suspended_reason:
                 patch["suspendedReason"] = HUMAN_SUSPENSION
         elif not status.suspended:
@@ -194,7 +191,7 @@ class LaneReconciler:
             patch = {
                 "suspended": True,
                 "suspendedReason": f"autonomy budget spent: {decision.reason}",
-                "suspendedAt": _iso(now),
+                "suspendedAt": iso_z(now),
             }
             log.warning("lane suspended", lane=lane.name, reason=decision.reason)
         if not patch:

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import structlog
 
+from controller.core.formatting import api_time
 from controller.sim.errors import ApiError
 from controller.sim.objects import Stored
 from controller.sim.pods import is_ready, plan_pod
@@ -57,7 +58,7 @@ def _resolve(value: Any, total: int, round_up: bool) -> int:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return api_time(datetime.now(UTC))
 
 
 def _parse_time(stamp: str | None) -> float | None:

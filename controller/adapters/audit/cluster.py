@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from controller.core.analysis import describe
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.formatting import iso_z
 from controller.core.models import ChangeLane, LaneRelease, Phase, Verdict
 from controller.core.release_machine import evidence_of
 
@@ -76,8 +77,7 @@ _OUTCOME_DECISIONS = frozenset(d for d in _STATUS_DECISION.values() if d is not 
 }
 
 
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = iso_z
 
 
 def event_for(decision: str) -> tuple[str | None, str]:

@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
+from controller.core.formatting import api_time
 from controller.core.models import API_GROUP, API_VERSION
 from controller.runtime.ports import ConflictError, JsonDict, NotFoundError, NotLeaderError
 
@@ -409,7 +410,7 @@ class KubeApi:
         """``annotations`` carry what the Event's own fields cannot: for a decision, the
         audit record's id, exact time, decision and actor (``changelane audit`` reads them)."""
         meta = involved.get("metadata") or {}
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = api_time(datetime.now(UTC))
         namespace = meta.get("namespace") or "default"
         metadata: JsonDict = {
             "generateName": f"{meta.get('name', 'changelane')}.",
