@@ -35,6 +35,7 @@ from controller.core.models import (
     LaneReleaseStatus,
     Measurement,
     Phase,
+    Verdict,
     parse_duration,
 )
 from controller.core.models.common import set_condition
@@ -374,7 +375,7 @@ def _checks_passed(lane: ChangeLane, status: LaneReleaseStatus) -> bool:
         c = by_name.get(check.name)
         if c is None or c.last_step != status.current_step or c.passes_at_step < 1:
             return False
-        if c.last_verdict is None or c.last_verdict.value != "Pass":
+        if c.last_verdict is not Verdict.PASS:
             return False
     return True
 

@@ -46,6 +46,8 @@ from controller.adapters.metrics.prometheus_process import (
 from controller.core import labels
 from controller.core.audit import AuditRecord
 from controller.core.canary import primary_name, template_hash
+from controller.core.models import Phase
+from controller.core.models.release import TERMINAL_PHASES
 from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
 from controller.demo.scenario import DemoRelease
@@ -53,9 +55,16 @@ from controller.demo.workload import SimulatedWorkload
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 
-TERMINAL = ("Promoted", "RolledBack", "Rejected")
+TERMINAL = TERMINAL_PHASES
 #: Phases a release may end the demo in without being terminal (it is held by a gate).
-HELD = ("Gated",)
+HELD = frozenset({Phase.GATED})
+#: The phase each scenario's ``expected`` names.
+EXPECTED_PHASE = {
+    "promote": Phase.PROMOTED,
+    "rollback": Phase.ROLLED_BACK,
+    "reject": Phase.REJECTED,
+    "gate": Phase.GATED,
+}
 
 
 @dataclass
@@ -93,13 +102,7 @@ class DemoResult:
 
     @property
     def as_expected(self) -> bool:
-        wanted = {
-            "promote": "Promoted",
-            "rollback": "RolledBack",
-            "reject": "Rejected",
-            "gate": "Gated",
-        }
-        return all(wanted.get(r.expected) == r.outcome for r in self.releases)
+        return all(_matches(r.expected, r.outcome) for r in self.releases)
 
 
 @dataclass
@@ -418,12 +421,7 @@ def _ship(
 
 
 def _matches(expected: str, phase: str) -> bool:
-    return {
-        "promote": "Promoted",
-        "rollback": "RolledBack",
-        "reject": "Rejected",
-        "gate": "Gated",
-    }.get(expected) == phase
+    return EXPECTED_PHASE.get(expected) == phase
 
 
 def _release(sim: SimCluster, name: str) -> dict[str, Any] | None:

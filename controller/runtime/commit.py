@@ -153,7 +153,7 @@ class ReleaseCommit:
                     ok = False
                     log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
             if involved is not None:
-                reason, kind = event_for(record.decision.value)
+                reason, kind = event_for(record.decision)
                 if reason:
                     self.notices.event(
                         involved, reason, record.reason, kind, annotations=event_annotations(record)
