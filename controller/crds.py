@@ -18,6 +18,9 @@ from pydantic import BaseModel
 
 from controller.core.models import API_GROUP, API_VERSION, ChangeLane, LaneRelease
 
+# `kubectl get changelane-all` lists every changelane object.
+CATEGORY = "changelane-all"
+
 JsonDict = dict[str, Any]
 
 
@@ -144,7 +147,9 @@ def crd_manifest(info: CrdInfo) -> JsonDict:
                 "plural": info.plural,
                 "singular": info.singular,
                 "shortNames": list(info.short_names),
-                "categories": ["changelane"],
+                # Not "changelane": kubectl expands a category before a singular name, so
+                # `kubectl get changelane NAME` would list both kinds and fail.
+                "categories": [CATEGORY],
             },
             "scope": info.scope,
             "versions": [
