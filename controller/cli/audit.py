@@ -17,8 +17,8 @@ from pathlib import Path
 import click
 
 from controller.adapters.audit.log import Problem, verify
-from controller.cli.extras import require_extra
 from controller.adapters.audit.source import AuditSource, FileAuditSource
+from controller.cli.extras import require_extra
 from controller.core.audit import AuditRecord, Evidence
 from controller.core.audit_query import (
     AuditFilter,

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 import yaml
 
-from controller.sim import discovery, openapi, self_review, tables
+from controller.sim import discovery, openapi, protobuf, self_review, tables
 from controller.sim.errors import (
     ApiError,
     bad_request,
@@ -133,14 +133,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             ):
                 self._audit_and_authorize(method, path, query, user)
             if method == "POST" and path in self_review.PATHS:
-                answer = self_review.review(
-                    path,
-                    self._parse_body(body),
-                    user=user,
-                    user_agent=self.headers.get("User-Agent", ""),
-                    authorizers=list(self.server.authorizer),
-                )
-                self._send_json(201, answer)
+                self._self_review(path, body, user)
                 return
             if path.startswith("/_sim/"):
                 self._admin(method, path, body)
@@ -178,6 +171,18 @@ class ApiHandler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise unauthorized()
         return "admin"
+
+    def _self_review(self, path: str, body: bytes, user: str) -> None:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        review = protobuf.decode(body) if ctype == protobuf.CONTENT_TYPE else self._parse_body(body)
+        answer = self_review.review(
+            path,
+            review,
+            user=user,
+            user_agent=self.headers.get("User-Agent", ""),
+            authorizers=list(self.server.authorizer),
+        )
+        self._send_json(201, answer)
 
     def _impersonate(self, user: str) -> str:
         """``Impersonate-User`` (``kubectl --as``), when the caller may impersonate users."""
@@ -307,6 +312,13 @@ class ApiHandler(BaseHTTPRequestHandler):
             return discovery.resource_list(registry, "", "v1")
         if path == "/openapi/v3":
             return openapi.root_document(registry)
+        if path == "/openapi/v2":
+            accept = self.headers.get("Accept") or "*/*"
+            if not any(t in accept for t in ("application/json", "*/*")):
+                # kubectl asks for gnostic protobuf only, which the simulated cluster does
+                # not encode: it answers as a server without v2 does (kubectl then uses v3).
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return openapi.swagger_document(registry)
         if path.startswith("/openapi/v3/"):
             rest = path[len("/openapi/v3/") :].split("/")
             if rest[0] == "api" and len(rest) == 2:

@@ -605,7 +605,10 @@ class Store:
         patch: JsonDict = {"spec": {"replicas": replicas}}
         if rv:
             patch["metadata"] = {"resourceVersion": rv}
-        stored = self.patch(rtype, namespace, name, patch, MERGE_PATCH, field_manager=field_manager)
+        stored = self.patch(
+            rtype, namespace, name, patch, MERGE_PATCH, subresource="scale",
+            field_manager=field_manager,
+        )  # fmt: skip
         return _scale_of(stored.obj())
 
     # ------------------------------------------------------------------ internals
@@ -751,7 +754,7 @@ class Store:
             else:
                 merged.pop("status", None)
             new = merged
-        elif subresource not in (None, ""):
+        elif subresource not in (None, "", "scale"):  # scale: set_scale's spec.replicas
             raise not_found(rtype.group, f"{rtype.plural}/{subresource}", current.name)
         elif rtype.status_subresource:
             if "status" in old:
