@@ -262,7 +262,7 @@ class Reconciler:
 
     def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
         meta = _meta(dep)
-        total = int(_spec(dep).get("replicas") or 1)
+        total = _total_replicas(dep)  # the annotation when Git leaves replicas to us
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
             self.api.create_deployment(meta["namespace"], primary)
