@@ -19,7 +19,7 @@ RUN /opt/changelane/bin/pip install --only-binary=:all: --requirement constraint
 COPY pyproject.toml README.md ./
 COPY controller ./controller
 # The runtime needs neither the installers nor kubernetes.aio, the asyncio twin of the
-# client that kubernetes>=35 ships (68 MB, never imported: changelane uses the threaded
+# client that kubernetes 37 ships (68 MB, never imported: changelane uses the threaded
 # client). Dropping them keeps the venv under 200 MB (docs/image.md).
 RUN /opt/changelane/bin/pip install --no-deps --constraint constraints.txt . \
     && /opt/changelane/bin/pip check \
