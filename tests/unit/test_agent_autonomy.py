@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from controller.core.autonomy.levels import Pin, replay
 from controller.core.autonomy.record import (
-    Outcome,
     ReleaseOutcome,
     track_records,
     wilson_interval,
@@ -24,6 +23,7 @@ from controller.core.models import (
     ChangeLaneStatus,
     Phase,
 )
+from controller.core.outcomes import Outcome
 from controller.core.release_machine import CommandKind, HumanCommand, Observation
 from tests.unit.test_release_machine import (
     LANE,

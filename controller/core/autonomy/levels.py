@@ -18,14 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.core.autonomy.record import (
-    UNKNOWN_AGENT,
-    Outcome,
-    ReleaseOutcome,
-    wilson_interval,
-)
+from controller.core.autonomy.record import UNKNOWN_AGENT, ReleaseOutcome, wilson_interval
 from controller.core.models import ChangeLane, LaneRelease
 from controller.core.models.agent_autonomy import AgentAutonomySpec, AutonomyLevel
+from controller.core.outcomes import Outcome
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,7 @@ def replay(
     for o in outcomes:
         if o.finished and o.finished_at is not None:
             events.append((o.finished_at, 1, o))
-        elif o.outcome is None or o.outcome is Outcome.REJECTED:
+        else:
             # Seen but not (yet) finished: the pair exists at the entry level.
             events.append((o.seen_at, 2, o))
     events.extend((p.at, 0, p) for p in pins)

@@ -22,20 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist, median
+
+from controller.core.models import LaneRelease
+from controller.core.outcomes import Outcome
 
 DEFAULT_REWORK_WINDOW = timedelta(hours=1)
 UNKNOWN_AGENT = "unknown"
-
-
-class Outcome(StrEnum):
-    """How a release ended, in the vocabulary of LaneRelease phases."""
-
-    PROMOTED = "Promoted"
-    ROLLED_BACK = "RolledBack"
-    REJECTED = "Rejected"
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ class ReleaseOutcome:
     model: str
     seen_at: datetime
     finished_at: datetime | None = None
-    outcome: Outcome | None = None  # None while in flight
+    outcome: Outcome = Outcome.IN_PROGRESS
     max_weight: int = 0
     provenance_complete: bool = False
 
@@ -183,3 +177,30 @@ def track_records(
         )
         for key, c in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))
     }  # fmt: skip
+
+
+#: Provenance fields a release must name to count as covered (the reviewer is lane
+#: policy, not coverage).
+COVERAGE_FIELDS = ("agent", "model", "change", "tests")
+
+
+def outcome_of_release(release: LaneRelease) -> ReleaseOutcome:
+    """A LaneRelease as the track records read it (the cluster is the source of truth)."""
+    p, s, m = release.spec.provenance, release.status, release.metadata
+    seen = m.creation_timestamp or s.started_at or s.finished_at
+    return ReleaseOutcome(
+        lane=release.spec.lane,
+        namespace=release.spec.target.namespace,
+        workload=release.spec.target.name,
+        release=m.uid or f"{m.namespace}/{m.name}",
+        agent=p.agent or UNKNOWN_AGENT,
+        model=p.model or UNKNOWN_AGENT,
+        seen_at=seen or datetime.min.replace(tzinfo=UTC),
+        finished_at=s.finished_at,
+        outcome=_FINAL_BY_PHASE.get(s.phase.value, Outcome.IN_PROGRESS),
+        max_weight=s.max_weight_reached,
+        provenance_complete=all(getattr(p, name) for name in COVERAGE_FIELDS),
+    )
+
+
+_FINAL_BY_PHASE = {o.value: o for o in (Outcome.PROMOTED, Outcome.ROLLED_BACK, Outcome.REJECTED)}

@@ -166,7 +166,8 @@ class GatesSpec(CamelModel):
     agent_autonomy: AgentAutonomySpec | None = Field(
         default=None,
         description="Per-agent autonomy levels earned from each agent's track record in "
-        "the lane; unset = every allowed agent has the lane's autonomy.",
+        "the lane; unset = every allowed agent has the lane's autonomy. When set, a failing "
+        "agent is demoted alone and the lane-wide autonomyBudget no longer suspends the lane.",
     )
 
 
