@@ -644,9 +644,12 @@ def _on_pending(ctx: _Context) -> None:
         return
     if ctx.status.autonomy_level is AutonomyLevel.SHADOW:
         ctx.status.gate_reason = None  # only a human resume lets it ramp
-        _pause(ctx, f"{_author(ctx)} is at autonomy level shadow in this lane: nothing moves "
-               "until a human resumes the release (it then ramps supervised) or aborts it",
-               condition_reason="AwaitingHuman")  # fmt: skip
+        _pause(
+            ctx,
+            f"{_author(ctx)} is at autonomy level shadow in this lane: nothing moves "
+            "until a human resumes the release (it then ramps supervised) or aborts it",
+            condition_reason="AwaitingHuman",
+        )
         return
     _start(ctx)
 
@@ -707,9 +710,12 @@ def _on_progressing(ctx: _Context) -> None:
         return
     if s.autonomy_level is AutonomyLevel.SUPERVISED:
         s.gate_reason = None  # only a human promote (or resume) continues
-        _pause(ctx, f"every check passed at full exposure ({s.weight}%); {_author(ctx)} is "
-               "supervised in this lane: promotion waits for a human `changelane promote`",
-               condition_reason="AwaitingPromotion")  # fmt: skip
+        _pause(
+            ctx,
+            f"every check passed at full exposure ({s.weight}%); {_author(ctx)} is "
+            "supervised in this lane: promotion waits for a human `changelane promote`",
+            condition_reason="AwaitingPromotion",
+        )
         return
     _promote(ctx, f"every check passed at full exposure ({s.weight}%)")
 

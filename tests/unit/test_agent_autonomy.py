@@ -92,10 +92,15 @@ def test_track_record_counts_rates_rework_and_containment() -> None:
     outcomes += [outcome(3, "c", failed=False)]
     outcomes.append(
         ReleaseOutcome(
-            "docs-site", "docs", "w0", "fix", "b", "m1",
+            "docs-site",
+            "docs",
+            "w0",
+            "fix",
+            "b",
+            "m1",
             seen_at=outcomes[0].finished_at + timedelta(minutes=1),  # type: ignore[operator]
         )
-    )  # fmt: skip
+    )
     records = track_records(outcomes)
     a = records[("docs-site", "a", "m1")]
     assert (a.shipped, a.promoted, a.rolled_back) == (3, 1, 2)

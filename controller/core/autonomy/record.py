@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from statistics import NormalDist, median
 
+from controller.core.audit_query import ReleaseSummary
 from controller.core.models import LaneRelease
 from controller.core.outcomes import Outcome
 
@@ -172,11 +173,21 @@ def track_records(
             c.decision_seconds.append(max(0.0, (o.finished_at - o.seen_at).total_seconds()))
     return {
         key: TrackRecord(
-            key[0], key[1], key[2], c.shipped, c.promoted, c.rolled_back, c.rejected,
-            c.rework, c.contained, c.escaped, c.complete, tuple(c.decision_seconds),
+            key[0],
+            key[1],
+            key[2],
+            c.shipped,
+            c.promoted,
+            c.rolled_back,
+            c.rejected,
+            c.rework,
+            c.contained,
+            c.escaped,
+            c.complete,
+            tuple(c.decision_seconds),
         )
         for key, c in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))
-    }  # fmt: skip
+    }
 
 
 #: Provenance fields a release must name to count as covered (the reviewer is lane
@@ -204,3 +215,22 @@ def outcome_of_release(release: LaneRelease) -> ReleaseOutcome:
 
 
 _FINAL_BY_PHASE = {o.value: o for o in (Outcome.PROMOTED, Outcome.ROLLED_BACK, Outcome.REJECTED)}
+
+
+def outcome_of_summary(summary: ReleaseSummary) -> ReleaseOutcome:
+    """A release as the audit log tells it (``changelane scorecard --file``)."""
+    p = summary.provenance
+    final = summary.outcome in _FINAL_BY_PHASE.values()
+    return ReleaseOutcome(
+        lane=summary.lane,
+        namespace=summary.namespace or "",
+        workload=summary.workload or "",
+        release=summary.release,
+        agent=p.agent or UNKNOWN_AGENT,
+        model=p.model or UNKNOWN_AGENT,
+        seen_at=summary.first_time,
+        finished_at=summary.last_time if final else None,
+        outcome=summary.outcome if final else Outcome.IN_PROGRESS,
+        max_weight=summary.max_weight,
+        provenance_complete=all(getattr(p, name) for name in COVERAGE_FIELDS),
+    )

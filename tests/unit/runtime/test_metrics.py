@@ -136,7 +136,10 @@ def test_track_records_by_author_replace_stale_series() -> None:
     m.publish_levels("docs", [])
     assert value("changelane_agent_releases", {**pair, "outcome": "seen"}) is None
     assert value("changelane_agent_autonomy_level", pair) is None
-    assert value(
-        "changelane_agent_releases", {"lane": "docs", "agent": "other", "model": "other",
-                                      "outcome": "seen"}
-    ) == 4  # fmt: skip
+    assert (
+        value(
+            "changelane_agent_releases",
+            {"lane": "docs", "agent": "other", "model": "other", "outcome": "seen"},
+        )
+        == 4
+    )
