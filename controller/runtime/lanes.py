@@ -34,7 +34,7 @@ from controller.core import canary as mech
 from controller.core.audit import AuditRecord, Decision
 from controller.core.formatting import iso_z
 from controller.core.gates.lane import finished_outcomes
-from controller.core.gates.policy import autonomy_budget_decision
+from controller.core.gates.policy import autonomy_budget_decision, lane_budget_applies
 from controller.core.models import (
     ChangeLane,
     ChangeLaneStatus,
@@ -189,9 +189,7 @@ class LaneReconciler:
             patch = {"suspendedAt": iso_z(now)}
             if not status.suspended_reason:
                 patch["suspendedReason"] = HUMAN_SUSPENSION
-        elif not status.suspended and lane.spec.gates.agent_autonomy is None:
-            # With per-agent levels, a failing author is demoted alone instead of the
-            # whole lane being suspended for everyone.
+        elif not status.suspended and lane_budget_applies(lane):
             outcomes = finished_outcomes(self.lane_releases(lane.name), status.resumed_at)
             decision = autonomy_budget_decision(lane.spec.gates.autonomy_budget, outcomes)
             if not decision.suspend:
