@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from controller.cli.extras import require_extra
+
 
 @click.group("bench")
 def bench() -> None:
@@ -20,6 +22,7 @@ def bench() -> None:
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
 def audit(records: int, runs: int, json_file: Path | None) -> None:
     """'What changed in the last hour and why was it rolled back?' on a long audit log."""
+    require_extra("demo", "changelane bench")
     from controller.bench import audit as audit_bench
 
     result = audit_bench.run(records=records, runs=runs)
@@ -63,6 +66,7 @@ def decisions(
 ) -> None:
     """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults,
     per release, on generated noise families or on recorded traces."""
+    require_extra("demo", "changelane bench")
     from controller.bench import decisions as bench_decisions
 
     if traces_path is not None:
@@ -92,6 +96,7 @@ def sim_cluster(
     json_path: Path | None, seconds: float, deployments: int, watchers: int, events: int
 ) -> None:
     """Requests/s, 1,000-object list latency, watch fan-out and memory of the simulated cluster."""
+    require_extra("demo", "changelane bench")
     from controller.bench import sim_cluster as bench_sim
 
     results = bench_sim.run(
