@@ -99,6 +99,8 @@ def _selector_error(text: str, why: str) -> ApiError:
     return bad_request(f"unable to parse requirement: {why}")
 
 
+# Complexity D by design: a hand-written tokenizer's state machine for kube's selector
+# grammar (=, ==, !=, in, notin, exists, !), with the apiserver's error for each bad form.
 def parse_label_selector(text: str | None) -> LabelSelector:
     """Parse ``a=b,c!=d,e in (f,g),!h,i``; raises 400 ``ApiError`` like the apiserver."""
     if not text or not text.strip():
