@@ -334,8 +334,11 @@ def _describe_lane(v: dict[str, Any]) -> Iterator[str]:
 @click.argument("target", required=False)
 @_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--agents", is_flag=True, help="Each agent's autonomy level and track record per lane."
+)
 def status(
-    target: str | None, namespace: str | None, kubeconfig: str | None, as_json: bool
+    target: str | None, namespace: str | None, kubeconfig: str | None, as_json: bool, agents: bool
 ) -> None:
     """Lanes and releases now: a lane (mode, suspension, active releases and its
     releases), a release (phase, step, weight, last measurements, conditions), or, with
@@ -344,6 +347,13 @@ def status(
     lanes = _lanes(api)
     by_name = {lane.name: lane for lane in lanes}
     releases = _releases(api, namespace)
+    if agents:
+        from controller.cli.autonomy import agent_rows
+
+        chosen = [by_name[target]] if target in by_name else lanes
+        for text in agent_rows(chosen, releases):
+            click.echo(text)
+        return
 
     def steps(rel: LaneRelease) -> int | None:
         lane = by_name.get(rel.spec.lane)
