@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The changelane controller image: `changelane run`, as a non-root user, on a read-only root.
-# Build: docker build -t changelane:0.1.0 .   (the Helm chart runs it; see README "Install")
+# Build: docker build -t changelane:0.1.0 .   (the Helm chart runs it; see docs/operating.md)
 
 # Pinned by version: bump deliberately, together with the tests (tests/shipping/test_image.py).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm

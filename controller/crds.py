@@ -75,6 +75,8 @@ CRDS: tuple[CrdInfo, ...] = (
 _DROP_KEYS = {"title", "examples", "example", "$defs"}
 
 
+# Complexity D by design: one branch per JSON-Schema keyword pydantic emits, each a small
+# rewrite; split up, the rules for one node would be read in several places.
 def _structural(node: Any, defs: JsonDict) -> Any:
     """Rewrite one pydantic JSON-Schema node into a structural OpenAPI v3 node."""
     if isinstance(node, list):

@@ -246,6 +246,7 @@ def render_table(items: Iterable[ReleaseSummary | LaneEvent], source_name: str) 
     yield f"{sum(counts.values())} release(s) ({tally}) in {source_name}"
 
 
+# Complexity D by design: one line per optional field of a release's timeline, in display order.
 def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
     last = records[-1]
     prov = last.provenance

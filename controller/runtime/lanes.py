@@ -45,7 +45,7 @@ from controller.core.models import (
 from controller.core.models.common import set_condition
 from controller.runtime.agent_levels import AgentLevels
 from controller.runtime.metrics import ControllerMetrics
-from controller.runtime.objects import Caches, meta
+from controller.runtime.objects import Caches, meta, releases_in_lane
 from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
 
 log = structlog.get_logger("changelane.lanes")
@@ -169,15 +169,7 @@ class LaneReconciler:
     # ------------------------------------------------------------------ budget
 
     def lane_releases(self, lane: str) -> list[LaneRelease]:
-        out = []
-        for raw in self.releases():
-            if (raw.get("spec") or {}).get("lane") != lane:
-                continue
-            try:
-                out.append(LaneRelease.model_validate(raw))
-            except ValidationError:
-                continue
-        return out
+        return releases_in_lane(self.releases(), lane)
 
     def _apply_budget(
         self, lane: ChangeLane, raw: JsonDict, status: ChangeLaneStatus, rv: str | None

@@ -2,6 +2,9 @@
 
 Defaults are chosen to fail safe: autonomy is off unless the lane's flag says on, a check
 without data is inconclusive, and nothing promotes without a pass at full exposure.
+
+Over 400 lines on purpose: the lane's whole schema (the CRD, the values schema and the
+reference are generated from it) with the validators that tie its fields together.
 """
 
 from __future__ import annotations
