@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from controller.adapters.audit.cluster import event_annotations, event_for
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError, call
+from controller.adapters.kube.fence import NotLeaderError
 from controller.core import canary as mech
 from controller.core.gates import GateReport, GateResult
 from controller.core.gates.policy import shadow_mode
@@ -481,6 +482,7 @@ class Reconciler:
             # Left by a controller that stopped between committing a decision and
             # recording it: record it now (the sinks drop ids they already have); the
             # status write below clears the outbox.
+            self.api.fence()  # only the leader replays: a lost lease leaves it to the next
             if not self._flush(rel.status.outbox, involved=raw):
                 return 5.0
             rel = rel.model_copy(update={"status": rel.status.model_copy(update={"outbox": []})})
@@ -810,11 +812,14 @@ class Reconciler:
     def _flush(self, records: Sequence[Any], involved: JsonDict | None = None) -> bool:
         """Send records to every sink; False when one could not take them (the durable
         log, typically), in which case the caller must not act on the decision."""
+        self.api.fence()  # a replica that lost the Lease records nothing
         ok = True
         for record in records:
             for sink in self.sinks:
                 try:
                     sink.emit(record)
+                except NotLeaderError:
+                    raise
                 except Exception:
                     ok = False
                     log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)

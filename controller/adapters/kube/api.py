@@ -26,6 +26,8 @@ from tenacity import (
 )
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
+from controller.adapters.kube.fence import Fence
+from controller.adapters.kube.fence import NotLeaderError as NotLeaderError  # re-exported
 from controller.core.models import API_GROUP, API_VERSION
 
 JsonDict = dict[str, Any]
@@ -42,10 +44,6 @@ class ConflictError(Exception):
 
 class NotFoundError(Exception):
     """The object does not exist (HTTP 404)."""
-
-
-class NotLeaderError(Exception):
-    """A write was refused because this instance does not hold the lease right now."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -162,23 +160,22 @@ def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: An
 class KubeApi:
     """The writes and fresh reads the runtime needs; reads in the hot path use caches.
 
-    Every write goes through :meth:`write`, which first asks ``may_write`` (leadership):
-    an instance that lost the lease cannot write even from a reconcile already running.
+    Every write goes through :meth:`write`, which checks the Lease's :class:`Fence` before
+    every attempt (retries included): an instance that lost the lease cannot write even
+    from a reconcile already running. Without a fence (no leader election) it writes.
     """
 
-    def __init__(
-        self, api_client: client.ApiClient, may_write: Callable[[], bool] | None = None
-    ) -> None:
+    def __init__(self, api_client: client.ApiClient, lease_fence: Fence | None = None) -> None:
         self.api_client = api_client
-        self.may_write = may_write
+        self.lease_fence = lease_fence
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
 
     def fence(self) -> None:
-        """Raise ``NotLeaderError`` unless this instance may write now."""
-        if self.may_write is not None and not self.may_write():
-            raise NotLeaderError("not the leader: write refused")
+        """Raise ``NotLeaderError`` (saying why) unless this instance may write now."""
+        if self.lease_fence is not None:
+            self.lease_fence.check()
 
     def write(self, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
         """One mutating call (``verb`` names it for logs and tests), fenced by leadership."""
