@@ -1,0 +1,64 @@
+"""The Fence: granted from the send time, refused after the renew deadline, revoked at
+once, logged once per loss, pinned per batch."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from controller.adapters.kube.fence import Fence, NotLeaderError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_renewal_counts_from_when_it_was_sent() -> None:
+    clock = Clock()
+    fence = Fence("ns/lease", renew_deadline=3, clock=clock)
+    with pytest.raises(NotLeaderError, match="not elected yet"):
+        fence.check()
+    fence.grant(sent_at=100.0, holder="a", transitions=2, how="acquired")
+    clock.now = 102.9
+    assert str(fence.check()) == "a#2.1"
+    # A renewal sent at 101 but answered (after a long freeze) at 110 extends nothing.
+    clock.now = 110.0
+    assert not fence.extend(sent_at=101.0)
+    with pytest.raises(NotLeaderError, match="no successful renewal sent in the last 3 s"):
+        fence.check()
+
+
+def test_revoke_stops_at_once_and_each_loss_is_logged_once() -> None:
+    clock = Clock()
+    fence = Fence("ns/lease", renew_deadline=3, clock=clock)
+    with capture_logs() as logs:
+        fence.grant(100.0, "a", 0, "acquired: no Lease yet")
+        assert fence.extend(101.0)
+        fence.revoke("Lease held by b")
+        fence.revoke("Lease held by b")
+        clock.now = 200.0
+        assert not fence.held()
+    events = [(e["event"], e.get("reason")) for e in logs]
+    assert events == [
+        ("leadership gained", "acquired: no Lease yet"),
+        ("leadership lost", "Lease held by b"),
+    ]
+    with pytest.raises(NotLeaderError, match="Lease held by b"):
+        fence.check()
+
+
+def test_a_batch_never_writes_under_a_later_term() -> None:
+    clock = Clock()
+    fence = Fence("ns/lease", renew_deadline=3, clock=clock)
+    fence.grant(100.0, "a", 0, "acquired")
+    with fence.batch() as term:
+        assert fence.check() == term
+        fence.revoke("paused")
+        fence.grant(100.5, "a", 1, "acquired again")
+        with pytest.raises(NotLeaderError, match="changed during this reconcile"):
+            fence.check()
+    assert fence.check().transitions == 1  # outside the batch the new term acts
