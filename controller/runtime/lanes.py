@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from controller.adapters.audit.cluster import event_annotations, lane_record_id
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.adapters.kube.fence import NotLeaderError
 from controller.core.audit import AuditRecord, Decision
 from controller.core.gates.policy import autonomy_budget_decision
 from controller.core.models import (
@@ -160,6 +161,8 @@ class LaneReconciler:
         for sink in self.sinks:
             try:
                 sink.emit(record)
+            except NotLeaderError:
+                raise
             except Exception:
                 log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
         event_type = "Warning" if status.suspended else "Normal"

@@ -23,7 +23,7 @@ from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 from controller.adapters.audit.fenced import FencedAuditSink
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import KubeApi, NotLeaderError
-from controller.adapters.kube.fence import Fence
+from controller.adapters.kube.fence import Fence, fence_requests
 from controller.core import canary as mech
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lanes import LaneReconciler
@@ -79,6 +79,8 @@ class Controller:
         self.fence: Fence | None = None
         if s.leader_election:
             self.fence = Fence(f"{s.lease_namespace}/{s.lease_name}", s.renew_deadline)
+            lease_path = f"/namespaces/{s.lease_namespace}/leases/{s.lease_name}"
+            fence_requests(api_client, self.fence, lease_path)
         self.api = api_factory(api_client, self.fence)
         self.queue: WorkQueue[Key] = WorkQueue()
         # The server ends each watch after resync_seconds; the client gives up on a

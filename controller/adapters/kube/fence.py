@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -172,3 +174,44 @@ class Fence:
             log.warning("leadership lost", lease=self.lease, term=str(term), reason=reason)
         elif term is None and reason:
             self._reason = reason
+
+
+_MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _FencedPool:
+    """The client's urllib3 pool, checking the fence before every mutating request."""
+
+    def __init__(self, pool: Any, check: Callable[[], object], exempt: str) -> None:
+        self._pool = pool
+        self._check = check
+        self._exempt = exempt
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() in _MUTATING_METHODS and not self._election(method, url):
+            self._check()
+        return self._pool.request(method, url, *args, **kwargs)
+
+    def _election(self, method: str, url: str) -> bool:
+        """The election's own requests: its Lease, or creating it in the collection."""
+        path = urlsplit(url).path
+        collection = self._exempt.rsplit("/", 1)[0]
+        return path.endswith(self._exempt) or (
+            method.upper() == "POST" and path.endswith(collection)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+def fence_requests(api_client: Any, fence: Fence, lease_path: str) -> None:
+    """Make every mutating request ``api_client`` sends pass ``fence`` first, except those
+    to ``lease_path`` (the election's own Lease requests).
+
+    The last line of defence, as close to the socket as the client lets us: it also
+    covers writers that do not go through ``KubeApi.write`` (the flag writer's
+    ConfigMap and FeatureFlag updates) and leaves the shortest window between the check
+    and the bytes leaving the process."""
+    rest = api_client.rest_client
+    if not isinstance(rest.pool_manager, _FencedPool):
+        rest.pool_manager = _FencedPool(rest.pool_manager, fence.check, lease_path)

@@ -3,10 +3,12 @@ once, logged once per loss, pinned per batch."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from structlog.testing import capture_logs
 
-from controller.adapters.kube.fence import Fence, NotLeaderError
+from controller.adapters.kube.fence import Fence, NotLeaderError, fence_requests
 
 
 class Clock:
@@ -62,3 +64,55 @@ def test_a_batch_never_writes_under_a_later_term() -> None:
         with pytest.raises(NotLeaderError, match="changed during this reconcile"):
             fence.check()
     assert fence.check().transitions == 1  # outside the batch the new term acts
+
+
+class Pool:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def request(self, method: str, url: str, **kwargs: object) -> str:
+        self.sent.append((method, url))
+        return "ok"
+
+    def clear(self) -> None:
+        self.sent.clear()
+
+
+class Rest:
+    def __init__(self) -> None:
+        self.pool_manager: object = Pool()
+
+
+class Client:
+    def __init__(self) -> None:
+        self.rest_client = Rest()
+
+
+def test_every_mutating_request_but_the_elections_passes_the_fence() -> None:
+    clock = Clock()
+    fence = Fence("ns/lease", renew_deadline=3, clock=clock)
+    api = Client()
+    pool: Any = api.rest_client.pool_manager
+    fence_requests(api, fence, "/namespaces/ns/leases/lease")
+    fence_requests(api, fence, "/namespaces/ns/leases/lease")  # idempotent
+    fenced: Any = api.rest_client.pool_manager
+    base = "http://127.0.0.1/apis"
+    assert fenced.request("GET", f"{base}/apps/v1/namespaces/shop/deployments/web") == "ok"
+    for method, path in [
+        ("PUT", "/coordination.k8s.io/v1/namespaces/ns/leases/lease"),
+        ("POST", "/coordination.k8s.io/v1/namespaces/ns/leases"),
+    ]:
+        assert fenced.request(method, base + path) == "ok"
+    for method, path in [
+        ("PATCH", "/apps/v1/namespaces/shop/deployments/web"),
+        ("PUT", "/v1/namespaces/shop/configmaps/flags"),
+        ("POST", "/v1/namespaces/shop/events"),
+        ("DELETE", "/changelane.dev/v1alpha1/namespaces/shop/lanereleases/x"),
+    ]:
+        with pytest.raises(NotLeaderError):
+            fenced.request(method, base + path)
+    fence.grant(100.0, "a", 0, "acquired")
+    assert fenced.request("PATCH", f"{base}/apps/v1/namespaces/shop/deployments/web") == "ok"
+    assert len(pool.sent) == 4
+    fenced.clear()  # everything else reaches the pool
+    assert pool.sent == []
