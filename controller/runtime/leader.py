@@ -183,14 +183,16 @@ class Leadership:
             if not reading.acting:
                 self.fence.revoke(reading.reason)
                 raise _Lost
+            # Checked last thing before the write: while our term is valid nobody else
+            # can have taken the Lease, so this renewal cannot land after a takeover.
             if not self.fence.held():  # our last renewal is older than the renew deadline
                 raise _Lost
         else:
             self._report(reading)
             if not may_take(reading, unchanged_for):
                 return False
-        if time.monotonic() - sent > self.retry_period:
-            return False  # the read is too old to write on (slow answer, or a pause)
+            if time.monotonic() - sent >= self.renew_deadline:
+                return False  # the read is too old to take over on (slow answer, a pause)
         if not self._write(record, now):
             error = self._api.last_error
             if election.leading and error is not None and error.status == 409:
