@@ -25,6 +25,7 @@ based on a record someone else changed in between.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
-from controller.adapters.kube.fence import Fence
+from controller.adapters.kube.fence import Fence, NotLeaderError
 from controller.core.lease import (
     LeaseReading,
     LeaseRecord,
@@ -193,7 +194,12 @@ class Leadership:
                 return False
             if time.monotonic() - sent >= self.renew_deadline:
                 return False  # the read is too old to take over on (slow answer, a pause)
-        if not self._write(record, now):
+        try:
+            with self.fence.renewal() if election.leading else contextlib.nullcontext():
+                written = self._write(record, now)
+        except NotLeaderError:
+            raise _Lost from None  # the term ran out between the check above and the send
+        if not written:
             error = self._api.last_error
             if election.leading and error is not None and error.status == 409:
                 self.fence.revoke(f"the Lease changed under our renewal: {_why(error)}")

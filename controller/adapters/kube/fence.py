@@ -61,6 +61,9 @@ class Term:
 _batch_term: contextvars.ContextVar[tuple[int, Term] | None] = contextvars.ContextVar(
     "changelane_batch_term", default=None
 )
+_renewing: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "changelane_renewing", default=False
+)
 
 
 class Fence:
@@ -160,6 +163,17 @@ class Fence:
         finally:
             _batch_term.reset(token)
 
+    @contextmanager
+    def renewal(self) -> Iterator[None]:
+        """The Lease write inside renews this term: the transport check (see
+        :func:`fence_requests`) holds it to the fence too, so a leader frozen just before
+        renewing does not send its renewal after a takeover."""
+        token = _renewing.set(True)
+        try:
+            yield
+        finally:
+            _renewing.reset(token)
+
     # ---- internals (hold self._lock)
     def _valid_locked(self) -> bool:
         return self._clock() < self._valid_until
@@ -188,7 +202,8 @@ class _FencedPool:
         self._exempt = exempt
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if method.upper() in _MUTATING_METHODS and not self._election(method, url):
+        mutating = method.upper() in _MUTATING_METHODS
+        if mutating and (_renewing.get() or not self._election(method, url)):
             self._check()
         return self._pool.request(method, url, *args, **kwargs)
 

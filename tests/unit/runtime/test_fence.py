@@ -116,3 +116,17 @@ def test_every_mutating_request_but_the_elections_passes_the_fence() -> None:
     assert len(pool.sent) == 4
     fenced.clear()  # everything else reaches the pool
     assert pool.sent == []
+
+
+def test_a_renewal_is_held_to_the_fence_at_the_transport() -> None:
+    clock = Clock()
+    fence = Fence("ns/lease", renew_deadline=3, clock=clock)
+    api = Client()
+    fence_requests(api, fence, "/namespaces/ns/leases/lease")
+    fenced: Any = api.rest_client.pool_manager
+    lease = "http://127.0.0.1/apis/coordination.k8s.io/v1/namespaces/ns/leases/lease"
+    fence.grant(100.0, "a", 0, "acquired")
+    clock.now = 104.0  # frozen past the renew deadline just before renewing
+    assert fenced.request("PUT", lease) == "ok"  # a follower's takeover attempt: allowed
+    with fence.renewal(), pytest.raises(NotLeaderError):
+        fenced.request("PUT", lease)
