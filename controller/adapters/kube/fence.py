@@ -193,40 +193,69 @@ class Fence:
 _MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class _FencedPool:
-    """The client's urllib3 pool, checking the fence before every mutating request."""
+class _Gate:
+    """Which requests must pass the fence: every mutating one but the election's own
+    (its Lease, or creating it), unless that is a renewal (:meth:`Fence.renewal`)."""
 
-    def __init__(self, pool: Any, check: Callable[[], object], exempt: str) -> None:
-        self._pool = pool
-        self._check = check
-        self._exempt = exempt
+    def __init__(self, check: Callable[[], object], lease_path: str) -> None:
+        self.check = check
+        self.lease_path = lease_path
+        self.collection = lease_path.rsplit("/", 1)[0]
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        mutating = method.upper() in _MUTATING_METHODS
-        if mutating and (_renewing.get() or not self._election(method, url)):
-            self._check()
-        return self._pool.request(method, url, *args, **kwargs)
-
-    def _election(self, method: str, url: str) -> bool:
-        """The election's own requests: its Lease, or creating it in the collection."""
+    def needed(self, method: str, url: str) -> bool:
+        method = method.upper()
+        if method not in _MUTATING_METHODS:
+            return False
         path = urlsplit(url).path
-        collection = self._exempt.rsplit("/", 1)[0]
-        return path.endswith(self._exempt) or (
-            method.upper() == "POST" and path.endswith(collection)
+        election = path.endswith(self.lease_path) or (
+            method == "POST" and path.endswith(self.collection)
         )
+        return _renewing.get() or not election
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
+
+def _fenced_connection(base: type[Any], gate: _Gate) -> type[Any]:
+    class FencedConnection(base):  # type: ignore[misc]
+        """Checks the fence in ``send``, just before a request's first bytes leave."""
+
+        _fence_pending = False
+
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            self._fence_pending = gate.needed(method, url)
+            try:
+                return super().request(method, url, *args, **kwargs)
+            finally:
+                self._fence_pending = False
+
+        def send(self, data: Any) -> None:
+            if self._fence_pending:
+                self._fence_pending = False
+                gate.check()  # raises NotLeaderError: nothing of the request was sent
+            super().send(data)
+
+    return FencedConnection
 
 
 def fence_requests(api_client: Any, fence: Fence, lease_path: str) -> None:
-    """Make every mutating request ``api_client`` sends pass ``fence`` first, except those
-    to ``lease_path`` (the election's own Lease requests).
+    """Make every mutating request ``api_client`` sends pass ``fence`` first, except the
+    election's own requests to ``lease_path`` (renewals excepted: see
+    :meth:`Fence.renewal`).
 
-    The last line of defence, as close to the socket as the client lets us: it also
-    covers writers that do not go through ``KubeApi.write`` (the flag writer's
+    The check sits in the HTTP connection's ``send``, right before the request line and
+    headers leave the process: the last moment a client can still decide not to write.
+    It covers writers that do not go through ``KubeApi.write`` (the flag writer's
     ConfigMap and FeatureFlag updates) and leaves the shortest window between the check
-    and the bytes leaving the process."""
-    rest = api_client.rest_client
-    if not isinstance(rest.pool_manager, _FencedPool):
-        rest.pool_manager = _FencedPool(rest.pool_manager, fence.check, lease_path)
+    and the bytes on the wire, in which a frozen process could still write late."""
+    manager = api_client.rest_client.pool_manager
+    if getattr(manager, "_changelane_fenced", False):
+        return
+    gate = _Gate(fence.check, lease_path)
+    manager.pool_classes_by_scheme = {
+        scheme: type(
+            f"Fenced{pool.__name__}",
+            (pool,),
+            {"ConnectionCls": _fenced_connection(pool.ConnectionCls, gate)},
+        )
+        for scheme, pool in manager.pool_classes_by_scheme.items()
+    }
+    manager.clear()  # pools made before this point would use unfenced connections
+    manager._changelane_fenced = True

@@ -3,12 +3,16 @@ once, logged once per loss, pinned per batch."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 from structlog.testing import capture_logs
 
+from controller.adapters.kube.client import api_client
 from controller.adapters.kube.fence import Fence, NotLeaderError, fence_requests
+from controller.sim.cluster import SimCluster
 
 
 class Clock:
@@ -66,67 +70,46 @@ def test_a_batch_never_writes_under_a_later_term() -> None:
     assert fence.check().transitions == 1  # outside the batch the new term acts
 
 
-class Pool:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def request(self, method: str, url: str, **kwargs: object) -> str:
-        self.sent.append((method, url))
-        return "ok"
-
-    def clear(self) -> None:
-        self.sent.clear()
+LEASE_PATH = "/namespaces/ns/leases/lease"
 
 
-class Rest:
-    def __init__(self) -> None:
-        self.pool_manager: object = Pool()
+def _lease() -> dict[str, Any]:
+    return {"metadata": {"name": "lease"}, "spec": {"holderIdentity": "a"}}
 
 
-class Client:
-    def __init__(self) -> None:
-        self.rest_client = Rest()
-
-
-def test_every_mutating_request_but_the_elections_passes_the_fence() -> None:
+def test_every_mutating_request_but_the_elections_passes_the_fence(tmp_path: Path) -> None:
     clock = Clock()
     fence = Fence("ns/lease", renew_deadline=3, clock=clock)
-    api = Client()
-    pool: Any = api.rest_client.pool_manager
-    fence_requests(api, fence, "/namespaces/ns/leases/lease")
-    fence_requests(api, fence, "/namespaces/ns/leases/lease")  # idempotent
-    fenced: Any = api.rest_client.pool_manager
-    base = "http://127.0.0.1/apis"
-    assert fenced.request("GET", f"{base}/apps/v1/namespaces/shop/deployments/web") == "ok"
-    for method, path in [
-        ("PUT", "/coordination.k8s.io/v1/namespaces/ns/leases/lease"),
-        ("POST", "/coordination.k8s.io/v1/namespaces/ns/leases"),
-    ]:
-        assert fenced.request(method, base + path) == "ok"
-    for method, path in [
-        ("PATCH", "/apps/v1/namespaces/shop/deployments/web"),
-        ("PUT", "/v1/namespaces/shop/configmaps/flags"),
-        ("POST", "/v1/namespaces/shop/events"),
-        ("DELETE", "/changelane.dev/v1alpha1/namespaces/shop/lanereleases/x"),
-    ]:
-        with pytest.raises(NotLeaderError):
-            fenced.request(method, base + path)
-    fence.grant(100.0, "a", 0, "acquired")
-    assert fenced.request("PATCH", f"{base}/apps/v1/namespaces/shop/deployments/web") == "ok"
-    assert len(pool.sent) == 4
-    fenced.clear()  # everything else reaches the pool
-    assert pool.sent == []
-
-
-def test_a_renewal_is_held_to_the_fence_at_the_transport() -> None:
-    clock = Clock()
-    fence = Fence("ns/lease", renew_deadline=3, clock=clock)
-    api = Client()
-    fence_requests(api, fence, "/namespaces/ns/leases/lease")
-    fenced: Any = api.rest_client.pool_manager
-    lease = "http://127.0.0.1/apis/coordination.k8s.io/v1/namespaces/ns/leases/lease"
-    fence.grant(100.0, "a", 0, "acquired")
-    clock.now = 104.0  # frozen past the renew deadline just before renewing
-    assert fenced.request("PUT", lease) == "ok"  # a follower's takeover attempt: allowed
-    with fence.renewal(), pytest.raises(NotLeaderError):
-        fenced.request("PUT", lease)
+    with SimCluster(controllers=False) as sim:
+        sim.store.create("namespaces", {"metadata": {"name": "ns"}})
+        api = api_client(str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+        fence_requests(api, fence, LEASE_PATH)
+        fence_requests(api, fence, LEASE_PATH)  # idempotent
+        core, leases = client.CoreV1Api(api), client.CoordinationV1Api(api)
+        with sim.record_requests() as seen:
+            core.list_namespaced_config_map("ns")  # reads are never fenced
+            leases.create_namespaced_lease("ns", _lease())  # the election's own
+            leases.replace_namespaced_lease(
+                "lease", "ns", leases.read_namespaced_lease("lease", "ns")
+            )
+            for write in (
+                lambda: core.create_namespaced_config_map("ns", {"metadata": {"name": "f"}}),
+                lambda: core.delete_namespaced_config_map("f", "ns"),
+            ):
+                with pytest.raises(NotLeaderError):
+                    write()
+            # Inside a renewal the election's own Lease write is held to the fence too.
+            with fence.renewal(), pytest.raises(NotLeaderError):
+                leases.replace_namespaced_lease(
+                    "lease", "ns", leases.read_namespaced_lease("lease", "ns")
+                )
+            fence.grant(100.0, "a", 0, "acquired")
+            core.create_namespaced_config_map("ns", {"metadata": {"name": "f"}})
+        verbs = [(r.verb, r.resource, r.name) for r in seen if r.verb != "get"]
+    # A refused request never reached the API server, not even partly.
+    assert verbs == [
+        ("list", "configmaps", ""),
+        ("create", "leases", ""),
+        ("update", "leases", "lease"),
+        ("create", "configmaps", ""),
+    ]
