@@ -215,18 +215,33 @@ class _Gate:
 
 def _fenced_connection(base: type[Any], gate: _Gate) -> type[Any]:
     class FencedConnection(base):  # type: ignore[misc]
-        """Checks the fence in ``send``, just before a request's first bytes leave."""
+        """Checks the fence in ``send``, just before a request's bytes leave.
+
+        urllib3 sends the request line and headers, then the body, in two system calls;
+        a process frozen between them would deliver the body (and so the request) late.
+        A fenced request's headers are therefore held back and sent with its body, in
+        one call, right after the check."""
 
         _fence_pending = False
+        _holding = False
+        _held = b""
 
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        def request(self, method: str, url: str, body: Any = None, *args: Any, **kw: Any) -> Any:
             self._fence_pending = gate.needed(method, url)
+            self._holding = self._fence_pending and isinstance(body, bytes | str) and bool(body)
             try:
-                return super().request(method, url, *args, **kwargs)
+                return super().request(method, url, body, *args, **kw)
             finally:
-                self._fence_pending = False
+                self._fence_pending = self._holding = False
+                self._held = b""
 
         def send(self, data: Any) -> None:
+            if self._holding:  # the request line and headers: wait for the body
+                self._holding = False
+                self._held = bytes(data)
+                return
+            if self._held:
+                data, self._held = self._held + bytes(data), b""
             if self._fence_pending:
                 self._fence_pending = False
                 gate.check()  # raises NotLeaderError: nothing of the request was sent
