@@ -26,11 +26,12 @@ from types import FrameType
 
 from controller.adapters.audit.log import AuditLog, FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
-from controller.runtime.gates import LaneGates
 from controller.runtime.health import serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = ControllerMetrics()
     durable = StampedLog(args.audit_log)
     controller = Controller(
-        api_client(args.kubeconfig),
+        KubeConnection(api_client(args.kubeconfig)),
         gates=LaneGates(AutonomyOn()),
         analyzer=ImageJudge(),
         sinks=[durable],

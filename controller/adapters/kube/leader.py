@@ -40,7 +40,6 @@ from kubernetes.leaderelection.leaderelectionrecord import LeaderElectionRecord
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
-from controller.adapters.kube.fence import Fence, NotLeaderError
 from controller.core.lease import (
     LeaseReading,
     LeaseRecord,
@@ -49,6 +48,8 @@ from controller.core.lease import (
     next_transitions,
     read_lease,
 )
+from controller.runtime.fence import Fence
+from controller.runtime.ports import NotLeaderError
 
 log = structlog.get_logger("changelane.leader")
 
