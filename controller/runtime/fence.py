@@ -160,6 +160,11 @@ class Fence:
         finally:
             _batch_term.reset(token)
 
+    def in_batch(self) -> bool:
+        """Whether the current thread is inside one of this fence's batches."""
+        pinned = _batch_term.get()
+        return pinned is not None and pinned[0] == id(self)
+
     @contextmanager
     def renewal(self) -> Iterator[None]:
         """The Lease write inside renews this term: the transport check (see

@@ -3,7 +3,6 @@ Lease's :class:`~controller.runtime.fence.Fence` in the HTTP connection's ``send
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,11 +22,14 @@ _MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class _Gate:
-    """Which requests must pass the fence: every mutating one but the election's own
-    (its Lease, or creating it), unless that is a renewal (:meth:`Fence.renewal`)."""
+    """Which requests must pass the fence: every mutating one sent from a reconcile
+    (:meth:`Fence.batch`) but the election's own (its Lease, or creating it), and the
+    election's renewals (:meth:`Fence.renewal`). Requests from outside the controller's
+    work (a test or the demo writing through the same client) are not its to fence."""
 
-    def __init__(self, check: Callable[[], object], lease_path: str) -> None:
-        self.check = check
+    def __init__(self, fence: Fence, lease_path: str) -> None:
+        self.fence = fence
+        self.check = fence.check
         self.lease_path = lease_path
         self.collection = lease_path.rsplit("/", 1)[0]
 
@@ -39,7 +41,7 @@ class _Gate:
         election = path.endswith(self.lease_path) or (
             method == "POST" and path.endswith(self.collection)
         )
-        return _renewing.get() or not election
+        return _renewing.get() or (not election and self.fence.in_batch())
 
 
 def _fenced_connection(base: type[Any], gate: _Gate) -> type[Any]:
@@ -80,9 +82,9 @@ def _fenced_connection(base: type[Any], gate: _Gate) -> type[Any]:
 
 
 def fence_requests(api_client: Any, fence: Fence, lease_path: str) -> None:
-    """Make every mutating request ``api_client`` sends pass ``fence`` first, except the
-    election's own requests to ``lease_path`` (renewals excepted: see
-    :meth:`Fence.renewal`).
+    """Make every mutating request ``api_client`` sends from a reconcile (a
+    :meth:`Fence.batch`) pass ``fence`` first, and the election's renewals of its Lease at
+    ``lease_path`` (:meth:`Fence.renewal`); its other Lease requests are exempt.
 
     The check sits in the HTTP connection's ``send``, right before the request line and
     headers leave the process: the last moment a client can still decide not to write.
@@ -92,7 +94,7 @@ def fence_requests(api_client: Any, fence: Fence, lease_path: str) -> None:
     manager = api_client.rest_client.pool_manager
     if getattr(manager, "_changelane_fenced", False):
         return
-    gate = _Gate(fence.check, lease_path)
+    gate = _Gate(fence, lease_path)
     manager.pool_classes_by_scheme = {
         scheme: type(
             f"Fenced{pool.__name__}",

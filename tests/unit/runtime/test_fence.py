@@ -77,7 +77,7 @@ def _lease() -> dict[str, Any]:
     return {"metadata": {"name": "lease"}, "spec": {"holderIdentity": "a"}}
 
 
-def test_every_mutating_request_but_the_elections_passes_the_fence(tmp_path: Path) -> None:
+def test_every_mutating_request_of_a_reconcile_passes_the_fence(tmp_path: Path) -> None:
     clock = Clock()
     fence = Fence("ns/lease", renew_deadline=3, clock=clock)
     with SimCluster(controllers=False) as sim:
@@ -86,30 +86,40 @@ def test_every_mutating_request_but_the_elections_passes_the_fence(tmp_path: Pat
         fence_requests(api, fence, LEASE_PATH)
         fence_requests(api, fence, LEASE_PATH)  # idempotent
         core, leases = client.CoreV1Api(api), client.CoordinationV1Api(api)
-        with sim.record_requests() as seen:
-            core.list_namespaced_config_map("ns")  # reads are never fenced
-            leases.create_namespaced_lease("ns", _lease())  # the election's own
+
+        def renew() -> None:
             leases.replace_namespaced_lease(
                 "lease", "ns", leases.read_namespaced_lease("lease", "ns")
             )
-            for write in (
-                lambda: core.create_namespaced_config_map("ns", {"metadata": {"name": "f"}}),
-                lambda: core.delete_namespaced_config_map("f", "ns"),
-            ):
-                with pytest.raises(NotLeaderError):
-                    write()
-            # Inside a renewal the election's own Lease write is held to the fence too.
-            with fence.renewal(), pytest.raises(NotLeaderError):
-                leases.replace_namespaced_lease(
-                    "lease", "ns", leases.read_namespaced_lease("lease", "ns")
-                )
+
+        with sim.record_requests() as seen:
             fence.grant(100.0, "a", 0, "acquired")
-            core.create_namespaced_config_map("ns", {"metadata": {"name": "f"}})
+            with fence.batch():
+                fence.revoke("Lease held by b")
+                core.list_namespaced_config_map("ns")  # reads are never fenced
+                leases.create_namespaced_lease("ns", _lease())  # the election's own
+                renew()
+                for write in (
+                    lambda: core.create_namespaced_config_map("ns", {"metadata": {"name": "f"}}),
+                    lambda: core.delete_namespaced_config_map("f", "ns"),
+                ):
+                    with pytest.raises(NotLeaderError, match="Lease held by b"):
+                        write()
+                # Inside a renewal the election's own Lease write is held to the fence too.
+                with fence.renewal(), pytest.raises(NotLeaderError):
+                    renew()
+            fence.grant(101.0, "a", 1, "acquired again")
+            with fence.batch():
+                core.create_namespaced_config_map("ns", {"metadata": {"name": "f"}})
+            fence.revoke("stopping")
+            # Outside the controller's work (the demo's agent on the same client): not fenced.
+            core.create_namespaced_config_map("ns", {"metadata": {"name": "g"}})
         verbs = [(r.verb, r.resource, r.name) for r in seen if r.verb != "get"]
     # A refused request never reached the API server, not even partly.
     assert verbs == [
         ("list", "configmaps", ""),
         ("create", "leases", ""),
         ("update", "leases", "lease"),
+        ("create", "configmaps", ""),
         ("create", "configmaps", ""),
     ]
