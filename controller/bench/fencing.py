@@ -385,10 +385,10 @@ class Bench:
             if replica not in REPLICAS or req.verb not in MUTATING:
                 continue
             result.mutating_requests += 1
-            holder, written = self.recorder.holder_at(at)
+            holder, _ = self.recorder.holder_at(at)
             if holder is None or holder == replica:
                 continue
-            if req.resource == "leases" and at - written >= LEASE_DURATION:
+            if req.resource == "leases" and self._takeover_attempt(replica, at, requests):
                 continue  # taking over a Lease its holder stopped renewing: allowed
             what = req.rbac_resource
             result.late_requests[what] += 1
@@ -437,6 +437,26 @@ class Bench:
             result.violations.append(
                 f"recorded {len(result.takeovers_s)} takeovers for {len(result.rounds)} rounds"
             )
+
+    def _takeover_attempt(
+        self, replica: str, at: float, requests: list[tuple[float, ApiRequest]]
+    ) -> bool:
+        """Was this Lease write decided on a read that showed an expired Lease?
+
+        A follower writes the Lease only after its last read showed a record unchanged for
+        a lease duration; the holder may still renew between that read and the write (the
+        compare-and-swap then refuses the write). A renewal by a replica that lost the
+        Lease shows up as a write whose last read showed a live or its own Lease."""
+        reads = [
+            t
+            for t, r in requests
+            if t < at and r.user == user_of(replica) and r.resource == "leases" and r.verb == "get"
+        ]
+        if not reads:
+            return False
+        holder, written = self.recorder.holder_at(reads[-1])
+        # The read's arrival, not its answer: allow for the time it took to be served.
+        return holder != replica and reads[-1] - written >= LEASE_DURATION - 0.5
 
     def _when(self, at: float, lease: list[tuple[float, str | None]]) -> str:
         """Where ``at`` falls: seconds after the last takeover, and in which fault."""
