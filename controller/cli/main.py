@@ -9,7 +9,18 @@ from __future__ import annotations
 import click
 
 from controller import __version__
-from controller.cli import audit, bench, chart, control, crds, demo, lanes, run, sim_cluster
+from controller.cli import (
+    audit,
+    backtest,
+    bench,
+    chart,
+    control,
+    crds,
+    demo,
+    lanes,
+    run,
+    sim_cluster,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +40,7 @@ cli.add_command(run.run)
 for verb in (control.status, *control.VERBS):
     cli.add_command(verb)
 lanes.lanes.add_command(control.lanes_resume)
+lanes.lanes.add_command(backtest.backtest)
 
 
 def main() -> None:
