@@ -83,7 +83,11 @@ class Fetch:
 
     query: str
     check: str
-    series: str  # e.g. "canary errors [30s]", for messages
+    key: SeriesKey  # the track, role and [window] it was rendered for
+
+    @property
+    def series(self) -> str:
+        return str(self.key)  # e.g. "canary errors [30s]", for messages
 
 
 class SeriesPlan:
@@ -118,13 +122,13 @@ class SeriesPlan:
             key = planned.key
             if key.role in COUNT_ROLES and key.window_seconds == self.interval_s:
                 self._counts[(check.name, key.track, key.role)] = planned.query
-                fetches.setdefault(planned.query, Fetch(planned.query, check.name, str(key)))
+                fetches.setdefault(planned.query, Fetch(planned.query, check.name, key))
         for window in self.windows:
             for planned in plan_queries(check, self._at(window)):
                 key = planned.key
                 if key.role is Role.VALUE:
                     self._values[(check.name, key.track, window)] = planned.query
-                    fetches.setdefault(planned.query, Fetch(planned.query, check.name, str(key)))
+                    fetches.setdefault(planned.query, Fetch(planned.query, check.name, key))
 
     def _at(self, window_s: int) -> ReleaseParams:
         return replace(self.params, window_seconds=window_s)

@@ -19,6 +19,7 @@ linear), with the releases as the backtest's CSV.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import math
 import subprocess
@@ -50,6 +51,10 @@ class HistoryConfig:
     pod_sigma: float = 0.25  # spread of the persistent per-pod error-rate multiplier
     dispersion_shape: float = 4.0  # gamma shape of the per-interval rate (lower: burstier)
     seed: int = 7
+    #: kube-state-metrics series (ReplicaSets, generation) every this many seconds; 0: none.
+    kube_state_metrics_s: int = 300
+    #: ReplicaSets kept per Deployment, like its revisionHistoryLimit (10) plus the live one.
+    replicaset_history: int = 11
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class KnownRelease:
     expect: str  # promote | rollback
     kind: str  # good | errors | latency
     canary_pod: str
+    replicaset: str  # the ReplicaSet of the release's pod template (kube-state-metrics)
 
 
 @dataclass
@@ -88,11 +94,17 @@ def plan_releases(config: HistoryConfig) -> list[KnownRelease]:
                 "rollback" if bad else "promote",
                 kind,
                 f"{WORKLOAD}-r{i + 1:03d}-canary",
+                f"{WORKLOAD}-{_template_hash(config.seed, i + 1)}",
             )
         )
         t += timedelta(seconds=config.release_every_s)
         i += 1
     return releases
+
+
+def _template_hash(seed: int, revision: int) -> str:
+    """A pod-template-hash-like suffix (9 hex digits) for a release's ReplicaSet."""
+    return hashlib.sha256(f"{seed}/{revision}".encode()).hexdigest()[:9]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -136,6 +148,12 @@ def generate(config: HistoryConfig, out_dir: Path) -> tuple[list[Path], list[Kno
     per_day = int(86400 // config.scrape_s)
     median_of: dict[str, float] = {}
     lines: dict[str, list[str]] = {"requests": [], "latency": []}
+    lines |= {family: [] for family in KSM_FAMILIES}
+    # The Deployment's ReplicaSets (name, creation time) and generation, for discovery.
+    replicasets = [
+        (f"{WORKLOAD}-{_template_hash(config.seed, 0)}", config.start - timedelta(days=1))
+    ]
+    generation = 1
     day = 0
 
     def flush() -> None:
@@ -148,10 +166,14 @@ def generate(config: HistoryConfig, out_dir: Path) -> tuple[list[Path], list[Kno
             f.writelines(lines["requests"])
             f.write("# TYPE http_request_duration_seconds histogram\n")
             f.writelines(lines["latency"])
+            for family in KSM_FAMILIES:
+                if lines[family]:
+                    f.write(f"# TYPE {family} gauge\n")
+                    f.writelines(lines[family])
             f.write("# EOF\n")
         files.append(path)
-        lines["requests"].clear()
-        lines["latency"].clear()
+        for kept in lines.values():
+            kept.clear()
         day += 1
 
     for step in range(steps):
@@ -159,6 +181,12 @@ def generate(config: HistoryConfig, out_dir: Path) -> tuple[list[Path], list[Kno
         ts = int(t.timestamp())
         if current is not None and canary is None and t >= current.start:
             canary = new_pod(current.canary_pod, "canary")
+            replicasets = [*replicasets, (current.replicaset, t)][-config.replicaset_history :]
+            generation += 1
+        every = config.kube_state_metrics_s
+        if every and ts % every == 0:
+            for family, found in _kube_state_metrics(replicasets, generation, ts).items():
+                lines[family].extend(found)
         if current is not None and canary is not None and t >= current.end:
             if current.expect == "promote":
                 version += 1
@@ -207,6 +235,35 @@ def generate(config: HistoryConfig, out_dir: Path) -> tuple[list[Path], list[Kno
             flush()
     flush()
     return files, releases
+
+
+KSM_FAMILIES = (
+    "kube_replicaset_created",
+    "kube_replicaset_owner",
+    "kube_deployment_metadata_generation",
+)
+
+
+def _kube_state_metrics(
+    replicasets: list[tuple[str, datetime]], generation: int, ts: int
+) -> dict[str, list[str]]:
+    """kube-state-metrics' lines at ``ts``, by family (OpenMetrics forbids interleaving)."""
+    where = f'namespace="{NAMESPACE}"'
+    out: dict[str, list[str]] = {family: [] for family in KSM_FAMILIES}
+    for name, created in replicasets:
+        rs = f'{where},replicaset="{name}"'
+        out["kube_replicaset_created"].append(
+            f"kube_replicaset_created{{{rs}}} {int(created.timestamp())} {ts}\n"
+        )
+        out["kube_replicaset_owner"].append(
+            f'kube_replicaset_owner{{{rs},owner_kind="Deployment",owner_name="{WORKLOAD}",'
+            f'owner_is_controller="true"}} 1 {ts}\n'
+        )
+    deployment = f'{where},deployment="{WORKLOAD}"'
+    out["kube_deployment_metadata_generation"].append(
+        f"kube_deployment_metadata_generation{{{deployment}}} {generation} {ts}\n"
+    )
+    return out
 
 
 def releases_csv(releases: list[KnownRelease]) -> str:
