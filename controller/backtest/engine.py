@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -71,14 +72,10 @@ class History(Protocol):
         self, query: str, at: int, *, what: str
     ) -> list[tuple[Mapping[str, str], float]]: ...
 
-    def label_values(
-        self, label: str, selector: str, start: int, end: int, *, what: str
-    ) -> list[str]: ...
-
 
 @dataclass(frozen=True)
 class AAOptions:
-    windows: int = 12
+    windows: int = 30
     splits: int = 10
     canary_pods: int = 1
     seed: int = 1
@@ -90,7 +87,6 @@ class BacktestRun:
     results: list[ReplayResult]
     aa: AARun | None
     summary: Summary
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def run_backtest(
@@ -102,6 +98,7 @@ def run_backtest(
     releases: Sequence[PastRelease] | None = None,
     workload: str | None = None,
     aa: AAOptions | None = AAOptions(),
+    concurrency: int = 4,
     clock: Callable[[], float] = time.monotonic,
 ) -> BacktestRun:
     """Backtest ``lane`` over ``[since, until)``; raises ``BacktestError`` on bad input."""
@@ -120,8 +117,12 @@ def run_backtest(
             f"no releases of lane {lane.name} between {since.isoformat()} and "
             f"{until.isoformat()}" + (f" for workload {workload}" if workload else "")
         )
-    results = replay_all(lane, history, chosen)
-    aa_run = run_aa(lane, history, chosen, since=since, until=until, options=aa) if aa else None
+    results = replay_all(lane, history, chosen, concurrency)
+    aa_run = None
+    if aa is not None:
+        aa_run = run_aa(
+            lane, history, chosen, since=since, until=until, options=aa, concurrency=concurrency
+        )
     summary = summarize(results, aa_run, queries=history.queries, seconds=clock() - started)
     return BacktestRun(results, aa_run, summary)
 
@@ -140,8 +141,27 @@ def _longest_step_s(lane: ChangeLane) -> int:
     return int(max(parse_duration(s.min_duration) for s in lane.spec.strategy.steps))
 
 
+class _Wanted:
+    """The range each query is needed over, across many replays, and what to call it."""
+
+    def __init__(self, lane: ChangeLane) -> None:
+        self.lane = lane
+        self.spans: dict[str, list[tuple[int, int]]] = {}
+        self.what: dict[str, str] = {}
+
+    def add(self, plan: SeriesPlan, release: PastRelease, prefix: str = "") -> None:
+        interval = plan.interval_s
+        first = grid(release.start, interval) + interval
+        last = int(release.end.timestamp())
+        for fetch in plan.fetches:
+            self.spans.setdefault(fetch.query, []).append((first, last))
+            self.what[fetch.query] = (
+                f"{prefix}lane {self.lane.name}, check {fetch.check} ({fetch.series})"
+            )
+
+
 def replay_all(
-    lane: ChangeLane, history: History, releases: Sequence[PastRelease]
+    lane: ChangeLane, history: History, releases: Sequence[PastRelease], concurrency: int = 4
 ) -> list[ReplayResult]:
     interval = interval_seconds(lane)
     plans = [
@@ -153,34 +173,34 @@ def replay_all(
         )
         for r in releases
     ]
-    spans: dict[str, list[tuple[int, int]]] = {}
-    what: dict[str, str] = {}
+    wanted = _Wanted(lane)
     for release, plan in zip(releases, plans, strict=True):
-        first = grid(release.start, interval) + interval
-        last = int(release.end.timestamp())
-        for fetch in plan.fetches:
-            spans.setdefault(fetch.query, []).append((first, last))
-            what[fetch.query] = f"lane {lane.name}, check {fetch.check} ({fetch.series})"
-    data = fetch_all(history, spans, what, interval)
+        wanted.add(plan, release)
+    data = fetch_all(history, wanted, interval, concurrency)
     return [replay(lane, r, p, data) for r, p in zip(releases, plans, strict=True)]
 
 
 def fetch_all(
-    history: History,
-    spans: Mapping[str, list[tuple[int, int]]],
-    what: Mapping[str, str],
-    interval: int,
+    history: History, wanted: _Wanted, interval: int, concurrency: int = 4
 ) -> dict[str, Timeline]:
-    data: dict[str, Timeline] = {}
-    for query, wanted in spans.items():
-        points: dict[int, float] = {}
-        for a, b in coalesce(wanted, interval):
-            try:
-                points.update(history.one(query, a, b, interval, what=what[query]))
-            except PrometheusRequestError as exc:
-                raise BacktestError(str(exc)) from exc
-        data[query] = points
-    return data
+    """Every wanted range, close spans coalesced, ``concurrency`` requests at a time."""
+    jobs = [(q, a, b) for q, spans in wanted.spans.items() for a, b in coalesce(spans, interval)]
+
+    def fetch(job: tuple[str, int, int]) -> tuple[str, Timeline]:
+        query, a, b = job
+        return query, history.one(query, a, b, interval, what=wanted.what[query])
+
+    data: dict[str, dict[int, float]] = {q: {} for q in wanted.spans}
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
+        for query, points in pool.map(fetch, jobs):
+            data[query].update(points)
+    except PrometheusRequestError as exc:
+        raise BacktestError(str(exc)) from exc
+    finally:
+        # On the first failure the queued requests are dropped, not tried one by one.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return dict(data)
 
 
 # --------------------------------------------------------------------------- discovery
@@ -252,6 +272,7 @@ def run_aa(
     since: datetime,
     until: datetime,
     options: AAOptions,
+    concurrency: int = 4,
 ) -> AARun:
     """Replay the lane over healthy windows with pods split into pretend arms."""
     try:
@@ -259,16 +280,17 @@ def run_aa(
     except SplitError as exc:
         return AARun((), 0, options.splits, problem=str(exc))
     length = options.window_s or lane_horizon_s(lane)
-    workloads = sorted({(r.namespace, r.workload) for r in releases})
     interval = interval_seconds(lane)
-    results: list[ReplayResult] = []
+    longest = _longest_step_s(lane)
+    trials: list[tuple[PastRelease, SeriesPlan]] = []
+    wanted = _Wanted(lane)
     windows = 0
     problems: list[str] = []
-    for namespace, workload in workloads:
+    for namespace, workload in sorted({(r.namespace, r.workload) for r in releases}):
         base = ReleaseParams(lane=lane.name, namespace=namespace, workload=workload)
         selector = _pod_selector(checks, base)
         if selector is None:
-            problems.append(f"{namespace}/{workload}: no series selector names the pod")
+            problems.append(f"{namespace}/{workload}: no check query selects series by pod")
             continue
         spans = healthy_windows(
             releases,
@@ -280,19 +302,9 @@ def run_aa(
             limit=options.windows,
         )
         for index, (start, end) in enumerate(spans):
-            a, b = grid(start, interval), int(end.timestamp())
-            try:
-                pods = history.label_values(
-                    "pod", selector, a, b, what=f"A/A pods of {namespace}/{workload}"
-                )
-            except PrometheusRequestError as exc:
-                raise BacktestError(str(exc)) from exc
-            splits = pod_splits(
-                tuple(pods), options.canary_pods, options.splits, options.seed + index
-            )
-            if not splits:
-                continue
-            windows += 1
+            pods = _pods_throughout(history, selector, start, end)
+            splits = pod_splits(pods, options.canary_pods, options.splits, options.seed + index)
+            windows += bool(splits)
             for canary, baseline in splits:
                 params = SplitParams(
                     lane=lane.name,
@@ -301,15 +313,7 @@ def run_aa(
                     canary_pods=canary,
                     baseline_pods=baseline,
                 )
-                plan = SeriesPlan(
-                    checks, params, interval_s=interval, longest_window_s=_longest_step_s(lane)
-                )
-                spans_needed = {f.query: [(a + interval, b)] for f in plan.fetches}
-                what = {
-                    f.query: f"A/A lane {lane.name}, check {f.check} ({f.series})"
-                    for f in plan.fetches
-                }
-                data = fetch_all(history, spans_needed, what, interval)
+                plan = SeriesPlan(checks, params, interval_s=interval, longest_window_s=longest)
                 trial = PastRelease(
                     namespace,
                     workload,
@@ -318,14 +322,35 @@ def run_aa(
                     Expect.PROMOTE,
                     source=f"A/A canary pods {', '.join(canary)}",
                 )
-                results.append(replay(lane, trial, plan, data))
+                trials.append((trial, plan))
+                wanted.add(plan, trial, prefix="A/A ")
+    data = fetch_all(history, wanted, interval, concurrency)
+    results = tuple(replay(lane, trial, plan, data) for trial, plan in trials)
     problem = "; ".join(problems) if problems and not results else None
     if not results and problem is None:
         problem = (
-            "no healthy window had two or more pods with series: A/A needs the check "
-            "queries' series to carry a pod label"
+            "no healthy window had two or more pods with series throughout: A/A needs the "
+            "check queries' series to carry a pod label"
         )
-    return AARun(tuple(results), windows, options.splits, problem=problem)
+    return AARun(results, windows, options.splits, problem=problem)
+
+
+def _pods_throughout(
+    history: History, selector: str, start: datetime, end: datetime
+) -> tuple[str, ...]:
+    """Pods with samples through (nearly) the whole window: pods that came or went inside
+    it (an old version, a release's canary) are not part of the healthy population."""
+    seconds = max(1, int((end - start).total_seconds()))
+    query = f"sum by (pod) (count_over_time({selector}[{seconds}s]))"
+    try:
+        rows = history.instant(query, int(end.timestamp()), what=f"A/A pods ({selector})")
+    except PrometheusRequestError as exc:
+        raise BacktestError(str(exc)) from exc
+    counts = {labels.get("pod", ""): value for labels, value in rows if labels.get("pod")}
+    if not counts:
+        return ()
+    most = max(counts.values())
+    return tuple(sorted(p for p, n in counts.items() if n >= 0.9 * most))
 
 
 def _pod_selector(checks: Sequence[AnalysisCheck], base: ReleaseParams) -> str | None:

@@ -73,7 +73,12 @@ def run(*, days: float, runs: int, aa_windows: int, aa_splits: int) -> dict[str,
         since = config.start
         until = config.start + timedelta(days=days)
         scenarios: dict[str, dict[str, Any]] = {}
-        with PrometheusProcess(blocks=root / "blocks", retention="3650d") as prom:
+        # Blocks stay the two hours promtool wrote: compacting 360 of them would compete
+        # with the timed queries (and a long-running Prometheus has compacted long ago).
+        no_compaction = ["--storage.tsdb.max-block-duration=2h"]
+        with PrometheusProcess(
+            blocks=root / "blocks", retention="3650d", extra_args=no_compaction
+        ) as prom:
             for name, given, aa in (
                 ("discovered, no A/A", None, None),
                 ("csv + A/A", releases, AAOptions(windows=aa_windows, splits=aa_splits)),

@@ -63,12 +63,13 @@ def _fail(message: str) -> None:
     help="CI gate: exit 1 when the false-rollback estimate is above this.",
 )
 @click.option("--aa/--no-aa", default=True, show_default=True, help="Run the A/A backtest.")
-@click.option("--aa-windows", default=12, show_default=True, help="Healthy windows per workload.")
+@click.option("--aa-windows", default=30, show_default=True, help="Healthy windows per workload.")
 @click.option("--aa-splits", default=10, show_default=True, help="Pod splits per window.")
 @click.option("--aa-canary-pods", default=1, show_default=True, help="Pods in a pretend canary.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the pod splits.")
 @click.option("--max-points", default=10_000, show_default=True, help="Points per range query.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per request.")
+@click.option("--concurrency", default=4, show_default=True, help="Requests in flight at once.")
 def backtest(
     lane_file: Path,
     url: str,
@@ -86,6 +87,7 @@ def backtest(
     seed: int,
     max_points: int,
     timeout: float,
+    concurrency: int,
 ) -> None:
     """Replay LANE_FILE's lane over past releases in a Prometheus's history."""
     from controller.adapters.metrics.prometheus import PrometheusMetrics
@@ -121,7 +123,14 @@ def backtest(
     )
     try:
         run = run_backtest(
-            lane, history, since=start, until=end, releases=releases, workload=workload, aa=options
+            lane,
+            history,
+            since=start,
+            until=end,
+            releases=releases,
+            workload=workload,
+            aa=options,
+            concurrency=max(1, concurrency),
         )
     except BacktestError as exc:
         _fail(str(exc))

@@ -70,7 +70,7 @@ def sim_cluster(
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--days", default=30.0, show_default=True, help="Days of history.")
 @click.option("--runs", default=3, show_default=True, help="Timed runs per scenario.")
-@click.option("--aa-windows", default=12, show_default=True)
+@click.option("--aa-windows", default=30, show_default=True)
 @click.option("--aa-splits", default=10, show_default=True)
 @click.option("--quick", is_flag=True, help="CI slice: 2 days, one run, a small A/A.")
 def backtest(

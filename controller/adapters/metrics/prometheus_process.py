@@ -77,6 +77,7 @@ class PrometheusProcess:
         ready_timeout_s: float = 20.0,
         blocks: Path | None = None,
         retention: str = "1h",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.scrape_targets = [
             t if isinstance(t, ScrapeTarget) else ScrapeTarget(t) for t in scrape_targets
@@ -88,6 +89,7 @@ class PrometheusProcess:
         # in before the first start; the retention must reach back to their timestamps.
         self.blocks = blocks
         self.retention = retention
+        self.extra_args = tuple(extra_args)
         self.port = 0
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -139,6 +141,7 @@ class PrometheusProcess:
                 f"--web.listen-address={LOOPBACK}:{self.port}",
                 f"--storage.tsdb.retention.time={self.retention}",
                 "--log.level=warn",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

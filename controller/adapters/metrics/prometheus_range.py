@@ -12,6 +12,7 @@ the step is whatever the caller asks for, which the backtest sets to the lane's 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,11 @@ class PrometheusHistory:
         self.metrics = metrics
         self.max_points = max_points
         self.queries = 0
+        self._lock = threading.Lock()  # the engine fetches from several threads
+
+    def _count(self) -> None:
+        with self._lock:
+            self.queries += 1
 
     @property
     def url(self) -> str:
@@ -48,7 +54,7 @@ class PrometheusHistory:
         """Every series ``query`` returns at ``start, start + step, ... <= end`` (epoch s)."""
         merged: dict[tuple[tuple[str, str], ...], dict[int, float]] = {}
         for a, b in range_chunks(start, end, step_s, self.max_points):
-            self.queries += 1
+            self._count()
             data = self.metrics.request(what, _range_call(query, a, b, step_s))
             for labels, points in _matrix(data, what):
                 merged.setdefault(labels, {}).update(points)
@@ -64,21 +70,13 @@ class PrometheusHistory:
         return found[0].points if found else {}
 
     def instant(self, query: str, at: int, *, what: str) -> list[tuple[Mapping[str, str], float]]:
-        self.queries += 1
+        self._count()
         data = self.metrics.request(what, lambda c: c.custom_query(query, params={"time": str(at)}))
         out: list[tuple[Mapping[str, str], float]] = []
         for item in data if isinstance(data, list) else []:
             if isinstance(item, dict) and "value" in item:
                 out.append((item.get("metric") or {}, float(item["value"][1])))
         return out
-
-    def label_values(
-        self, label: str, selector: str, start: int, end: int, *, what: str
-    ) -> list[str]:
-        self.queries += 1
-        params = {"match[]": selector, "start": str(start), "end": str(end)}
-        data = self.metrics.request(what, lambda c: c.get_label_values(label, params=params))
-        return sorted(str(v) for v in data) if isinstance(data, list) else []
 
 
 def _range_call(query: str, start: int, end: int, step_s: int) -> Callable[[Any], Any]:
