@@ -22,6 +22,8 @@ from typing import Any
 
 from controller.backtest.releases import Expect
 from controller.backtest.replay import Outcome, ReplayResult
+from controller.core.formatting import human_time, iso_z
+from controller.core.formatting import table as text_table
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def release_json(r: ReplayResult) -> dict[str, Any]:
     return {
         "namespace": r.release.namespace,
         "workload": r.release.workload,
-        "start": r.release.start.isoformat().replace("+00:00", "Z"),
+        "start": iso_z(r.release.start),
         "expect": r.release.expect.value if r.release.expect is not None else None,
         "decision": r.outcome.value,
         "decided_after_s": r.decided_after_s,
@@ -159,23 +161,26 @@ def _num(x: float | None, pattern: str = "{:.0f}") -> str:
 
 
 def table(results: Sequence[ReplayResult], aa: AARun | None, summary: Summary, steps: int) -> str:
-    lines = [
-        f"{'release':<40} {'expect':<8} {'decision':<10} {'after':>7} {'step':>5}  why",
-    ]
+    rows = []
     for r in results:
-        name = f"{r.release.namespace}/{r.release.workload} {r.release.start:%Y-%m-%d %H:%M}"
         mark = ""
         if r.release.expect is Expect.PROMOTE and r.outcome is Outcome.ROLLBACK:
             mark = "  << false rollback"
         elif r.release.expect is Expect.ROLLBACK and r.outcome is Outcome.PROMOTE:
             mark = "  << missed regression"
-        step = "-" if r.step is None else f"{r.step + 1}/{steps}"
-        after = _num(r.decided_after_s, "{:.0f}s")
-        expect = r.release.expect.value if r.release.expect else "?"
-        lines.append(
-            f"{name:<40} {expect:<8} {r.outcome.value:<10} {after:>7} {step:>5}  "
-            f"{_shorten(r.reason)}{mark}"
+        rows.append(
+            [
+                f"{r.release.namespace}/{r.release.workload}",
+                human_time(r.release.start),
+                r.release.expect.value if r.release.expect else "?",
+                r.outcome.value,
+                _num(r.decided_after_s, "{:.0f}s"),
+                "-" if r.step is None else f"{r.step + 1}/{steps}",
+                _shorten(r.reason) + mark,
+            ]
         )
+    headers = ["RELEASE", "START (UTC)", "EXPECT", "DECISION", "AFTER", "STEP", "WHY"]
+    lines = list(text_table(headers, rows))
     lines.append("")
     if aa is not None:
         if aa.problem:

@@ -28,6 +28,8 @@ from controller.bench.backtest_history import (
 )
 from controller.cli.main import cli
 
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[2]
 LANE = REPO / "lanes" / "docs-site.yaml"
 # Mild noise: a lane with sound statistics must get every one of these right.

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from controller.cli.main import cli
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
 def test_bench_backtest_quick_writes_its_figures(prometheus_bin: str, tmp_path: Path) -> None:
