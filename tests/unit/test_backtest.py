@@ -457,3 +457,16 @@ def test_summary_json_and_gate() -> None:
     nothing = summarize([empty], None, queries=1, seconds=0.1)
     ok, why = gate(nothing, 0.5)
     assert not ok and "no false-rollback estimate" in why
+
+
+def test_since_and_until_take_durations_ago_or_iso_times() -> None:
+    import click
+
+    from controller.cli.backtest import when
+
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    assert when("30d", now) == now - timedelta(days=30)
+    assert when("1w2d6h", now) == now - timedelta(days=9, hours=6)
+    assert when("2026-10-01T00:00:00+02:00", now) == datetime(2026, 9, 30, 22, tzinfo=UTC)
+    with pytest.raises(click.BadParameter, match="expected a duration before now"):
+        when("last tuesday", now)
