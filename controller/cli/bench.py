@@ -134,3 +134,27 @@ def fencing(
         click.echo(f"wrote {json_path}")
     if result.violations:
         sys.exit(1)
+
+
+@bench.command("backtest")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--days", default=30.0, show_default=True, help="Days of history.")
+@click.option("--runs", default=3, show_default=True, help="Timed runs per scenario.")
+@click.option("--aa-windows", default=30, show_default=True)
+@click.option("--aa-splits", default=10, show_default=True)
+@click.option("--quick", is_flag=True, help="CI slice: 2 days, one run, a small A/A.")
+def backtest(
+    json_path: Path | None, days: float, runs: int, aa_windows: int, aa_splits: int, quick: bool
+) -> None:
+    """A lane backtested over days of history on a real Prometheus (target: 30 days < 1 min)."""
+    from controller.bench import backtest as bench_backtest
+
+    if quick:
+        days, runs, aa_windows, aa_splits = 2.0, 1, 3, 3
+    result = bench_backtest.run(days=days, runs=runs, aa_windows=aa_windows, aa_splits=aa_splits)
+    click.echo(bench_backtest.table(result))
+    if json_path is not None:
+        bench_backtest.write_json(result, json_path)
+        click.echo(f"wrote {json_path}")
+    if result["ok"] is False:
+        sys.exit(1)

@@ -12,6 +12,7 @@ from controller import __version__
 from controller.cli import (
     audit,
     autonomy,
+    backtest,
     bench,
     chart,
     control,
@@ -42,6 +43,7 @@ cli.add_command(autonomy.scorecard)
 for verb in (control.status, *control.VERBS):
     cli.add_command(verb)
 lanes.lanes.add_command(control.lanes_resume)
+lanes.lanes.add_command(backtest.backtest)
 
 
 def main() -> None:

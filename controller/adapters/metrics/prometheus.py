@@ -66,6 +66,14 @@ class _Rejected(Exception):  # noqa: N818 (not an error of ours: Prometheus said
     """A 4xx from Prometheus: the query is wrong; retrying cannot help."""
 
 
+class PrometheusRequestError(Exception):
+    """A request that failed for good; the message names what was asked and why."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError | requests.Timeout | _ServerError)
 
@@ -101,13 +109,46 @@ class PrometheusMetrics:
     # ------------------------------------------------------------------ one query
 
     def _raw_query(self, promql: str) -> Any:
+        return self._classified(lambda: self._client.custom_query(promql))
+
+    @staticmethod
+    def _classified(call: Callable[[], Any]) -> Any:
+        """Run one client call, turning its HTTP errors into retryable (5xx) or not (4xx)."""
         try:
-            return self._client.custom_query(promql)
+            return call()
         except PrometheusApiClientException as exc:
             code, detail = _client_error(str(exc))
             if code >= 500:
                 raise _ServerError(f"HTTP {code}: {detail}") from exc
             raise _Rejected(f"Prometheus rejected the query (HTTP {code}): {detail}") from exc
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=0.1, max=self.max_backoff_s),
+            sleep=self._sleep,
+        )
+
+    def request(self, what: str, call: Callable[[PrometheusConnect], Any]) -> Any:
+        """Run ``call(client)`` under this adapter's retry policy (the one the controller's
+        instant queries use). Raises :class:`PrometheusRequestError` naming ``what``: with
+        ``unreachable`` set when the retries were exhausted (down, timeouts, 5xx)."""
+        try:
+            return self._retrying()(self._classified, lambda: call(self._client))
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            raise PrometheusRequestError(
+                f"{what}: Prometheus at {self.url} failed {self.attempts} attempts: "
+                f"{type(cause).__name__}: {_short(cause)}",
+                unreachable=True,
+            ) from exc
+        except _Rejected as exc:
+            raise PrometheusRequestError(f"{what}: {exc}") from exc
+        except (requests.RequestException, ValueError) as exc:
+            raise PrometheusRequestError(
+                f"{what}: Prometheus at {self.url}: {type(exc).__name__}: {_short(exc)}"
+            ) from exc
 
     def query(self, promql: str) -> QueryResult:
         """Run one instant query; never raises."""
@@ -116,12 +157,7 @@ class PrometheusMetrics:
     def _query(self, promql: str) -> tuple[QueryResult, bool]:
         """The result, and whether Prometheus itself was unreachable (retries exhausted)."""
         started = time.monotonic()
-        retrying = Retrying(
-            retry=retry_if_exception(_is_retryable),
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_random_exponential(multiplier=0.1, max=self.max_backoff_s),
-            sleep=self._sleep,
-        )
+        retrying = self._retrying()
         unreachable = False
         try:
             result = _interpret(promql, retrying(self._raw_query, promql))

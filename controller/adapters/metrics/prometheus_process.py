@@ -75,6 +75,9 @@ class PrometheusProcess:
         scrape_interval: str = "1s",
         binary: str | None = None,
         ready_timeout_s: float = 20.0,
+        blocks: Path | None = None,
+        retention: str = "1h",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.scrape_targets = [
             t if isinstance(t, ScrapeTarget) else ScrapeTarget(t) for t in scrape_targets
@@ -82,6 +85,11 @@ class PrometheusProcess:
         self.scrape_interval = scrape_interval
         self.binary = binary or prometheus_binary()
         self.ready_timeout_s = ready_timeout_s
+        # History to serve: TSDB blocks (e.g. from promtool tsdb create-blocks-from), copied
+        # in before the first start; the retention must reach back to their timestamps.
+        self.blocks = blocks
+        self.retention = retention
+        self.extra_args = tuple(extra_args)
         self.port = 0
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -121,6 +129,8 @@ class PrometheusProcess:
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="changelane-prometheus-"))
             (self._dir / "prometheus.yml").write_text(yaml.safe_dump(self._config()))
+            if self.blocks is not None:
+                shutil.copytree(self.blocks, self._dir / "data")
         self.port = free_port()
         log = (self._dir / "prometheus.log").open("ab")
         self._proc = subprocess.Popen(
@@ -129,8 +139,9 @@ class PrometheusProcess:
                 f"--config.file={self._dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self._dir / 'data'}",
                 f"--web.listen-address={LOOPBACK}:{self.port}",
-                "--storage.tsdb.retention.time=1h",
+                f"--storage.tsdb.retention.time={self.retention}",
                 "--log.level=warn",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
