@@ -62,9 +62,11 @@ class LaneReconciler:
         metrics: ControllerMetrics | None = None,
         clock: Callable[[], datetime] = utcnow,
         instance: str = "changelane",
+        indexed_releases: Callable[[str], list[LaneRelease]] | None = None,
     ) -> None:
         self.api = api
         self.releases = releases
+        self.indexed_releases = indexed_releases
         self.sinks = list(sinks)
         self.metrics = metrics
         self.clock = clock
@@ -93,6 +95,8 @@ class LaneReconciler:
     # ------------------------------------------------------------------ budget
 
     def lane_releases(self, lane: str) -> list[LaneRelease]:
+        if self.indexed_releases is not None:
+            return self.indexed_releases(lane)
         out = []
         for raw in self.releases():
             if (raw.get("spec") or {}).get("lane") != lane:

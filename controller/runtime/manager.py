@@ -17,12 +17,14 @@ from typing import Any
 
 import structlog
 from kubernetes import client
-from kubernetes.informer import SharedInformer
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import KubeApi, NotLeaderError
+from controller.adapters.kube.informer import LeanInformer, lean_deployment, strip_metadata
 from controller.core import canary as mech
+from controller.core.models import Phase
+from controller.runtime.indexes import ReleaseIndex
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.leader import Leadership
@@ -34,6 +36,7 @@ from controller.runtime.workqueue import ShutDownError, WorkQueue
 log = structlog.get_logger("changelane.manager")
 
 LANE, RELEASE, DEPLOYMENT = "ChangeLane", "LaneRelease", "Deployment"
+TERMINAL_PHASES = frozenset(p.value for p in Phase if p.terminal)
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Settings:
     leader_election: bool = True
     workers: int = 2
     resync_seconds: int = 60
+    #: Objects per list request when the informers (re)list.
+    list_page_size: int = 500
     watch_read_timeout: float = 90.0
     lease_duration: int = 15
     renew_deadline: int = 10
@@ -86,19 +91,32 @@ class Controller:
         sinks = [*sinks, MetricsSink(self.metrics, observed_gates)]
         self.metrics.workqueue_depth.set_function(lambda: float(self.queue.depth()))
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
+
+        # Paginated relists, a transform that keeps what the controller reads, and no
+        # MODIFIED for an object whose resourceVersion did not change (LeanInformer).
+        def informer(lister: Any, transform: Any = strip_metadata) -> LeanInformer:
+            return LeanInformer(
+                lister,
+                transform=transform,
+                page_size=s.list_page_size,
+                resync_period=s.resync_seconds,
+            )
+
         self.informers = {
-            LANE: SharedInformer(self.api.lane_lister(wt), resync_period=s.resync_seconds),
-            RELEASE: SharedInformer(self.api.release_lister(wt), resync_period=s.resync_seconds),
-            DEPLOYMENT: SharedInformer(
-                self.api.deployment_lister(wt), resync_period=s.resync_seconds
-            ),
+            LANE: informer(self.api.lane_lister(wt)),
+            RELEASE: informer(self.api.release_lister(wt)),
+            DEPLOYMENT: informer(self.api.deployment_lister(wt), lean_deployment),
         }
+        self.release_index = ReleaseIndex()
         self._synced: set[str] = set()
         caches = Caches(
             lanes=self.informers[LANE].cache.list,
             deployment=lambda ns, name: self.informers[DEPLOYMENT].cache.get_by_key(f"{ns}/{name}"),
             releases=self.informers[RELEASE].cache.list,
             deployments=self.informers[DEPLOYMENT].cache.list,
+            lane_releases=self.release_index.of_lane,
+            workload_releases=self.release_index.of_workload,
+            parse_release=self.release_index.cache.parse,
         )
         self.reconciler = reconciler_factory(
             api=self.api,
@@ -115,6 +133,7 @@ class Controller:
             sinks=sinks,
             metrics=self.metrics,
             instance=s.instance,
+            indexed_releases=self.release_index.of_lane,
         )
         self.leadership: Leadership | None = None
         if s.leader_election:
@@ -139,12 +158,30 @@ class Controller:
             self.enqueue_all_deployments()
             self.enqueue_all_lanes()
 
+        releases = self.informers[RELEASE]
+
+        def index_release(obj: Any) -> None:
+            if isinstance(obj, dict):  # the cached (transformed) copy, put before handlers
+                self.release_index.upsert(releases.cache.get(obj) or obj)
+
+        def unindex_release(obj: Any) -> None:
+            if isinstance(obj, dict):
+                self.release_index.remove(obj)
+
+        releases.add_event_handler(ADDED, index_release)
+        releases.add_event_handler(MODIFIED, index_release)
+        releases.add_event_handler(DELETED, unindex_release)
+
         def on_release(obj: Any) -> None:
             ns, name = _key_of(obj)
             self.queue.add((RELEASE, ns, name))
-            # A release that finished may spend the lane's autonomy budget.
-            lane = ((obj.get("spec") or {}).get("lane") if isinstance(obj, dict) else None) or ""
-            if lane:
+            # A release that finished (or went away) may change the lane's autonomy
+            # budget; one still in flight cannot, so its status writes leave the lane be.
+            if not isinstance(obj, dict):
+                return
+            lane = (obj.get("spec") or {}).get("lane") or ""
+            phase = (obj.get("status") or {}).get("phase")
+            if lane and (phase in TERMINAL_PHASES or releases.cache.get(obj) is None):
                 self.queue.add((LANE, "", str(lane)))
 
         def on_deployment(obj: Any) -> None:
@@ -155,11 +192,9 @@ class Controller:
             if not (isinstance(obj, dict) and mech.is_primary(obj)):
                 self.enqueue_all_lanes()  # its labels may overlap lanes' selectors
             # A Deployment change can complete a promotion or a rollback: look at its
-            # releases too.
-            for raw in self.informers[RELEASE].cache.list():
-                target = (raw.get("spec") or {}).get("target") or {}
-                if target.get("namespace") == ns and target.get("name") == name:
-                    self.queue.add((RELEASE, ns, str(raw["metadata"]["name"])))
+            # own releases (indexed by workload), never at every release.
+            for rel_ns, rel_name in self.release_index.keys_of_workload(ns, name):
+                self.queue.add((RELEASE, rel_ns, rel_name))
 
         for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
             for event in (ADDED, MODIFIED, DELETED):

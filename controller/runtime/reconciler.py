@@ -50,6 +50,7 @@ from controller.core.release_machine import (
     inconsistency,
 )
 from controller.runtime.gates import FLAG_SOURCE, release_spec_from_template
+from controller.runtime.indexes import ParseCache, parse_lane_or_none
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 
 log = structlog.get_logger("changelane.reconciler")
@@ -76,6 +77,10 @@ class Caches:
     deployment: Callable[[str, str], JsonDict | None]
     releases: Callable[[], list[JsonDict]]
     deployments: Callable[[], list[JsonDict]] = list
+    #: Indexed, parsed-once views (controller.runtime.indexes); without them, scans.
+    lane_releases: Callable[[str], list[LaneRelease]] | None = None
+    workload_releases: Callable[[str, str], list[LaneRelease]] | None = None
+    parse_release: Callable[[JsonDict], LaneRelease | None] | None = None
 
 
 def _meta(obj: JsonDict) -> JsonDict:
@@ -111,6 +116,9 @@ class Reconciler:
         self.provenance_from = provenance_from or release_spec_from_template
         self.instance = instance
         self._warned: set[tuple[str, str]] = set()
+        self._lane_cache: ParseCache[ChangeLane | ValidationError] = ParseCache(
+            parse_lane_or_none(_parse_lane)
+        )
 
     # ------------------------------------------------------------------ lanes
 
@@ -119,9 +127,11 @@ class Reconciler:
         out: dict[str, ChangeLane] = {}
         for raw in self.caches.lanes():
             name = _meta(raw).get("name", "?")
-            try:
-                out[name] = _parse_lane(raw)
-            except ValidationError as exc:
+            parsed = self._lane_cache.parse(raw)  # once per resourceVersion
+            if isinstance(parsed, ChangeLane):
+                out[name] = parsed
+            elif parsed is not None:
+                exc = parsed
                 self._warn_once(
                     ("lane-invalid", name),
                     "lane is invalid; skipped",
@@ -203,7 +213,8 @@ class Reconciler:
         if lane is None:
             return None
         conflicts = []
-        for dep in self.caches.deployments():
+        # An overlap needs two lanes: with one, skip the scan of every Deployment.
+        for dep in self.caches.deployments() if len(lanes) > 1 else ():
             meta = _meta(dep)
             if mech.is_primary(dep):
                 continue
@@ -371,6 +382,8 @@ class Reconciler:
             pass  # already recorded
 
     def _releases_of(self, namespace: str, workload: str) -> list[LaneRelease]:
+        if self.caches.workload_releases is not None:
+            return self.caches.workload_releases(namespace, workload)
         out = []
         for raw in self.caches.releases():
             meta = _meta(raw)
@@ -399,7 +412,7 @@ class Reconciler:
             raw = self.api.get_release(namespace, name)
         except NotFoundError:
             return None
-        rel = _parse_release(raw)
+        rel = (self.caches.parse_release or _parse_release)(raw)
         if rel is None:
             self._unreadable_release(raw)
             return None
@@ -586,6 +599,8 @@ class Reconciler:
         )
 
     def _lane_releases(self, lane: str) -> list[LaneRelease]:
+        if self.caches.lane_releases is not None:
+            return self.caches.lane_releases(lane)
         out = []
         for raw in self.caches.releases():
             if _spec(raw).get("lane") == lane:

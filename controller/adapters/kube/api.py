@@ -114,6 +114,7 @@ class ListResult:
 @dataclass
 class _ListMeta:
     resource_version: str | None
+    continue_: str | None = None
 
 
 def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: Any) -> Any:
@@ -153,8 +154,11 @@ def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: An
                 failures = 0
             return response
         raw = call(fn, **fixed, **kwargs)
-        rv = (raw.get("metadata") or {}).get("resourceVersion")
-        return ListResult(items=list(raw.get("items") or []), metadata=_ListMeta(rv))
+        meta = raw.get("metadata") or {}
+        return ListResult(
+            items=list(raw.get("items") or []),
+            metadata=_ListMeta(meta.get("resourceVersion"), meta.get("continue") or None),
+        )
 
     return list_func
 
