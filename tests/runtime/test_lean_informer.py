@@ -113,8 +113,9 @@ def test_watch_events_are_cached_transformed(sim: tuple[SimCluster, KubeApi]) ->
         _wait(lambda: informer.cache.get_by_key(f"{NS}/d099") is not None)
         cached = informer.cache.get_by_key(f"{NS}/d099")
         assert "managedFields" not in cached["metadata"]
-        assert "kubectl.kubernetes.io/last-applied-configuration" not in (
-            cached["metadata"]["annotations"]
+        assert (
+            "kubectl.kubernetes.io/last-applied-configuration"
+            not in (cached["metadata"]["annotations"])
         )
     finally:
         informer.stop()
