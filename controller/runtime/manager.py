@@ -21,7 +21,7 @@ from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import KubeApi, NotLeaderError
-from controller.adapters.kube.informer import LeanInformer, lean_deployment, strip_metadata
+from controller.adapters.kube.informer import LeanInformer, lean_deployment, lean_object
 from controller.core import canary as mech
 from controller.core.models import Phase
 from controller.runtime.indexes import ReleaseIndex
@@ -94,7 +94,7 @@ class Controller:
 
         # Paginated relists, a transform that keeps what the controller reads, and no
         # MODIFIED for an object whose resourceVersion did not change (LeanInformer).
-        def informer(lister: Any, transform: Any = strip_metadata) -> LeanInformer:
+        def informer(lister: Any, transform: Any = lean_object) -> LeanInformer:
             return LeanInformer(
                 lister,
                 transform=transform,

@@ -18,6 +18,7 @@ subclassed, not forked.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,8 @@ _STATUS_KEPT = ("replicas", "readyReplicas", "updatedReplicas", "availableReplic
 #: Metadata no decision reads; a real API server sends them with every object.
 _METADATA_DROPPED = ("managedFields",)
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: Strings up to this length are interned (names, images, label values repeat).
+_INTERN_MAX = 64
 
 
 def strip_metadata(obj: JsonDict) -> JsonDict:
@@ -59,10 +62,29 @@ def strip_metadata(obj: JsonDict) -> JsonDict:
     return obj
 
 
+def compact(value: Any) -> Any:
+    """The same JSON with keys and short strings interned: ``json.loads`` makes a new
+    string for every key of every object, so 20,000 Deployments hold 20,000 copies of
+    "metadata", "containers", the image name, ... Sharing them halves the cache."""
+    if isinstance(value, dict):
+        return {sys.intern(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= _INTERN_MAX:
+        return sys.intern(value)
+    return value
+
+
+def lean_object(obj: JsonDict) -> JsonDict:
+    """Any object as cached: without managedFields, compacted."""
+    compacted: JsonDict = compact(strip_metadata(obj))
+    return compacted
+
+
 def lean_deployment(obj: JsonDict) -> JsonDict:
     """A Deployment as the controller reads it: metadata without managedFields, the whole
     spec (the pod template is hashed and promoted), and the status counts without
-    conditions."""
+    conditions; compacted."""
     obj = strip_metadata(obj)
     status = obj.get("status")
     if isinstance(status, dict):
@@ -70,7 +92,8 @@ def lean_deployment(obj: JsonDict) -> JsonDict:
         if "observedGeneration" in status:
             kept["observedGeneration"] = status["observedGeneration"]
         obj = {**obj, "status": kept}
-    return obj
+    compacted: JsonDict = compact(obj)
+    return compacted
 
 
 def _resource_version(obj: Any) -> str | None:
@@ -98,7 +121,7 @@ class LeanInformer(_SharedInformer):  # type: ignore[misc]  # untyped base
         self,
         list_func: Callable[..., Any],
         *,
-        transform: Transform = strip_metadata,
+        transform: Transform = lean_object,
         page_size: int = PAGE_SIZE,
         resync_period: int = 0,
     ) -> None:
