@@ -38,6 +38,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -595,11 +596,20 @@ def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
         template["metadata"]["annotations"]["changelane.dev/change"] = "0000000b"
         sim.store.update("deployments", dep, namespace=NS, name=name)
 
-    def progressing() -> bool:
-        phases = [(r.get("status") or {}).get("phase") for r in _names(sim, "lanereleases")]
-        return sum(1 for p in phases if p == "Progressing") >= count
+    def phases() -> Counter[str]:
+        return Counter(
+            str((r.get("status") or {}).get("phase")) for r in _names(sim, "lanereleases")
+        )
 
-    _wait(progressing, max(120.0, count * 0.5), proc, f"starting {count} releases")
+    try:
+        _wait(
+            lambda: phases()["Progressing"] >= count,
+            max(120.0, count * 0.5),
+            proc,
+            f"starting {count} releases",
+        )
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; releases by phase: {dict(phases())}") from exc
     # Give every release its first measurement before the window opens.
     time.sleep(plan.interval_s)
 
