@@ -44,9 +44,7 @@ def resource_version(obj: JsonDict) -> str | None:
 @dataclass
 class _Entry(Generic[T]):
     rv: str | None
-    raw: JsonDict
-    parsed: T | None = None
-    tried: bool = False
+    parsed: T | None
 
 
 class ParseCache(Generic[T]):
@@ -61,13 +59,12 @@ class ParseCache(Generic[T]):
         key, rv = key_of(raw), resource_version(raw)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry.tried and rv is not None and entry.rv == rv:
+            if entry is not None and rv is not None and entry.rv == rv:
                 return entry.parsed
         parsed = self._parse(raw)  # outside the lock: pydantic is the slow part
         with self._lock:
-            current = self._entries.get(key)
-            if current is None or current.rv == rv or not current.tried:
-                self._entries[key] = _Entry(rv, raw, parsed, True)
+            # The newest read wins: the informer and a fresh GET agree within a moment.
+            self._entries[key] = _Entry(rv, parsed)
         return parsed
 
     def forget(self, raw: JsonDict) -> None:
