@@ -5,8 +5,9 @@ caches whole objects and fires MODIFIED for every object on each resync. At 10,0
 Deployments that is a 34 MiB body held beside the old cache, 7 KB per cached object, and
 10,000 keys re-enqueued a minute. This subclass changes only the list and the cache:
 
-- the list is read in pages (``limit``/``continue``), each page transformed before the
-  next is read, so the raw body of the whole list is never in memory at once;
+- the list is read in pages (``limit``/``continue``), each merged into the cache before
+  the next is read, so neither the whole list's body nor a second copy of the cache is
+  ever in memory;
 - a *transform* keeps only what the controller reads (as controller-runtime's
   ``cache.TransformStripManagedFields``), on every list page and every watch event;
 - a relist fires MODIFIED only for objects whose ``resourceVersion`` changed (and ADDED /
@@ -19,7 +20,7 @@ subclassed, not forked.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes.informer import SharedInformer
@@ -132,37 +133,46 @@ class LeanInformer(_SharedInformer):  # type: ignore[misc]  # untyped base
         #: Lists done (the first and every relist), for tests.
         self.relists = 0
 
-    def _list_pages(self) -> tuple[list[JsonDict], str | None]:
+    def _pages(self) -> Iterator[tuple[list[JsonDict], str | None]]:
+        """Each page's raw items, and the list's resourceVersion (the first page's: the
+        pages continue one snapshot)."""
         kw = self._build_kwargs()
-        items: list[JsonDict] = []
         token: str | None = None
-        rv: str | None = None
         while True:
             page_kw = dict(kw, limit=self.page_size)
             if token:
                 page_kw["_continue"] = token
             resp = self._list_func(**page_kw)
-            items.extend(self.transform(i) for i in getattr(resp, "items", None) or [])
             meta = getattr(resp, "metadata", None)
-            rv = rv or getattr(meta, "resource_version", None)
+            yield list(getattr(resp, "items", None) or []), getattr(meta, "resource_version", None)
             token = getattr(meta, "continue_", None)
             if not token:
-                # The list's resourceVersion is the first page's (the snapshot continued).
-                return items, rv
+                return
 
     def _initial_list(self) -> None:
-        items, rv = self._list_pages()
-        key_of = self._cache._key_func
-        incoming = {key_of(item): item for item in items}
-        old = {key: self._cache.get_by_key(key) for key in self._cache.list_keys()}
-        for key, old_obj in old.items():
-            if key not in incoming and old_obj is not None:
-                self._fire(DELETED, old_obj)
-        self._cache._replace_all(items)
-        for key, item in incoming.items():
-            if key not in old:
-                self._fire(ADDED, item)
-            elif _resource_version(old[key]) != _resource_version(item):
-                self._fire(MODIFIED, item)
+        """List page by page, merging each page into the cache as it arrives: an object
+        whose resourceVersion did not change keeps its cached copy (not even transformed
+        again) and fires nothing; a new one fires ADDED, a changed one MODIFIED; what the
+        list no longer has fires DELETED at the end. Memory: the cache plus one page."""
+        cache = self._cache
+        key_of = cache._key_func
+        before = set(cache.list_keys())
+        seen: set[str] = set()
+        list_rv: str | None = None
+        for items, rv in self._pages():
+            list_rv = list_rv or rv
+            for item in items:
+                key = key_of(item)
+                seen.add(key)
+                old = cache.get_by_key(key)
+                if old is not None and _resource_version(old) == _resource_version(item):
+                    continue
+                cache._put(item)  # transformed by the cache
+                self._fire(ADDED if old is None else MODIFIED, cache.get_by_key(key))
+        for key in before - seen:
+            old = cache.get_by_key(key)
+            if old is not None:
+                cache._remove(old)
+                self._fire(DELETED, old)
         self.relists += 1
-        self._resource_version = rv or "0"
+        self._resource_version = list_rv or "0"
