@@ -25,10 +25,13 @@ What each figure is:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
+import multiprocessing
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -223,7 +226,8 @@ class PromStandIn:
     and counts them. A query grouped ``by`` labels gets one series per value that its
     ``=~`` matchers list, so grouped and single queries both get an answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, counter: Any = None) -> None:
+        self.counter = counter
         self.count = 0
         self.lock = threading.Lock()
         stand_in = self
@@ -244,6 +248,9 @@ class PromStandIn:
             def _answer(self, promql: str) -> None:
                 with stand_in.lock:
                     stand_in.count += 1
+                if stand_in.counter is not None:
+                    with stand_in.counter.get_lock():
+                        stand_in.counter.value += 1
                 body = json.dumps({"status": "success", "data": stand_in.result(promql)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -251,7 +258,7 @@ class PromStandIn:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -285,6 +292,44 @@ class PromStandIn:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _serve_stand_in(port: int, counter: Any) -> None:
+    PromStandIn(port, counter).server.serve_forever()
+
+
+class PromStandInProcess:
+    """The stand-in in its own process, so answering queries does not compete for the
+    GIL with the simulated API server that the controller also waits on."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.port = _free_port()
+        self.counter = ctx.Value("q", 0)
+        self.process = ctx.Process(
+            target=_serve_stand_in, args=(self.port, self.counter), daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def count(self) -> int:
+        return int(self.counter.value)
+
+    def start(self) -> None:
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Prometheus stand-in did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=10)
 
 
 # ---------------------------------------------------------------------- the process
@@ -396,12 +441,17 @@ def _primaries(sim: SimCluster) -> int:
     return sum(1 for s in sim.store.list("deployments", NS).items if s.name.endswith("-primary"))
 
 
+_LAST_ANALYSIS = re.compile(rb'"lastAnalysisAt":\s*"([^"]+)"')
+
+
 def _analysis_times(sim: SimCluster) -> dict[str, float]:
+    """Each release's ``status.lastAnalysisAt``, read from the stored JSON without decoding
+    it: the bench shares the simulated API server's process and must not slow it down."""
     out: dict[str, float] = {}
-    for rel in _names(sim, "lanereleases"):
-        stamp = (rel.get("status") or {}).get("lastAnalysisAt")
-        if stamp:
-            out[rel["metadata"]["name"]] = datetime.fromisoformat(stamp).timestamp()
+    for stored in sim.store.list("lanereleases", NS).items:
+        match = _LAST_ANALYSIS.search(stored.raw)
+        if match:
+            out[stored.name] = datetime.fromisoformat(match.group(1).decode()).timestamp()
     return out
 
 
@@ -427,7 +477,7 @@ def p99(values: list[float]) -> float | None:
 
 @contextmanager
 def controller_process(
-    sim: SimCluster, prometheus: PromStandIn, workdir: Path, extra: list[str]
+    sim: SimCluster, prometheus: PromStandInProcess, workdir: Path, extra: list[str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
     flags = workdir / "flags.json"
@@ -495,7 +545,7 @@ def _ready(port: int) -> bool:
 def measure_window(
     sim: SimCluster,
     probe: Probe,
-    prometheus: PromStandIn,
+    prometheus: PromStandInProcess,
     plan: Plan,
     deployments: int,
     releases: int,
@@ -545,13 +595,13 @@ def measure_window(
 
 def run_plan(plan: Plan, extra_args: list[str] | None = None, echo: Any = print) -> list[Run]:
     runs: list[Run] = []
+    prometheus = PromStandInProcess()
+    prometheus.start()  # before the simulated cluster's threads exist
     with (
         tempfile.TemporaryDirectory(prefix="changelane-bench-") as tmp,
         SimCluster(ready_delay=0.5, history_limit=500_000, emit_events=False) as sim,
     ):
         workdir = Path(tmp)
-        prometheus = PromStandIn()
-        prometheus.start()
         try:
             sim.store.create("namespaces", {"metadata": {"name": NS}})
             sim.store.create("changelanes", lane_doc(plan.interval_s))
