@@ -15,20 +15,22 @@ import json
 import math
 from typing import Any
 
-from controller.core.models import ChangeLane, LabelSelectorRequirement
+from controller.core import labels
+from controller.core.models import ChangeLane
+from controller.core.selectors import requirement_matches
 
 JsonDict = dict[str, Any]
 
 PRIMARY_SUFFIX = "-primary"
-TRACK_LABEL = "changelane.dev/track"
-LANE_ANNOTATION = "changelane.dev/lane"
-TEMPLATE_HASH_ANNOTATION = "changelane.dev/template-hash"
-TOTAL_REPLICAS_ANNOTATION = "changelane.dev/replicas"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+TRACK_LABEL = labels.TRACK
+LANE_ANNOTATION = labels.LANE
+TEMPLATE_HASH_ANNOTATION = labels.TEMPLATE_HASH
+TOTAL_REPLICAS_ANNOTATION = labels.TOTAL_REPLICAS
+MANAGED_BY_LABEL = labels.MANAGED_BY
 
 #: Annotations on the pod template that say who made the change, not what runs; they are
 #: excluded from the template hash so re-annotating does not look like a new release.
-_NON_SPEC_PREFIXES = ("changelane.dev/", "kubectl.kubernetes.io/")
+_NON_SPEC_PREFIXES = (labels.PREFIX, "kubectl.kubernetes.io/")
 
 
 def primary_name(name: str) -> str:
@@ -102,24 +104,15 @@ def promoted_template(primary: JsonDict, canary_template: JsonDict) -> JsonDict:
 # --------------------------------------------------------------------------- lane selection
 
 
-def _expression_matches(req: LabelSelectorRequirement, labels: dict[str, str]) -> bool:
-    present = req.key in labels
-    if req.operator == "Exists":
-        return present
-    if req.operator == "DoesNotExist":
-        return not present
-    if req.operator == "In":
-        return present and labels[req.key] in req.values
-    return not present or labels[req.key] not in req.values  # NotIn
-
-
 def lane_selects(lane: ChangeLane, namespace: str, labels: dict[str, str]) -> bool:
     sel = lane.spec.selector
     if namespace not in sel.namespaces:
         return False
     if any(labels.get(k) != v for k, v in sel.match_labels.items()):
         return False
-    return all(_expression_matches(r, labels) for r in sel.match_expressions)
+    return all(
+        requirement_matches(r.key, r.operator, r.values, labels) for r in sel.match_expressions
+    )
 
 
 def lanes_for(lanes: list[ChangeLane], namespace: str, labels: dict[str, str]) -> list[ChangeLane]:

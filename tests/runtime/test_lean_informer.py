@@ -12,7 +12,7 @@ import pytest
 
 from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
-from controller.adapters.kube.informer import LeanInformer, lean_deployment
+from controller.adapters.kube.lean_informer import LeanInformer, lean_deployment
 from controller.sim.cluster import SimCluster
 
 NS = "lean"
@@ -62,7 +62,7 @@ def test_relists_in_pages_transforms_and_announces_only_changes(
     sim: tuple[SimCluster, KubeApi],
 ) -> None:
     cluster, api = sim
-    informer = LeanInformer(api.deployment_lister(), transform=lean_deployment, page_size=4)
+    informer = LeanInformer(api.lister("Deployment"), transform=lean_deployment, page_size=4)
     seen: dict[str, list[str]] = {"ADDED": [], "MODIFIED": [], "DELETED": []}
     for kind, names in seen.items():
         informer.add_event_handler(kind, lambda obj, names=names: names.append(_name(obj)))
@@ -105,7 +105,7 @@ def test_relists_in_pages_transforms_and_announces_only_changes(
 
 def test_watch_events_are_cached_transformed(sim: tuple[SimCluster, KubeApi]) -> None:
     cluster, api = sim
-    informer = LeanInformer(api.deployment_lister(), transform=lean_deployment, page_size=10)
+    informer = LeanInformer(api.lister("Deployment"), transform=lean_deployment, page_size=10)
     informer.start()
     try:
         _wait(lambda: len(informer.cache.list()) == 25)

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from controller.core.analysis import describe
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.formatting import iso_z
 from controller.core.models import ChangeLane, LaneRelease, Phase, Verdict
 from controller.core.release_machine import evidence_of
 
@@ -39,23 +40,23 @@ ANNOTATION_STEP = "changelane.dev/step"
 ANNOTATION_WEIGHT = "changelane.dev/weight"
 
 #: The Event (reason, type) for each decision; decisions without one get no Event.
-EVENT_REASONS: dict[str, tuple[str, str]] = {
-    "release_seen": ("ReleaseSeen", "Normal"),
-    "gated": ("Gated", "Normal"),
-    "rejected": ("Rejected", "Warning"),
-    "started": ("CanaryStarted", "Normal"),
-    "step_advanced": ("StepAdvanced", "Normal"),
-    "paused": ("Paused", "Warning"),
-    "resumed": ("Resumed", "Normal"),
-    "promoting": ("Promoting", "Normal"),
-    "promoted": ("Promoted", "Normal"),
-    "rolling_back": ("RollingBack", "Warning"),
-    "rolled_back": ("RolledBack", "Warning"),
-    "human_override": ("HumanOverride", "Normal"),
-    "lane_suspended": ("LaneSuspended", "Warning"),
-    "lane_resumed": ("LaneResumed", "Normal"),
+EVENT_REASONS: dict[Decision, tuple[str, str]] = {
+    Decision.RELEASE_SEEN: ("ReleaseSeen", "Normal"),
+    Decision.GATED: ("Gated", "Normal"),
+    Decision.REJECTED: ("Rejected", "Warning"),
+    Decision.STARTED: ("CanaryStarted", "Normal"),
+    Decision.STEP_ADVANCED: ("StepAdvanced", "Normal"),
+    Decision.PAUSED: ("Paused", "Warning"),
+    Decision.RESUMED: ("Resumed", "Normal"),
+    Decision.PROMOTING: ("Promoting", "Normal"),
+    Decision.PROMOTED: ("Promoted", "Normal"),
+    Decision.ROLLING_BACK: ("RollingBack", "Warning"),
+    Decision.ROLLED_BACK: ("RolledBack", "Warning"),
+    Decision.HUMAN_OVERRIDE: ("HumanOverride", "Normal"),
+    Decision.LANE_SUSPENDED: ("LaneSuspended", "Warning"),
+    Decision.LANE_RESUMED: ("LaneResumed", "Normal"),
 }
-_DECISION_OF_REASON = {reason: Decision(d) for d, (reason, _) in EVENT_REASONS.items()}
+_DECISION_OF_REASON = {reason: d for d, (reason, _) in EVENT_REASONS.items()}
 _ACTOR_IN_TEXT = re.compile(r"\b(?:aborted|promoted|paused|resumed) by (\S+)")
 
 # The record the status stands for, per phase (None: nothing to add).
@@ -76,11 +77,10 @@ _OUTCOME_DECISIONS = frozenset(d for d in _STATUS_DECISION.values() if d is not 
 }
 
 
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = iso_z
 
 
-def event_for(decision: str) -> tuple[str | None, str]:
+def event_for(decision: Decision) -> tuple[str | None, str]:
     reason, kind = EVENT_REASONS.get(decision, (None, "Normal"))
     return reason, kind
 
@@ -277,8 +277,27 @@ def _status_time(rel: LaneRelease, after: datetime) -> datetime:
 
 
 def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditRecord]:
+    """A release's audit records rebuilt from the cluster: its Events (the timeline, while
+    the API server keeps them), its measurements, and the decision its status stands for."""
     base = _base(rel)
-    s = rel.status
+    records = _timeline(rel, events, base)
+    records += [
+        AuditRecord(
+            time=m.time,
+            decision=Decision.MEASUREMENT,
+            reason=describe(m),
+            step=m.step,
+            evidence=[evidence_of(m)],
+            **base,
+        )
+        for m in rel.status.measurements
+    ]
+    _add_status_decision(rel, records, base)
+    return records
+
+
+def _timeline(rel: LaneRelease, events: Iterable[JsonDict], base: JsonDict) -> list[AuditRecord]:
+    """The records the Events carry, once each, in order, starting with the release."""
     from_events = [r for r in (_event_record(ev, base) for ev in events) if r is not None]
     seen_ids: set[str] = set()
     records: list[AuditRecord] = []
@@ -286,31 +305,25 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
         if r.id is None or r.id not in seen_ids:
             records.append(r)
             seen_ids.add(r.id or "")
-    created = rel.metadata.creation_timestamp or s.started_at
+    created = rel.metadata.creation_timestamp or rel.status.started_at
     if created is not None and not any(r.decision is Decision.RELEASE_SEEN for r in records):
-        records.insert(
-            0,
-            AuditRecord(
-                time=created,
-                decision=Decision.RELEASE_SEEN,
-                reason="new pod template on a lane workload",
-                **base,
-            ),
+        seen = AuditRecord(
+            time=created,
+            decision=Decision.RELEASE_SEEN,
+            reason="new pod template on a lane workload",
+            **base,
         )
-    for m in s.measurements:
-        records.append(
-            AuditRecord(
-                time=m.time,
-                decision=Decision.MEASUREMENT,
-                reason=describe(m),
-                step=m.step,
-                evidence=[evidence_of(m)],
-                **base,
-            )
-        )
+        records.insert(0, seen)
+    return records
+
+
+def _add_status_decision(rel: LaneRelease, records: list[AuditRecord], base: JsonDict) -> None:
+    """The decision the status stands for, with its evidence: attached to the record that
+    already says it, else added (its Event expired)."""
+    s = rel.status
     wanted = _STATUS_DECISION[s.phase]
     if wanted is None:
-        return records
+        return
     evidence = deciding_evidence(rel) if wanted in _ROLLBACK else []
     # The decision to roll back is where the audit log keeps its evidence: put it there.
     deciding = [i for i, r in enumerate(records) if r.decision is Decision.ROLLING_BACK]
@@ -327,7 +340,8 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
         found = records[found_at]
         if evidence and not found.evidence:
             records[found_at] = found.model_copy(update={"evidence": evidence})
-        return records
+        return
+    created = rel.metadata.creation_timestamp or s.started_at
     latest = max((r.time for r in records), default=created or datetime.now(UTC))
     records.append(
         AuditRecord(
@@ -342,7 +356,6 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
             **base,
         )
     )
-    return records
 
 
 _ROLLBACK = frozenset({Decision.ROLLING_BACK, Decision.ROLLED_BACK})

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from controller.core.gates.report import GateResult
 from controller.core.models.lane import AutonomyBudget, AutonomyMode, ChangeLane, ChangeWindow
+from controller.core.models.release import Phase
 
 CHANGE_WINDOW = "changeWindow"
 CONCURRENCY = "concurrency"
@@ -36,8 +37,8 @@ LANE_SUSPENDED = "laneSuspended"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 #: Outcomes (LaneRelease phases) that count for the autonomy budget; others (Rejected,
 #: Gated, ...) never deployed anything and say nothing about change failure.
-FAILED_OUTCOMES = frozenset({"RolledBack"})
-SUCCEEDED_OUTCOMES = frozenset({"Promoted"})
+FAILED_OUTCOMES = frozenset({Phase.ROLLED_BACK})
+SUCCEEDED_OUTCOMES = frozenset({Phase.PROMOTED})
 
 _DAY = timedelta(days=1)
 # Far enough ahead that a window open one day a week is always found, even when a
@@ -218,6 +219,12 @@ def autonomy_budget_decision(
     )
 
 
+def lane_budget_applies(lane: ChangeLane) -> bool:
+    """The lane-wide autonomy budget suspends the lane only when it has no per-agent levels:
+    with ``agentAutonomy`` a failing author is demoted alone and the others keep shipping."""
+    return lane.spec.gates.agent_autonomy is None
+
+
 def evaluate_lane_suspension(
     lane: ChangeLane, recent_outcomes: Sequence[str] | None = None
 ) -> GateResult:
@@ -227,6 +234,8 @@ def evaluate_lane_suspension(
     if status is not None and status.suspended:
         why = status.suspended_reason or "suspended"
         return GateResult(LANE_SUSPENDED, False, f"lane {lane.name} is suspended ({why}); {resume}")
+    if not lane_budget_applies(lane):
+        return GateResult(LANE_SUSPENDED, True, "per-agent levels replace the lane budget")
     outcomes = (
         recent_outcomes
         if recent_outcomes is not None
