@@ -593,8 +593,13 @@ def measure_window(
     )
 
 
-def run_plan(plan: Plan, extra_args: list[str] | None = None, echo: Any = print) -> list[Run]:
-    runs: list[Run] = []
+def run_plan(
+    plan: Plan,
+    extra_args: list[str] | None = None,
+    echo: Any = print,
+    into: list[Run] | None = None,
+) -> list[Run]:
+    runs: list[Run] = [] if into is None else into
     prometheus = PromStandInProcess()
     prometheus.start()  # before the simulated cluster's threads exist
     with (
@@ -654,7 +659,7 @@ def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
     try:
         _wait(
             lambda: phases()["Progressing"] >= count,
-            max(120.0, count * 0.5),
+            max(120.0, count * 1.0),
             proc,
             f"starting {count} releases",
         )
@@ -705,12 +710,19 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def run(quick: bool = False, echo: Any = print) -> list[Run]:
+def run(quick: bool = False, echo: Any = print) -> tuple[list[Run], list[str]]:
+    """The runs measured, and what failed (a world that failed keeps the runs it
+    measured before failing; the next world still runs)."""
     runs: list[Run] = []
+    failures: list[str] = []
     for plan in quick_plans() if quick else full_plans():
         echo(f"world of {plan.deployments} Deployments, releases {list(plan.releases)}")
-        runs.extend(run_plan(plan, echo=echo))
-    return runs
+        try:
+            run_plan(plan, echo=echo, into=runs)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            failures.append(f"world of {plan.deployments} Deployments: {exc}")
+            echo(f"  FAILED: {exc}")
+    return runs, failures
 
 
 def write_json(runs: list[Run], path: Path) -> None:

@@ -80,8 +80,12 @@ def controller_scale(json_path: Path | None, quick: bool) -> None:
     """`changelane run` at 1k/10k Deployments and 1k live releases on the simulated cluster."""
     from controller.bench import controller_scale as bench_controller
 
-    runs = bench_controller.run(quick=quick, echo=click.echo)
+    runs, failures = bench_controller.run(quick=quick, echo=click.echo)
     click.echo(bench_controller.table(runs))
     if json_path is not None:
         bench_controller.write_json(runs, json_path)
         click.echo(f"wrote {json_path}")
+    for failure in failures:
+        click.echo(f"FAILED: {failure}", err=True)
+    if failures:
+        sys.exit(1)
