@@ -158,3 +158,23 @@ def backtest(
         click.echo(f"wrote {json_path}")
     if result["ok"] is False:
         sys.exit(1)
+
+
+@bench.command("controller")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--quick", is_flag=True, help="A small world (40 Deployments, 10 releases) that fits CI."
+)
+def controller_scale(json_path: Path | None, quick: bool) -> None:
+    """`changelane run` at 1k/10k Deployments and 1k live releases on the simulated cluster."""
+    from controller.bench import controller_scale as bench_controller
+
+    runs, failures = bench_controller.run(quick=quick, echo=click.echo)
+    click.echo(bench_controller.table(runs))
+    if json_path is not None:
+        bench_controller.write_json(runs, json_path)
+        click.echo(f"wrote {json_path}")
+    for failure in failures:
+        click.echo(f"FAILED: {failure}", err=True)
+    if failures:
+        sys.exit(1)

@@ -82,7 +82,9 @@ class LaneConditions:
 
     def _conflicts(self, lanes: dict[str, ChangeLane], lane: ChangeLane) -> list[str]:
         """Workloads the lane selects that are not its own, and why."""
-        conflicts = []
+        conflicts: list[str] = []
+        if len(lanes) < 2:
+            return conflicts  # an overlap needs two lanes: skip the scan of every Deployment
         for dep in self.caches.deployments():
             dep_meta = meta(dep)
             if mech.is_primary(dep):
@@ -133,9 +135,11 @@ class LaneReconciler:
         metrics: ControllerMetrics | None = None,
         clock: Callable[[], datetime] = utcnow,
         instance: str = "changelane",
+        indexed_releases: Callable[[str], list[LaneRelease]] | None = None,
     ) -> None:
         self.api = api
         self.releases = releases
+        self.indexed_releases = indexed_releases
         self.sinks = list(sinks)
         self.metrics = metrics
         self.clock = clock
@@ -169,6 +173,8 @@ class LaneReconciler:
     # ------------------------------------------------------------------ budget
 
     def lane_releases(self, lane: str) -> list[LaneRelease]:
+        if self.indexed_releases is not None:
+            return self.indexed_releases(lane)
         return releases_in_lane(self.releases(), lane)
 
     def _apply_budget(

@@ -19,7 +19,9 @@ import structlog
 from controller.adapters.audit.fenced import FencedAuditSink
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
+from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.fence import Fence
+from controller.runtime.indexes import ReleaseIndex
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.metrics import ControllerMetrics
@@ -38,6 +40,7 @@ from controller.workqueue import ShutDownError, WorkQueue
 log = structlog.get_logger("changelane.manager")
 
 LANE, RELEASE, DEPLOYMENT = "ChangeLane", "LaneRelease", "Deployment"
+_TERMINAL = frozenset(phase.value for phase in TERMINAL_PHASES)
 
 
 @dataclass
@@ -98,11 +101,16 @@ class Controller:
             kind: connection.informer(kind, wt, s.resync_seconds)
             for kind in (LANE, RELEASE, DEPLOYMENT)
         }
+        # LaneReleases by lane and by workload, each parsed once per resourceVersion.
+        self.release_index = ReleaseIndex()
         caches = Caches(
             lanes=self.informers[LANE].list,
             deployment=lambda ns, name: self.informers[DEPLOYMENT].get(f"{ns}/{name}"),
             releases=self.informers[RELEASE].list,
             deployments=self.informers[DEPLOYMENT].list,
+            indexed_lane_releases=self.release_index.of_lane,
+            indexed_workload_releases=self.release_index.of_workload,
+            parse=self.release_index.cache.parse,
         )
         self.reconciler = reconciler_factory(
             api=self.api,
@@ -119,6 +127,7 @@ class Controller:
             sinks=sinks,
             metrics=self.metrics,
             instance=s.instance,
+            indexed_releases=self.release_index.of_lane,
         )
         self.leadership: Elector | None = None
         if s.leader_election:
@@ -146,9 +155,13 @@ class Controller:
         def on_release(obj: JsonDict) -> None:
             ns, name = _key_of(obj)
             self.queue.add((RELEASE, ns, name))
-            # A release that finished may spend the lane's autonomy budget.
+            # A release that finished (or went away) may change the lane's autonomy
+            # budget and agent levels; one in flight cannot, so its status writes (one
+            # per analysis tick) leave the lane be.
             lane = (obj.get("spec") or {}).get("lane") or ""
-            if lane:
+            phase = (obj.get("status") or {}).get("phase")
+            gone = self.informers[RELEASE].get(f"{ns}/{name}") is None
+            if lane and (phase in _TERMINAL or gone):
                 self.queue.add((LANE, "", str(lane)))
 
         def on_deployment(obj: JsonDict) -> None:
@@ -159,12 +172,20 @@ class Controller:
             if not mech.is_primary(obj):
                 self.enqueue_all_lanes()  # its labels may overlap lanes' selectors
             # A Deployment change can complete a promotion or a rollback: look at its
-            # releases too.
-            for raw in self.informers[RELEASE].list():
-                target = (raw.get("spec") or {}).get("target") or {}
-                if target.get("namespace") == ns and target.get("name") == name:
-                    self.queue.add((RELEASE, ns, str(raw["metadata"]["name"])))
+            # own releases (indexed by workload), never at every release.
+            for rel_ns, rel_name in self.release_index.keys_of_workload(ns, name):
+                self.queue.add((RELEASE, rel_ns, rel_name))
 
+        def index_release(obj: JsonDict) -> None:
+            # Runs before on_release: the cache already holds this event's (lean) copy.
+            ns, name = _key_of(obj)
+            cached = self.informers[RELEASE].get(f"{ns}/{name}")
+            if cached is None:
+                self.release_index.remove(obj)
+            else:
+                self.release_index.upsert(cached)
+
+        self.informers[RELEASE].on_change(index_release)
         for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
             self.informers[kind].on_change(handler)
 

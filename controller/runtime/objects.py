@@ -29,6 +29,10 @@ class Caches:
     deployment: Callable[[str, str], JsonDict | None]
     releases: Callable[[], list[JsonDict]]
     deployments: Callable[[], list[JsonDict]] = list
+    #: Indexed, parsed-once views (controller.runtime.indexes); without them, scans.
+    indexed_lane_releases: Callable[[str], list[LaneRelease]] | None = None
+    indexed_workload_releases: Callable[[str, str], list[LaneRelease]] | None = None
+    parse: Callable[[JsonDict], LaneRelease | None] | None = None
 
     def lane(self, name: str) -> JsonDict | None:
         return next((r for r in self.lanes() if meta(r).get("name") == name), None)
@@ -36,6 +40,8 @@ class Caches:
     def releases_of(self, namespace: str, workload: str) -> list[LaneRelease]:
         """The readable releases of one workload (an unreadable one is handled by its own
         reconcile)."""
+        if self.indexed_workload_releases is not None:
+            return self.indexed_workload_releases(namespace, workload)
         out = []
         for raw in self.releases():
             if meta(raw).get("namespace") != namespace:
@@ -48,7 +54,13 @@ class Caches:
         return out
 
     def lane_releases(self, lane: str) -> list[LaneRelease]:
+        if self.indexed_lane_releases is not None:
+            return self.indexed_lane_releases(lane)
         return releases_in_lane(self.releases(), lane)
+
+    def parse_release(self, raw: JsonDict) -> LaneRelease | None:
+        """``raw`` parsed (once per resourceVersion when the index is wired in)."""
+        return (self.parse or parse_release)(raw)
 
 
 def meta(obj: JsonDict) -> JsonDict:

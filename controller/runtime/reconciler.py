@@ -26,6 +26,7 @@ from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
 from controller.runtime.converge import Converger
+from controller.runtime.indexes import ParseCache, parse_lane_or_none
 from controller.runtime.lanes import LaneConditions
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
@@ -34,7 +35,6 @@ from controller.runtime.objects import (
     current_hash,
     meta,
     parse_lane,
-    parse_release,
     spec,
     utcnow,
 )
@@ -90,15 +90,20 @@ class Reconciler:
             release_spec=provenance_from or release_spec_from_template,
         )
         self.lane_conditions = LaneConditions(api, caches, clock)
+        self._lane_cache: ParseCache[ChangeLane | ValidationError] = ParseCache(
+            parse_lane_or_none(parse_lane)
+        )
 
     def lanes(self) -> dict[str, ChangeLane]:
         """Valid lanes by name; an invalid one is reported and skipped, never fatal."""
         out: dict[str, ChangeLane] = {}
         for raw in self.caches.lanes():
             name = meta(raw).get("name", "?")
-            try:
-                out[name] = parse_lane(raw)
-            except ValidationError as exc:
+            parsed = self._lane_cache.parse(raw)  # once per resourceVersion
+            if isinstance(parsed, ChangeLane):
+                out[name] = parsed
+            elif parsed is not None:
+                exc = parsed
                 self.notices.warn_once(
                     ("lane-invalid", name),
                     "lane is invalid; skipped",
@@ -119,7 +124,7 @@ class Reconciler:
             raw = self.api.get_release(namespace, name)
         except NotFoundError:
             return None
-        rel = parse_release(raw)
+        rel = self.caches.parse_release(raw)
         if rel is None:
             self._unreadable_release(raw)
             return None

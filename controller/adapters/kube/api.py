@@ -116,6 +116,7 @@ class ListResult:
 @dataclass
 class _ListMeta:
     resource_version: str | None
+    continue_: str | None = None
 
 
 def dict_lister(
@@ -164,8 +165,11 @@ def dict_lister(
                 failures = 0
             return response
         raw = call(fn, **fixed, **kwargs)
-        rv = (raw.get("metadata") or {}).get("resourceVersion")
-        return ListResult(items=list(raw.get("items") or []), metadata=_ListMeta(rv))
+        meta = raw.get("metadata") or {}
+        return ListResult(
+            items=list(raw.get("items") or []),
+            metadata=_ListMeta(meta.get("resourceVersion"), meta.get("continue") or None),
+        )
 
     return list_func
 

@@ -2,6 +2,8 @@
 
 The client's informer lists, then watches from the list's resourceVersion, relists on
 410 Gone and reconnects after errors; its cache holds plain dicts (see ``dict_lister``).
+``LeanInformer`` (lean_informer.py) subclasses it: paginated relists that re-announce only
+changed objects, and a cache transform that keeps what the controller reads.
 """
 
 from __future__ import annotations
@@ -10,18 +12,35 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes.informer import SharedInformer
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
 from controller.adapters.kube.api import KubeApi
+from controller.adapters.kube.lean_informer import (
+    PAGE_SIZE,
+    LeanInformer,
+    lean_deployment,
+    lean_object,
+)
 from controller.runtime.ports import JsonDict
 
 
 class KubeInformer:
-    def __init__(self, api: KubeApi, kind: str, watch_timeout: float, resync_seconds: int) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        kind: str,
+        watch_timeout: float,
+        resync_seconds: int,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
         self._synced = threading.Event()
         lister = api.lister(kind, watch_timeout, on_watch=self._synced.set)
-        self._informer = SharedInformer(lister, resync_period=resync_seconds)
+        self._informer = LeanInformer(
+            lister,
+            transform=lean_deployment if kind == "Deployment" else lean_object,
+            page_size=page_size,
+            resync_period=resync_seconds,
+        )
 
     def list(self) -> list[JsonDict]:
         items: list[JsonDict] = self._informer.cache.list()

@@ -1,0 +1,729 @@
+"""``changelane bench controller``: ``changelane run`` at scale on the simulated cluster.
+
+The bench process hosts the simulated cluster and a Prometheus stand-in; the controller is
+``changelane run`` in its own process, so its RSS and CPU are its own. One world per
+Deployment count: N lane Deployments are created before the controller starts (adoption is
+timed from its start), the idle phase is measured, then M of them get a new pod template
+(M live releases) and the busy phase is measured in the same process (the (10k, 1k) run's
+peak RSS therefore includes the adoption of the 10k).
+
+What each figure is:
+
+- ``rss_steady_mib``: median RSS over the measured window; ``rss_peak_mib``: the
+  kernel's high-water mark (VmHWM) at its end.
+- ``cpu_idle_pct``: CPU of the controller over the window, in % of one core (with no
+  releases this is its idle cost: watches, relists, resyncs).
+- ``adoption_s``: controller start to every Deployment adopted (its ``-primary`` exists).
+- ``reconcile_p50_ms``/``p99``: from the controller's own
+  ``changelane_reconcile_duration_seconds`` histogram, over the window (bucket-interpolated,
+  as ``histogram_quantile`` does).
+- ``analysis_lag_p99_ratio``: per release, the longest time between two measurements
+  (``status.lastAnalysisAt`` changes; the gap still open at the window's end counts too)
+  over the lane's interval; the p99 over releases.
+- ``queries_per_tick``: PromQL queries the stand-in answered in the window, per interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from controller.sim.cluster import SimCluster
+
+JsonDict = dict[str, Any]
+NS = "bench"
+LANE = "bench-lane"
+CHECKS = 2
+MIB = 1024 * 1024
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+#: The issue's targets for (10k, 1k) on one replica.
+TARGETS = {
+    "rss_peak_mib": 300.0,
+    "analysis_lag_p99_ratio": 1.2,
+    "reconcile_p99_ms": 50.0,
+    "cpu_idle_pct": 5.0,
+}
+
+
+@dataclass
+class Plan:
+    """One world: ``deployments`` adopted, then each of ``releases`` measured."""
+
+    deployments: int
+    releases: tuple[int, ...]
+    interval_s: int = 30
+    window_s: float = 120.0
+    adopt_timeout_s: float = 900.0
+
+
+@dataclass
+class Run:
+    deployments: int
+    releases: int
+    lanes: int
+    rss_steady_mib: float
+    rss_peak_mib: float
+    cpu_idle_pct: float
+    adoption_s: float | None
+    reconcile_p50_ms: float | None
+    reconcile_p99_ms: float | None
+    analysis_lag_p99_ratio: float | None
+    queries_per_tick: float
+    checks_per_lane: int
+    # Not in the JSON shape: context for the table.
+    queue_depth_max: float = field(default=0.0, repr=False)
+    releases_measured: int = field(default=0, repr=False)
+
+    def json(self) -> JsonDict:
+        data = asdict(self)
+        data.pop("queue_depth_max")
+        data.pop("releases_measured")
+        return data
+
+
+# ---------------------------------------------------------------------- the world
+
+
+def lane_doc(interval_s: int) -> JsonDict:
+    """One lane, 1-hour steps, two checks (a sequential error-rate test and a latency
+    threshold): five queries per release and tick when asked one release at a time."""
+    sel = 'namespace="{{ namespace }}", app="{{ workload }}", track="{{ track }}"'
+    return {
+        "apiVersion": "changelane.dev/v1alpha1",
+        "kind": "ChangeLane",
+        "metadata": {"name": LANE},
+        "spec": {
+            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": LANE}},
+            "agents": [{"id": "bench-agent"}],
+            "provenance": {"required": ["agent", "model", "change"]},
+            "gates": {"maxConcurrentReleases": 100_000, "maxReleasesPerDay": 100_000},
+            "strategy": {
+                "steps": [
+                    {"weight": 10, "minDuration": "1h"},
+                    {"weight": 100, "minDuration": "1h"},
+                ],
+                "progressDeadline": "3h",
+            },
+            "analysis": {
+                "interval": f"{interval_s}s",
+                "checks": [
+                    {
+                        "name": "error-rate",
+                        "kind": "sequential",
+                        "errorsQuery": "sum(increase(http_requests_total{"
+                        + sel
+                        + ', code=~"5.."}[{{ window }}]))',
+                        "totalQuery": "sum(increase(http_requests_total{"
+                        + sel
+                        + "}[{{ window }}]))",
+                        "minSamples": 50,
+                        "inconclusiveLimit": 1_000_000,
+                    },
+                    {
+                        "name": "latency",
+                        "kind": "threshold",
+                        "query": "histogram_quantile(0.95, sum by (le) (rate("
+                        "http_request_duration_seconds_bucket{" + sel + "}[{{ window }}])))",
+                        "threshold": 0.5,
+                        "inconclusiveLimit": 1_000_000,
+                    },
+                ],
+            },
+        },
+    }
+
+
+def deployment_doc(index: int, image: str = "app:1") -> JsonDict:
+    """A lane Deployment as a real API server returns one: with managedFields."""
+    name = f"app-{index:05d}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {"changelane.dev/lane": LANE, "app": name, "team": "bench"},
+            "managedFields": [
+                {
+                    "manager": "kubectl-client-side-apply",
+                    "operation": "Update",
+                    "apiVersion": "apps/v1",
+                    "time": "2026-01-01T00:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {"f:labels": {".": {}, "f:app": {}, "f:team": {}}},
+                        "f:spec": {
+                            "f:replicas": {},
+                            "f:selector": {},
+                            "f:template": {
+                                "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                                "f:spec": {"f:containers": {'k:{"name":"app"}': {}}},
+                            },
+                        },
+                    },
+                }
+            ],
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": name},
+                    "annotations": {
+                        "changelane.dev/agent": "bench-agent",
+                        "changelane.dev/model": "bench-model",
+                        "changelane.dev/change": "0000000a",
+                    },
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": f"registry.example/{image}",
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                            "env": [{"name": "MODE", "value": "bench"}],
+                            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------- Prometheus stand-in
+
+
+class PromStandIn:
+    """Answers every instant query with healthy data (no errors, 1,000 requests, 50 ms)
+    and counts them. A query grouped ``by`` labels gets one series per value that its
+    ``=~`` matchers list, so grouped and single queries both get an answer."""
+
+    def __init__(self, port: int = 0, counter: Any = None) -> None:
+        self.counter = counter
+        self.count = 0
+        self.lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                self._answer((query.get("query") or [""])[0])
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                self._answer((form.get("query") or [""])[0])
+
+            def _answer(self, promql: str) -> None:
+                with stand_in.lock:
+                    stand_in.count += 1
+                if stand_in.counter is not None:
+                    with stand_in.counter.get_lock():
+                        stand_in.counter.value += 1
+                body = json.dumps({"status": "success", "data": stand_in.result(promql)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @staticmethod
+    def value_for(promql: str) -> str:
+        if '"5.."' in promql:
+            return "0"
+        if "histogram_quantile" in promql:
+            return "0.05"
+        return "1000"
+
+    def result(self, promql: str) -> JsonDict:
+        from controller.bench.grouped_answers import grouped_series
+
+        value = [time.time(), self.value_for(promql)]
+        series = grouped_series(promql)
+        if series is None:
+            return {"resultType": "vector", "result": [{"metric": {}, "value": value}]}
+        return {
+            "resultType": "vector",
+            "result": [{"metric": labels, "value": value} for labels in series],
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _serve_stand_in(port: int, counter: Any) -> None:
+    PromStandIn(port, counter).server.serve_forever()
+
+
+class PromStandInProcess:
+    """The stand-in in its own process, so answering queries does not compete for the
+    GIL with the simulated API server that the controller also waits on."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.port = _free_port()
+        self.counter = ctx.Value("q", 0)
+        self.process = ctx.Process(
+            target=_serve_stand_in, args=(self.port, self.counter), daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def count(self) -> int:
+        return int(self.counter.value)
+
+    def start(self) -> None:
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Prometheus stand-in did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=10)
+
+
+# ---------------------------------------------------------------------- the process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Sample:
+    at: float
+    rss: int
+    cpu_s: float
+    queue: float
+
+
+class Probe:
+    """Samples the controller process (RSS, CPU) and its queue depth once a second."""
+
+    def __init__(self, pid: int, metrics_port: int) -> None:
+        self.pid, self.port = pid, metrics_port
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def rss(self) -> tuple[int, int]:
+        """Current and peak RSS in bytes (VmRSS, VmHWM)."""
+        fields = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+        return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
+
+    def cpu_s(self) -> float:
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        parts = stat[stat.rindex(")") + 2 :].split()
+        return (int(parts[11]) + int(parts[12])) / TICKS  # utime + stime
+
+    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        out: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                depth = sum(v for _, v in self.metrics().get("changelane_workqueue_depth", []))
+                self.samples.append(Sample(time.monotonic(), self.rss()[0], self.cpu_s(), depth))
+            except (OSError, ValueError):
+                continue
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def reconcile_buckets(probe: Probe) -> dict[float, float]:
+    """Cumulative bucket counts of every reconcile kind, by upper bound."""
+    out: dict[float, float] = {}
+    for labels, value in probe.metrics().get("changelane_reconcile_duration_seconds_bucket", []):
+        le = float(labels["le"])
+        out[le] = out.get(le, 0.0) + value
+    return out
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float:
+    """``histogram_quantile`` over the increase between two scrapes; NaN if none."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            span = count - lower_count
+            fraction = (rank - lower_count) / span if span > 0 else 1.0
+            return lower_bound + (bound - lower_bound) * fraction
+        lower_bound, lower_count = bound, count
+    return bounds[-2] if len(bounds) > 1 else math.nan
+
+
+def _ms(seconds: float) -> float | None:
+    return None if math.isnan(seconds) else round(seconds * 1000, 1)
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+def _names(sim: SimCluster, ref: str) -> list[JsonDict]:
+    return [s.obj() for s in sim.store.list(ref, NS).items]
+
+
+def _primaries(sim: SimCluster) -> int:
+    return sum(1 for s in sim.store.list("deployments", NS).items if s.name.endswith("-primary"))
+
+
+_LAST_ANALYSIS = re.compile(rb'"lastAnalysisAt":\s*"([^"]+)"')
+
+
+def _analysis_times(sim: SimCluster) -> dict[str, float]:
+    """Each release's ``status.lastAnalysisAt``, read from the stored JSON without decoding
+    it: the bench shares the simulated API server's process and must not slow it down."""
+    out: dict[str, float] = {}
+    for stored in sim.store.list("lanereleases", NS).items:
+        match = _LAST_ANALYSIS.search(stored.raw)
+        if match:
+            out[stored.name] = datetime.fromisoformat(match.group(1).decode()).timestamp()
+    return out
+
+
+def lag_ratios(
+    history: dict[str, list[float]], window_end: float, interval_s: float
+) -> list[float]:
+    """Per release: the longest gap between its measurements, the open one included."""
+    ratios = []
+    for stamps in history.values():
+        points = sorted(set(stamps))
+        gaps = [b - a for a, b in itertools.pairwise(points)]
+        gaps.append(window_end - points[-1])
+        ratios.append(max(gaps) / interval_s)
+    return ratios
+
+
+def p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)], 2)
+
+
+@contextmanager
+def controller_process(
+    sim: SimCluster, prometheus: PromStandInProcess, workdir: Path, extra: list[str]
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
+    flags = workdir / "flags.json"
+    flags.write_text(
+        json.dumps(
+            {
+                "flags": {
+                    f"changelane.lane.{LANE}.autonomy": {
+                        "state": "ENABLED",
+                        "variants": {"on": True, "off": False},
+                        "defaultVariant": "on",
+                    }
+                }
+            }
+        )
+    )
+    port = _free_port()
+    log = (workdir / "controller.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "controller", "run",
+            "--kubeconfig", str(kubeconfig),
+            "--no-leader-election",
+            "--instance", "bench-0",
+            "--metrics-port", str(port), "--metrics-address", "127.0.0.1",
+            "--prometheus-url", prometheus.url,
+            "--flag-provider", "file", "--flag-file", str(flags),
+            "--log-level", "warning",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield proc, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait(predicate: Any, timeout: float, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the controller exited ({proc.returncode}) while {what}")
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"timed out after {timeout:.0f}s {what}")
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def measure_window(
+    sim: SimCluster,
+    probe: Probe,
+    prometheus: PromStandInProcess,
+    plan: Plan,
+    deployments: int,
+    releases: int,
+    adoption_s: float | None,
+) -> Run:
+    before = reconcile_buckets(probe)
+    queries_before = prometheus.count
+    started = time.monotonic()
+    wall_started = time.time()
+    cpu_before = probe.cpu_s()
+    history: dict[str, list[float]] = {}
+    if releases:
+        for name, at in _analysis_times(sim).items():
+            history.setdefault(name, []).append(at)
+    while time.monotonic() - started < plan.window_s:
+        time.sleep(min(2.0, plan.window_s - (time.monotonic() - started)))
+        if releases:
+            for name, at in _analysis_times(sim).items():
+                history.setdefault(name, []).append(at)
+    elapsed = time.monotonic() - started
+    cpu = probe.cpu_s() - cpu_before
+    queries = prometheus.count - queries_before
+    after = reconcile_buckets(probe)
+    window = [s for s in probe.samples if s.at >= started]
+    rss_now, rss_peak = probe.rss()
+    # Releases that had not been measured once before the window opened count from its start.
+    for name in {r["metadata"]["name"] for r in _names(sim, "lanereleases")} - set(history):
+        history[name] = [wall_started]
+    ratios = lag_ratios(history, time.time(), plan.interval_s) if releases else []
+    return Run(
+        deployments=deployments,
+        releases=releases,
+        lanes=1,
+        rss_steady_mib=round(statistics.median([s.rss for s in window] or [rss_now]) / MIB, 1),
+        rss_peak_mib=round(rss_peak / MIB, 1),
+        cpu_idle_pct=round(100 * cpu / elapsed, 1),
+        adoption_s=adoption_s,
+        reconcile_p50_ms=_ms(histogram_quantile(0.5, before, after)),
+        reconcile_p99_ms=_ms(histogram_quantile(0.99, before, after)),
+        analysis_lag_p99_ratio=p99(ratios),
+        queries_per_tick=round(queries * plan.interval_s / elapsed, 1),
+        checks_per_lane=CHECKS,
+        queue_depth_max=max((s.queue for s in window), default=0.0),
+        releases_measured=sum(1 for v in history.values() if len(set(v)) > 1),
+    )
+
+
+def run_plan(
+    plan: Plan,
+    extra_args: list[str] | None = None,
+    echo: Any = print,
+    into: list[Run] | None = None,
+) -> list[Run]:
+    runs: list[Run] = [] if into is None else into
+    prometheus = PromStandInProcess()
+    prometheus.start()  # before the simulated cluster's threads exist
+    with (
+        tempfile.TemporaryDirectory(prefix="changelane-bench-") as tmp,
+        SimCluster(ready_delay=0.5, history_limit=500_000, emit_events=False) as sim,
+    ):
+        workdir = Path(tmp)
+        try:
+            sim.store.create("namespaces", {"metadata": {"name": NS}})
+            sim.store.create("changelanes", lane_doc(plan.interval_s))
+            for i in range(plan.deployments):
+                sim.store.create("deployments", deployment_doc(i), namespace=NS)
+            echo(f"  {plan.deployments} Deployments created; starting changelane run")
+            with controller_process(sim, prometheus, workdir, extra_args or []) as (proc, port):
+                started = time.monotonic()
+                _wait(lambda: _ready(port), 300, proc, "waiting for /readyz")
+                probe = Probe(proc.pid, port)
+                probe.start()
+                _wait(
+                    lambda: _primaries(sim) >= plan.deployments,
+                    plan.adopt_timeout_s,
+                    proc,
+                    f"adopting {plan.deployments} Deployments",
+                )
+                adoption_s = round(time.monotonic() - started, 1)
+                echo(f"  adopted in {adoption_s}s")
+                time.sleep(min(10.0, plan.window_s / 4))  # let the adoption writes settle
+                for releases in plan.releases:
+                    if releases:
+                        _start_releases(sim, releases, plan, proc)
+                        echo(f"  {releases} releases progressing")
+                    run = measure_window(
+                        sim, probe, prometheus, plan, plan.deployments, releases, adoption_s
+                    )
+                    echo(f"  measured {run.deployments}/{run.releases}")
+                    runs.append(run)
+                probe.stop()
+        finally:
+            prometheus.stop()
+    return runs
+
+
+def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
+    for i in range(count):
+        name = f"app-{i:05d}"
+        dep = sim.store.get_obj("deployments", NS, name)
+        template = dep["spec"]["template"]
+        template["spec"]["containers"][0]["image"] = "registry.example/app:2"
+        template["metadata"]["annotations"]["changelane.dev/change"] = "0000000b"
+        sim.store.update("deployments", dep, namespace=NS, name=name)
+
+    def phases() -> Counter[str]:
+        return Counter(
+            str((r.get("status") or {}).get("phase")) for r in _names(sim, "lanereleases")
+        )
+
+    try:
+        _wait(
+            lambda: phases()["Progressing"] >= count,
+            max(120.0, count * 1.0),
+            proc,
+            f"starting {count} releases",
+        )
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; releases by phase: {dict(phases())}") from exc
+    # Give every release its first measurement before the window opens.
+    time.sleep(plan.interval_s)
+
+
+# ---------------------------------------------------------------------- plans and output
+
+
+def full_plans() -> list[Plan]:
+    return [
+        Plan(deployments=1_000, releases=(0,), window_s=90.0),
+        Plan(deployments=10_000, releases=(0, 1_000), window_s=150.0),
+    ]
+
+
+def quick_plans() -> list[Plan]:
+    return [Plan(deployments=40, releases=(0, 10), interval_s=2, window_s=8.0)]
+
+
+def table(runs: list[Run]) -> str:
+    head = (
+        f"{'deploys':>8} {'releases':>8} {'RSS MiB':>8} {'peak':>7} {'CPU %':>6} "
+        f"{'adopt s':>8} {'rec p50':>8} {'rec p99':>8} {'lag p99':>8} {'q/tick':>7} "
+        f"{'checks':>6} {'queue':>6} {'measured':>8}"
+    )
+    lines = [head, "-" * len(head)]
+
+    def f(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    for r in runs:
+        lines.append(
+            f"{r.deployments:>8} {r.releases:>8} {r.rss_steady_mib:>8g} {r.rss_peak_mib:>7g} "
+            f"{r.cpu_idle_pct:>6g} {f(r.adoption_s):>8} {f(r.reconcile_p50_ms):>8} "
+            f"{f(r.reconcile_p99_ms):>8} {f(r.analysis_lag_p99_ratio):>8} "
+            f"{r.queries_per_tick:>7g} {r.checks_per_lane:>6} {r.queue_depth_max:>6g} "
+            f"{r.releases_measured:>8}"
+        )
+    lines.append(
+        "RSS/CPU of the controller process; CPU in % of one core over the window; rec = "
+        "reconcile ms; lag = p99 over releases of (longest gap between measurements / "
+        "interval); queue = max work-queue depth; measured = releases measured twice or more."
+    )
+    return "\n".join(lines)
+
+
+def run(quick: bool = False, echo: Any = print) -> tuple[list[Run], list[str]]:
+    """The runs measured, and what failed (a world that failed keeps the runs it
+    measured before failing; the next world still runs)."""
+    runs: list[Run] = []
+    failures: list[str] = []
+    for plan in quick_plans() if quick else full_plans():
+        echo(f"world of {plan.deployments} Deployments, releases {list(plan.releases)}")
+        try:
+            run_plan(plan, echo=echo, into=runs)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            failures.append(f"world of {plan.deployments} Deployments: {exc}")
+            echo(f"  FAILED: {exc}")
+    return runs, failures
+
+
+def write_json(runs: list[Run], path: Path) -> None:
+    path.write_text(json.dumps({"runs": [r.json() for r in runs]}, indent=2) + "\n")

@@ -1,0 +1,163 @@
+"""Indexes over the informers' caches, kept current by their events.
+
+A release reconcile needs the other releases of its lane (the concurrency gate) and a
+Deployment event needs the releases of its own workload. Scanning and re-parsing every
+LaneRelease for that made a release reconcile O(releases) with pydantic in the loop
+(about 240 us per object): quadratic per tick. Here each LaneRelease is parsed at most
+once per ``resourceVersion`` and found by lane or by workload through a dict.
+
+An object that does not parse is indexed (its key is known) but yields nothing; the
+reconciler reports it when it reconciles that object.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from controller.core.models import ChangeLane, LaneRelease
+
+JsonDict = dict[str, Any]
+T = TypeVar("T")
+Key = tuple[str, str]  # (namespace, name)
+
+
+def _meta(obj: JsonDict) -> JsonDict:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def key_of(obj: JsonDict) -> Key:
+    meta = _meta(obj)
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def resource_version(obj: JsonDict) -> str | None:
+    rv = _meta(obj).get("resourceVersion")
+    return None if rv is None else str(rv)
+
+
+@dataclass
+class _Entry(Generic[T]):
+    rv: str | None
+    parsed: T | None
+
+
+class ParseCache(Generic[T]):
+    """``parse(raw)`` memoised per object key and resourceVersion (None: does not parse)."""
+
+    def __init__(self, parse: Callable[[JsonDict], T | None]) -> None:
+        self._parse = parse
+        self._entries: dict[Key, _Entry[T]] = {}
+        self._lock = threading.Lock()
+
+    def parse(self, raw: JsonDict) -> T | None:
+        key, rv = key_of(raw), resource_version(raw)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and rv is not None and entry.rv == rv:
+                return entry.parsed
+        parsed = self._parse(raw)  # outside the lock: pydantic is the slow part
+        with self._lock:
+            # The newest read wins: the informer and a fresh GET agree within a moment.
+            self._entries[key] = _Entry(rv, parsed)
+        return parsed
+
+    def forget(self, raw: JsonDict) -> None:
+        with self._lock:
+            self._entries.pop(key_of(raw), None)
+
+
+def parse_release(raw: JsonDict) -> LaneRelease | None:
+    try:
+        return LaneRelease.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+class ReleaseIndex:
+    """LaneReleases by lane and by target workload, parsed once per change."""
+
+    def __init__(self) -> None:
+        self.cache: ParseCache[LaneRelease] = ParseCache(parse_release)
+        self._raw: dict[Key, JsonDict] = {}
+        self._by_lane: dict[str, set[Key]] = {}
+        self._by_workload: dict[Key, set[Key]] = {}
+        self._where: dict[Key, tuple[str, Key]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _place(raw: JsonDict) -> tuple[str, Key]:
+        spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
+        assert isinstance(spec, dict)
+        target = spec.get("target") if isinstance(spec.get("target"), dict) else {}
+        assert isinstance(target, dict)
+        ns = str(target.get("namespace") or _meta(raw).get("namespace") or "")
+        return str(spec.get("lane") or ""), (ns, str(target.get("name") or ""))
+
+    def upsert(self, raw: JsonDict) -> None:
+        key = key_of(raw)
+        lane, workload = self._place(raw)
+        with self._lock:
+            self._drop(key)
+            self._raw[key] = raw
+            self._where[key] = (lane, workload)
+            self._by_lane.setdefault(lane, set()).add(key)
+            self._by_workload.setdefault(workload, set()).add(key)
+
+    def remove(self, raw: JsonDict) -> None:
+        with self._lock:
+            self._drop(key_of(raw))
+        self.cache.forget(raw)
+
+    def _drop(self, key: Key) -> None:
+        self._raw.pop(key, None)
+        where = self._where.pop(key, None)
+        if where is None:
+            return
+        lane, workload = where
+        _discard(self._by_lane, lane, key)
+        _discard(self._by_workload, workload, key)
+
+    def _parsed(self, keys: set[Key] | None) -> list[LaneRelease]:
+        with self._lock:
+            raws = [self._raw[k] for k in sorted(keys or ()) if k in self._raw]
+        return [rel for rel in map(self.cache.parse, raws) if rel is not None]
+
+    def of_lane(self, lane: str) -> list[LaneRelease]:
+        with self._lock:
+            keys = set(self._by_lane.get(lane, ()))
+        return self._parsed(keys)
+
+    def of_workload(self, namespace: str, name: str) -> list[LaneRelease]:
+        with self._lock:
+            keys = set(self._by_workload.get((namespace, name), ()))
+        return self._parsed(keys)
+
+    def keys_of_workload(self, namespace: str, name: str) -> list[Key]:
+        with self._lock:
+            return sorted(self._by_workload.get((namespace, name), ()))
+
+
+def _discard(index: dict[Any, set[Key]], at: Any, key: Key) -> None:
+    keys = index.get(at)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[at]
+
+
+def parse_lane_or_none(parse: Callable[[JsonDict], ChangeLane]) -> Callable[[JsonDict], Any]:
+    """Wrap the reconciler's lane parser so the cache remembers a failure as None."""
+
+    def parse_lane(raw: JsonDict) -> ChangeLane | ValidationError:
+        try:
+            return parse(raw)
+        except ValidationError as exc:
+            return exc
+
+    return parse_lane

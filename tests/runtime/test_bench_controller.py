@@ -1,0 +1,76 @@
+"""``changelane bench controller --quick``: the CI slice of the scale benchmark, run for real
+(simulated cluster, Prometheus stand-in, ``changelane run`` as its own process)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from controller.bench.controller_scale import histogram_quantile, lag_ratios
+from controller.bench.grouped_answers import grouped_series
+from controller.cli.main import cli
+
+FIELDS = {
+    "deployments",
+    "releases",
+    "lanes",
+    "rss_steady_mib",
+    "rss_peak_mib",
+    "cpu_idle_pct",
+    "adoption_s",
+    "reconcile_p50_ms",
+    "reconcile_p99_ms",
+    "analysis_lag_p99_ratio",
+    "queries_per_tick",
+    "checks_per_lane",
+}
+
+
+def test_histogram_quantile_interpolates_within_the_bucket() -> None:
+    before = {0.01: 0.0, 0.1: 0.0, math.inf: 0.0}
+    after = {0.01: 50.0, 0.1: 100.0, math.inf: 100.0}
+    assert histogram_quantile(0.5, before, after) == pytest.approx(0.01)
+    assert histogram_quantile(0.75, before, after) == pytest.approx(0.055)
+    assert math.isnan(histogram_quantile(0.5, after, after))
+
+
+def test_lag_counts_the_gap_still_open_at_the_end() -> None:
+    ratios = lag_ratios({"a": [0.0, 30.0, 60.0], "b": [0.0, 30.0]}, window_end=70.0, interval_s=30)
+    assert ratios == [pytest.approx(1.0), pytest.approx(40 / 30)]
+
+
+def test_stand_in_answers_a_grouped_query_per_listed_value() -> None:
+    query = 'sum by (app, track) (x{app=~"a|b\\\\.c", track=~"canary|baseline"})'
+    assert grouped_series(query) == [
+        {"app": "a", "track": "canary"},
+        {"app": "a", "track": "baseline"},
+        {"app": "b.c", "track": "canary"},
+        {"app": "b.c", "track": "baseline"},
+    ]
+    assert grouped_series('histogram_quantile(0.9, sum by (le) (x{app="a"}))') is None
+
+
+@pytest.mark.slow
+def test_quick_slice_writes_the_issue_shape_with_sane_values(tmp_path: Path) -> None:
+    out = tmp_path / "controller.json"
+    result = CliRunner().invoke(cli, ["bench", "controller", "--quick", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["deployments"], r["releases"]) for r in runs] == [(40, 0), (40, 10)]
+    for r in runs:
+        assert set(r) == FIELDS
+        assert 20 < r["rss_steady_mib"] <= r["rss_peak_mib"] < 2000
+        assert 0 <= r["cpu_idle_pct"] < 200
+        assert 0 < r["adoption_s"] < 120
+        assert r["lanes"] == 1 and r["checks_per_lane"] == 2
+    idle, busy = runs
+    assert idle["queries_per_tick"] == 0 and idle["analysis_lag_p99_ratio"] is None
+    # Every release was measured, on a cadence near the lane's interval (2 s, loaded CI).
+    assert 0.9 <= busy["analysis_lag_p99_ratio"] < 5
+    assert busy["queries_per_tick"] > 0
+    assert 0 < busy["reconcile_p50_ms"] <= busy["reconcile_p99_ms"]
+    assert "lag p99" in result.output
