@@ -34,6 +34,7 @@ from controller.runtime.gates import LaneGates
 from controller.runtime.health import serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
 from controller.runtime.ports import Analyzer
 
 log = structlog.get_logger("changelane.run")
@@ -199,6 +200,25 @@ def provider_config(
     default=None,
     help="Provider registered under changelane.flag_providers (--flag-provider entry-point).",
 )
+@click.option(
+    "--notifications",
+    "notifications_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Controller-wide notification destinations (YAML shaped like a lane's "
+    "spec.notifications); lanes add their own.",
+)
+@click.option(
+    "--notification-secrets",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the mounted notification Secret: one file per secretKey, holding a URL.",
+)
+@click.option(
+    "--dashboard-url",
+    default=None,
+    help="Where people reach the dashboard (notifications link to it).",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
 @click.option(
@@ -226,6 +246,9 @@ def run(
     flagd_port: int | None,
     flag_file: Path | None,
     flag_entry_point: str | None,
+    notifications_file: Path | None,
+    notification_secrets: Path | None,
+    dashboard_url: str | None,
     workers: int,
     resync: int,
     log_level: str,
@@ -277,6 +300,14 @@ def run(
         ),
         metrics=metrics,  # reconcile, queue depth, leader, analysis, gates, outcomes
     )
+    try:
+        defaults = load_defaults(notifications_file) if notifications_file else None
+    except NotificationConfigError as err:
+        raise click.BadParameter(str(err), param_hint="--notifications") from None
+    notifier = attach_notifier(
+        controller, defaults=defaults, secret_dir=notification_secrets, dashboard_url=dashboard_url
+    )
+    sink.add(notifier)  # a subscriber of the decision records; delivery is off-thread
     probes = serve_probes(
         metrics, controller.alive, controller.ready, metrics_port, metrics_address
     )
@@ -288,6 +319,7 @@ def run(
                 durable.close()  # hand the log's lock to whoever leads now
     finally:
         controller.stop()
+        notifier.close(wait=False)
         probes.stop()
         if durable is not None:
             durable.close()

@@ -41,6 +41,7 @@ from controller.adapters.metrics.prometheus_process import (
     ScrapeTarget,
     prometheus_binary,
 )
+from controller.adapters.notify.transports import redact
 from controller.core.audit import AuditRecord
 from controller.core.canary import primary_name, template_hash
 from controller.core.models import API_GROUP, API_VERSION
@@ -51,6 +52,7 @@ from controller.demo.workload import SimulatedWorkload
 from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
+from controller.runtime.notifications import attach_notifier, webhook_defaults
 from controller.sim.cluster import SimCluster
 
 TERMINAL = ("Promoted", "RolledBack", "Rejected")
@@ -113,6 +115,8 @@ class DemoOptions:
     use_prometheus: bool | None = None  # None: when the binary is on PATH
     release_timeout_s: float = 90.0
     out: TextIO | None = None
+    #: Send the demo's notifications (CloudEvents JSON) to this URL.
+    webhook: str | None = None
     on_ready: Callable[[SimCluster, Path], None] | None = None
 
 
@@ -253,6 +257,11 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
                 retry_period=1,
             ),
         )
+        if opts.webhook:
+            notifier = attach_notifier(controller, defaults=webhook_defaults(opts.webhook))
+            sink.add(notifier)
+            stack.callback(notifier.close)
+            say(f"notifications       CloudEvents JSON to {redact(opts.webhook)} (every event)")
         controller.start()
         stack.callback(controller.stop)
         say(

@@ -70,6 +70,13 @@ class ControllerMetrics:
             buckets=QUERY_BUCKETS,
             registry=r,
         )
+        self.notification_attempts = Counter(
+            "changelane_notification_attempts_total",
+            "Notification delivery attempts by lane, destination, event and outcome "
+            "(delivered, retrying, gave_up, refused: a bad destination or a 4xx).",
+            ["lane", "destination", "event", "outcome"],
+            registry=r,
+        )
         self.analysis_query_errors = Counter(
             "changelane_analysis_query_errors_total",
             "Analysis queries that failed (error, timeout, unusable answer).",

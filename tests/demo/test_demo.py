@@ -16,6 +16,7 @@ import pytest
 from controller.adapters.audit.log import verify
 from controller.adapters.metrics.prometheus_process import prometheus_binary
 from controller.demo.runner import DemoOptions, run_demo
+from tests.notify.receiver import receiver
 
 REQUIRE_PROMETHEUS = os.environ.get("CHANGELANE_REQUIRE_PROMETHEUS") == "1"
 
@@ -38,10 +39,17 @@ def test_demo_promotes_the_good_release_and_rolls_back_the_bad_one(
         pytest.skip("prometheus binary not installed")
     audit = tmp_path / "audit.jsonl"
     started = time.monotonic()
-    with open(os.devnull, "w") as quiet:
+    with open(os.devnull, "w") as quiet, receiver() as rx:
         result = run_demo(
-            DemoOptions(audit_log=audit, use_prometheus=backend == "prometheus", out=quiet)
+            DemoOptions(
+                audit_log=audit,
+                use_prometheus=backend == "prometheus",
+                out=quiet,
+                webhook=rx.url,  # --webhook: the demo's notifications as CloudEvents
+            )
         )
+    types = sorted(e.body["type"].rsplit(".", 1)[1] for e in rx.received)
+    assert types == ["promoted", "rolledBack"]
     elapsed = time.monotonic() - started
     data = result.as_json()
     assert data["metrics_backend"] == backend

@@ -22,6 +22,7 @@ from controller.core.models.common import (
     ObjectMeta,
     parse_duration,
 )
+from controller.core.models.notifications import NotificationsSpec
 from controller.core.promql import template_problems
 
 KIND = "ChangeLane"
@@ -383,12 +384,27 @@ class ChangeLaneSpec(CamelModel):
     strategy: StrategySpec
     analysis: AnalysisSpec
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    notifications: NotificationsSpec = Field(
+        default_factory=NotificationsSpec,
+        description="Who hears about rollbacks, rejections, long gates, pauses, suspensions.",
+    )
 
     @model_validator(mode="after")
     def _intervals_parse(self) -> Self:
         for text in (self.strategy.progress_deadline, self.analysis.interval):
             parse_duration(text)
+        inline = self.notifications.without_inline_urls()
+        if inline:
+            raise ValueError("notifications." + "; notifications.".join(inline))
         return self
+
+
+class NotificationState(CamelModel):
+    destination: str
+    ok: bool
+    last_attempt: datetime
+    last_event: str | None = None
+    last_error: str | None = None
 
 
 class ChangeLaneStatus(CamelModel):
@@ -403,6 +419,10 @@ class ChangeLaneStatus(CamelModel):
     recent_outcomes: list[str] = Field(default_factory=list)
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    notifications: list[NotificationState] = Field(
+        default_factory=list,
+        description="Last delivery per destination: on-call sees a broken destination here.",
+    )
 
 
 class ChangeLane(CamelModel):
