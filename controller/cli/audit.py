@@ -18,7 +18,7 @@ import click
 
 from controller.adapters.audit.log import Problem, verify
 from controller.adapters.audit.source import AuditSource, FileAuditSource
-from controller.core.audit import AuditRecord, Evidence
+from controller.core.audit import AuditRecord, Evidence, step_text
 from controller.core.audit_query import (
     AuditFilter,
     LaneEvent,
@@ -261,8 +261,9 @@ def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
         position = []
         if record.phase_to and record.phase_to != record.phase_from:
             position.append(f"{record.phase_from or '-'} -> {record.phase_to}")
-        if record.step is not None:
-            position.append(f"step {record.step}")
+        step = step_text(record.step, record.steps)
+        if step is not None:
+            position.append(step)
         if record.weight is not None:
             position.append(f"weight {record.weight}%")
         text = f"{_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "

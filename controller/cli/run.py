@@ -31,7 +31,7 @@ from controller.core.audit import AuditRecord
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import LaneGates
-from controller.runtime.health import serve_probes
+from controller.runtime.health import PortInUseError, serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
@@ -308,9 +308,15 @@ def run(
         controller, defaults=defaults, secret_dir=notification_secrets, dashboard_url=dashboard_url
     )
     sink.add(notifier)  # a subscriber of the decision records; delivery is off-thread
-    probes = serve_probes(
-        metrics, controller.alive, controller.ready, metrics_port, metrics_address
-    )
+    try:
+        probes = serve_probes(
+            metrics, controller.alive, controller.ready, metrics_port, metrics_address
+        )
+    except PortInUseError as err:
+        notifier.close(wait=False)
+        if kill_switch is not None:
+            kill_switch.close()
+        raise click.ClickException(str(err)) from None
     log.info("serving probes", port=probes.port, address=metrics_address, instance=identity)
     controller.start()
     try:

@@ -407,7 +407,7 @@ def _ship(
         key = (phase, status.get("currentStep"), status.get("weight"))
         if rel is not None and key != seen:
             seen = key
-            step = status.get("currentStep", 0) + 1
+            step = status.get("step") or str(status.get("currentStep", 0) + 1)
             say(
                 f"  {time.monotonic() - shipped:5.1f}s  {phase:<12} step {step}"
                 f"  canary weight {status.get('weight', 0)}%"

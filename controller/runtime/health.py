@@ -7,6 +7,7 @@ its objects. Leadership is not required for either: a standby is healthy and rea
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -50,6 +51,16 @@ def probes_app(
     return app
 
 
+class PortInUseError(Exception):
+    """The port cannot be bound; the message is one line for the user."""
+
+
+def port_problem(addr: str, port: int, err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} on {addr} is already in use (choose another with --metrics-port)"
+    return f"cannot listen on {addr}:{port}: {err.strerror or err}"
+
+
 def serve_probes(
     metrics: ControllerMetrics,
     alive: Callable[[], bool],
@@ -58,13 +69,16 @@ def serve_probes(
     addr: str = "127.0.0.1",
 ) -> MetricsServer:
     """Serve metrics and probes from a daemon thread (``port=0``: any free port)."""
-    server = make_server(
-        addr,
-        port,
-        probes_app(metrics, alive, ready),
-        server_class=_ThreadingServer,
-        handler_class=_QuietHandler,
-    )
+    try:
+        server = make_server(
+            addr,
+            port,
+            probes_app(metrics, alive, ready),
+            server_class=_ThreadingServer,
+            handler_class=_QuietHandler,
+        )
+    except OSError as err:
+        raise PortInUseError(port_problem(addr, port, err)) from None
     thread = threading.Thread(target=server.serve_forever, name="probes", daemon=True)
     thread.start()
     return MetricsServer(server, thread)

@@ -58,7 +58,8 @@ class ControllerMetrics:
         )
         self.regression_detection = Histogram(
             "changelane_regression_detection_seconds",
-            "Time from regression onset (first failing measurement window) to rollback.",
+            "Time from regression onset (the start of the step that rolled back, else the first "
+            "failing measurement) to the rollback decision.",
             ["lane"],
             buckets=DETECTION_BUCKETS,
             registry=r,

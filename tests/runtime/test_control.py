@@ -106,9 +106,16 @@ def test_status_shows_lanes_and_releases_with_measurements_and_conditions(
         assert view["lastMeasurements"][0]["canary"] == 0.3
         assert {c["type"] for c in view["conditions"]} >= {"Progressing"}
         assert view["provenance"]["agent"] == "claude-code"
+        # One step numbering: the first of two steps is step 1 in the JSON, the text, the
+        # stored status (kubectl describe) and the audit trail.
+        assert (view["step"], view["steps"]) == (1, 2)
+        stored = env.release(name) or {}
+        assert stored["status"]["step"] == "1/2"
 
         text = run(env, "status", name).output
         assert "phase      RolledBack" in text and "errors" in text and "canary=0.3" in text
+        assert "step 1/2" in text
+        assert "step 1/2" in run(env, "audit", "show", name).output
         assert "AnalysisFailed" in text
 
         overview = run(env, "status")

@@ -51,12 +51,15 @@ def values(c: AnalysisCheck, canary: Any, baseline: Any = None, window: int = 60
 
 def test_sequential_fails_a_clear_regression_with_a_sentence_naming_values_and_statistic() -> None:
     m = run(
-        sequential(),
+        sequential(threshold=0.05),
         counts_sample("docs", "error-rate", 120, canary=(41, 1000), baseline=(9, 1000)),
     )
     assert m.verdict is Verdict.FAIL
     assert m.canary == pytest.approx(0.041) and m.baseline == pytest.approx(0.009)
-    assert m.threshold == 0.01
+    # The lane's limit is the threshold; alpha and the p-value are named as what they are.
+    assert m.threshold == 0.05
+    assert m.alpha == 0.01
+    assert m.p_value is not None and m.p_value < 0.01
     assert "error ratio 4.10% canary vs 0.90% baseline" in m.message
     assert "sequential test p=" in m.message and "< 0.01" in m.message
     assert m.statistic is not None and m.statistic.startswith("msprt p=")

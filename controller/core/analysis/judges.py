@@ -45,12 +45,16 @@ class _InconclusiveError(Exception):
         baseline: float | None = None,
         threshold: float | None = None,
         statistic: str | None = None,
+        alpha: float | None = None,
+        p_value: float | None = None,
     ) -> None:
         super().__init__(message)
         self.canary = canary
         self.baseline = baseline
         self.threshold = threshold
         self.statistic = statistic
+        self.alpha = alpha
+        self.p_value = p_value
 
 
 class _QueryFailedError(Exception):
@@ -73,6 +77,8 @@ class _Tick:
         baseline: float | None = None,
         threshold: float | None = None,
         statistic: str | None = None,
+        alpha: float | None = None,
+        p_value: float | None = None,
     ) -> Measurement:
         return Measurement(
             check=self.check,
@@ -83,6 +89,8 @@ class _Tick:
             canary=_finite_or_none(canary),
             baseline=_finite_or_none(baseline),
             threshold=_finite_or_none(threshold),
+            alpha=alpha,
+            p_value=_finite_or_none(p_value),
             statistic=statistic,
             message=message,
         )
@@ -110,6 +118,8 @@ def judge(check: AnalysisCheck, sample: CheckSample, *, step: int, now: datetime
             baseline=exc.baseline,
             threshold=exc.threshold,
             statistic=exc.statistic,
+            alpha=exc.alpha,
+            p_value=exc.p_value,
         )
 
 
@@ -314,7 +324,8 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     if c_total <= 0 or b_total <= 0:
         raise _InconclusiveError(
             f"no traffic to compare: canary {c_total:.0f}, baseline {b_total:.0f} events",
-            threshold=alpha,
+            threshold=check.threshold,
+            alpha=alpha,
         )
     mde, power = check.min_detectable_effect, check.power
     if check.direction is Direction.HIGHER_IS_BETTER:
@@ -323,7 +334,14 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     else:
         r = sequential_test(c_bad, c_total, b_bad, b_total, mde=mde, alpha=alpha, power=power)
     canary_ratio, baseline_ratio = c_bad / c_total, b_bad / b_total
-    values = {"canary": canary_ratio, "baseline": baseline_ratio, "threshold": alpha}
+    # The lane's limit is the threshold; alpha is the test's level, named as such.
+    values = {
+        "canary": canary_ratio,
+        "baseline": baseline_ratio,
+        "threshold": check.threshold,
+        "alpha": alpha,
+        "p_value": r.p_regression,
+    }
     head = (
         f"error ratio {_pct(canary_ratio)} canary vs {_pct(baseline_ratio)} baseline "
         f"(x{_ratio(canary_ratio, baseline_ratio):.2f})"
