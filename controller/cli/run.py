@@ -14,21 +14,26 @@ import logging
 import signal
 import socket
 import threading
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 import click
 import structlog
 
-from controller.adapters.audit.log import AuditLog, FsyncPolicy
+from controller.adapters.audit.anchor import DEFAULT_NAME as DEFAULT_ANCHOR
+from controller.adapters.audit.anchor import AuditAnchor
+from controller.adapters.audit.log import FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
 from controller.adapters.audit.sink import AuditSink, build_audit_sink
 from controller.adapters.flags.kill_switch import KillSwitch
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
 from controller.adapters.kube.client import api_client
-from controller.core.audit import AuditRecord
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.core.models.common import parse_duration
+from controller.core.retention import RetentionPolicy
+from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import LaneGates
 from controller.runtime.health import PortInUseError, serve_probes
@@ -36,9 +41,11 @@ from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
 from controller.runtime.ports import Analyzer
+from controller.runtime.retention import ReleaseRetention
 
 log = structlog.get_logger("changelane.run")
 
+RETENTION_EVERY_S = 60.0
 FLAG_PROVIDERS = ("flagd", "flagd-in-process", "file", "entry-point", "none")
 
 
@@ -57,28 +64,6 @@ class NoMetricsAnalyzer:
             message=f"lane {lane.name}, check {check.name}: no metrics backend configured "
             "(changelane run --prometheus-url)",
         )
-
-
-class LeaderAuditLog:
-    """The durable audit log, opened on the first record: only the leader appends, and a
-    standby must not hold the log's lock while it waits (a shared volume)."""
-
-    def __init__(self, path: Path, fsync: FsyncPolicy) -> None:
-        self.path, self.fsync = path, fsync
-        self._log: AuditLog | None = None
-        self._lock = threading.Lock()
-
-    def emit(self, record: AuditRecord) -> None:
-        with self._lock:
-            if self._log is None:
-                self._log = AuditLog(self.path, fsync=self.fsync)
-            self._log.emit(record)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
 
 
 def build_analyzer(prometheus_url: str | None) -> Analyzer:
@@ -168,6 +153,12 @@ def provider_config(
     help="The durable hash-chained audit log (JSON lines).",
 )
 @click.option(
+    "--audit-anchor",
+    default=DEFAULT_ANCHOR,
+    show_default=True,
+    help="ConfigMap (in the Lease's namespace) holding the chain's anchored head.",
+)
+@click.option(
     "--audit-fsync",
     type=click.Choice([p.value for p in FsyncPolicy]),
     default=FsyncPolicy.ALWAYS.value,
@@ -219,6 +210,19 @@ def provider_config(
     default=None,
     help="Where people reach the dashboard (notifications link to it).",
 )
+@click.option(
+    "--keep-releases",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Finished LaneReleases kept per workload (0: keep all; the newest is always kept).",
+)
+@click.option(
+    "--release-ttl",
+    default=None,
+    metavar="DURATION",
+    help="Delete finished LaneReleases older than this (e.g. 720h; default: no age limit).",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
 @click.option(
@@ -239,6 +243,7 @@ def run(
     metrics_port: int,
     metrics_address: str,
     audit_log: Path | None,
+    audit_anchor: str,
     audit_fsync: str,
     prometheus_url: str | None,
     flag_provider: str,
@@ -249,6 +254,8 @@ def run(
     notifications_file: Path | None,
     notification_secrets: Path | None,
     dashboard_url: str | None,
+    keep_releases: int,
+    release_ttl: str | None,
     workers: int,
     resync: int,
     log_level: str,
@@ -260,6 +267,11 @@ def run(
             f"{renew_deadline} must be shorter than --lease-duration {lease_duration}",
             param_hint="--renew-deadline",
         )
+    try:
+        ttl = timedelta(seconds=parse_duration(release_ttl)) if release_ttl else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--release-ttl") from None
+    policy = RetentionPolicy(keep_last=keep_releases or None, ttl=ttl)
     identity = instance or socket.gethostname()
     stop = threading.Event()
 
@@ -275,10 +287,7 @@ def run(
     if kill_switch is not None:
         kill_switch.start()
     metrics = ControllerMetrics()
-    durable = LeaderAuditLog(audit_log, FsyncPolicy(audit_fsync)) if audit_log else None
     sink, _ = build_audit_sink()  # the Controller feeds ``metrics`` from its own sink
-    if durable is not None:
-        sink.add(durable, required=True)
     sinks: list[AuditSink] = [sink]
     client = api_client(kubeconfig, context)
     controller = Controller(
@@ -300,6 +309,11 @@ def run(
         ),
         metrics=metrics,  # reconcile, queue depth, leader, analysis, gates, outcomes
     )
+    durable = None
+    if audit_log is not None:
+        anchor = AuditAnchor(controller.api, namespace_lease, audit_anchor)
+        durable = AnchoredAuditLog(audit_log, FsyncPolicy(audit_fsync), anchor, identity)
+        sink.add(durable, required=True)
     try:
         defaults = load_defaults(notifications_file) if notifications_file else None
     except NotificationConfigError as err:
@@ -318,11 +332,21 @@ def run(
             kill_switch.close()
         raise click.ClickException(str(err)) from None
     log.info("serving probes", port=probes.port, address=metrics_address, instance=identity)
+    retention = ReleaseRetention(
+        controller.api, controller.informers["LaneRelease"].cache.list, policy
+    )
     controller.start()
+    next_sweep = time.monotonic() + RETENTION_EVERY_S
     try:
         while not stop.wait(1.0):
             if durable is not None and not controller.is_leader():
                 durable.close()  # hand the log's lock to whoever leads now
+            if controller.is_leader() and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + RETENTION_EVERY_S
+                try:
+                    retention.sweep()
+                except Exception as err:  # a failed sweep waits for the next one
+                    log.warning("retention sweep failed", error=str(err)[:300])
     finally:
         controller.stop()
         notifier.close(wait=False)

@@ -78,6 +78,7 @@ def test_default_controller_flags_follow_the_runtime_contract(chart: helm_python
         "--flag-provider=flagd",
         "--flagd-host=flagd.flagd.svc.cluster.local",
         "--flagd-port=8013",
+        "--keep-releases=20",
         "--log-level=info",
     ]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}

@@ -28,8 +28,14 @@ import helm_python
 import pytest
 from click.testing import CliRunner, Result
 
+from controller.adapters.audit.anchor import AuditAnchor
+from controller.adapters.audit.log import FsyncPolicy
+from controller.adapters.audit.sink import FanOutAuditSink
 from controller.cli.main import cli
 from controller.core.canary import template_hash
+from controller.core.retention import RetentionPolicy
+from controller.runtime.audit_chain import AnchoredAuditLog
+from controller.runtime.retention import ReleaseRetention
 from controller.sim.request_audit import ApiRequest, RequestLog
 from tests.runtime.harness import (
     NS,
@@ -250,15 +256,20 @@ def _life(
     store.create("configmaps", _flag_store("configmaps", "native-flags"))
 
     def controller(instance: str) -> Any:
+        # As the chart runs it: with the durable audit log, anchored in the cluster.
+        fanout = FanOutAuditSink([env.sink])
         c = new_controller(
             config[who.controller],
             sim,
-            env.sink,
+            fanout,
             instance=instance,
             flags=True,
             lease_namespace=NAMESPACE,
             lease_name=lease_name,
         )
+        log = env.kubeconfig.parent / f"audit-{instance}.jsonl"
+        anchor = AuditAnchor(c.api, NAMESPACE)
+        fanout.add(AnchoredAuditLog(log, FsyncPolicy.NEVER, anchor, instance), required=True)
         env.controllers.append(c)
         c.start()
         return c
@@ -352,6 +363,12 @@ def _life(
     }.items():
         result = run(f"operator {label}", who.operator, *args)
         assert result.exit_code == 0, (label, result.output)
+
+    # Retention: the leader deletes finished releases beyond the newest of each workload.
+    retention = ReleaseRetention(standby.api, env.releases, RetentionPolicy(keep_last=1))
+    wait(lambda: not any((r.get("status") or {}).get("outbox") for r in env.releases()))
+    swept = retention.sweep()
+    assert f"{NS}/{aborted_name}" not in swept and f"{NS}/{slow}" in swept, swept
 
     # Shut down: the last leader hands the Lease back.
     standby.stop()
