@@ -25,7 +25,10 @@ from controller.demo.scenario import SCENARIOS
     help="Write the demo's hash-chained audit log here (default: a temp dir).",
 )
 @click.option(
-    "--keep", is_flag=True, help="Leave the simulated cluster up afterwards and print a kubeconfig."
+    "--keep",
+    is_flag=True,
+    help="Afterwards keep the cluster, the controller and the dashboard running; print "
+    "the kubeconfig and the dashboard URL.",
 )
 @click.option(
     "--metrics",

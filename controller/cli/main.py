@@ -9,7 +9,18 @@ from __future__ import annotations
 import click
 
 from controller import __version__
-from controller.cli import audit, bench, chart, control, crds, demo, lanes, run, sim_cluster
+from controller.cli import (
+    audit,
+    bench,
+    chart,
+    control,
+    crds,
+    dashboard,
+    demo,
+    lanes,
+    run,
+    sim_cluster,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +37,7 @@ cli.add_command(sim_cluster.sim_cluster)
 cli.add_command(audit.audit)
 cli.add_command(bench.bench)
 cli.add_command(run.run)
+cli.add_command(dashboard.dashboard)
 for verb in (control.status, *control.VERBS):
     cli.add_command(verb)
 lanes.lanes.add_command(control.lanes_resume)

@@ -33,6 +33,7 @@ from controller.adapters.kube.client import api_client
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.core.models.common import parse_duration
 from controller.core.retention import RetentionPolicy
+from controller.dashboard.app import controller_dashboard
 from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.flag_ramp import FlagWriterRamp
 from controller.runtime.gates import LaneGates
@@ -324,7 +325,12 @@ def run(
     sink.add(notifier)  # a subscriber of the decision records; delivery is off-thread
     try:
         probes = serve_probes(
-            metrics, controller.alive, controller.ready, metrics_port, metrics_address
+            metrics,
+            controller.alive,
+            controller.ready,
+            metrics_port,
+            metrics_address,
+            fallback=controller_dashboard(controller),  # read-only pages beside /metrics
         )
     except PortInUseError as err:
         notifier.close(wait=False)

@@ -45,6 +45,7 @@ from controller.adapters.notify.transports import redact
 from controller.core.audit import AuditRecord
 from controller.core.canary import primary_name, template_hash
 from controller.core.models import API_GROUP, API_VERSION
+from controller.dashboard.app import controller_dashboard, serve
 from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
 from controller.demo.scenario import DemoRelease
@@ -118,6 +119,10 @@ class DemoOptions:
     #: Send the demo's notifications (CloudEvents JSON) to this URL.
     webhook: str | None = None
     on_ready: Callable[[SimCluster, Path], None] | None = None
+    #: With ``keep``: the dashboard's port (0: any free one), and instead of waiting for
+    #: Ctrl-C, call this with the dashboard's URL and return when it does.
+    dashboard_port: int = 0
+    on_kept: Callable[[str], None] | None = None
 
 
 class _Memory:
@@ -297,24 +302,38 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             opts.on_ready(sim, kubeconfig)
 
         outcomes = [_ship(apps, sim, release, opts.release_timeout_s, say) for release in releases]
-        controller.stop()
+        if not opts.keep:
+            controller.stop()
         # Let the last records reach the sinks before the audit trail is printed.
         time.sleep(0.2)
         result = DemoResult(backend, outcomes, list(memory.records))
         _print_trail(result, say)
         say(f"\naudit log: {audit_path} (verify: changelane audit verify {audit_path})")
         if opts.keep:
+            # The controller keeps running (a release shipped now is handled) and serves
+            # the dashboard, as it does in a cluster.
+            server, _ = serve(controller_dashboard(controller), "127.0.0.1", opts.dashboard_port)
+            stack.callback(server.server_close)
+            stack.callback(server.shutdown)
+            url = f"http://127.0.0.1:{server.server_port}/"
             say(
-                f"\n--keep: the cluster stays up. Look around:\n"
+                f"\n--keep: the cluster, the controller and the dashboard stay up. Look around:\n"
                 f"  kubectl --kubeconfig {kubeconfig} get lanereleases -A\n"
                 f"  kubectl --kubeconfig {kubeconfig} describe deployment -n "
-                f"{scenario.NAMESPACE} {scenario.WORKLOAD}\nCtrl-C ends it."
+                f"{scenario.NAMESPACE} {scenario.WORKLOAD}\n"
+                f"  changelane status --kubeconfig {kubeconfig}\n"
+                "dashboard:"
             )
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                say("stopping")
+            say(url)
+            say("Ctrl-C ends it.")
+            if opts.on_kept is not None:
+                opts.on_kept(url)
+            else:
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    say("stopping")
         return result
 
 

@@ -30,9 +30,16 @@ class _QuietHandler(WSGIRequestHandler):
         """Probes every few seconds are not news."""
 
 
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
 def probes_app(
-    metrics: ControllerMetrics, alive: Callable[[], bool], ready: Callable[[], bool]
-) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    metrics: ControllerMetrics,
+    alive: Callable[[], bool],
+    ready: Callable[[], bool],
+    fallback: WsgiApp | None = None,
+) -> WsgiApp:
+    """``fallback`` (the dashboard) answers every path but the probes and ``/metrics``."""
     exposition = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -45,6 +52,8 @@ def probes_app(
                 [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
             )
             return [body]
+        if fallback is not None and path != "/metrics":
+            return fallback(environ, start_response)
         result: Iterable[bytes] = exposition(environ, start_response)
         return result
 
@@ -67,13 +76,14 @@ def serve_probes(
     ready: Callable[[], bool],
     port: int = 0,
     addr: str = "127.0.0.1",
+    fallback: WsgiApp | None = None,
 ) -> MetricsServer:
     """Serve metrics and probes from a daemon thread (``port=0``: any free port)."""
     try:
         server = make_server(
             addr,
             port,
-            probes_app(metrics, alive, ready),
+            probes_app(metrics, alive, ready, fallback),
             server_class=_ThreadingServer,
             handler_class=_QuietHandler,
         )
