@@ -49,11 +49,14 @@ class DashboardData:
             return None
 
     def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        return [
-            ev
-            for ev in self.api.list_events("LaneRelease", namespace)
-            if (ev.get("involvedObject") or {}).get("name") == name
-        ]
+        """The release's Events; none when they cannot be read (expired, or no access):
+        the page then shows what the LaneRelease's status holds."""
+        try:
+            found = self.api.list_events("LaneRelease", namespace)
+        except Exception as err:
+            log.warning("dashboard cannot read events", namespace=namespace, error=str(err)[:200])
+            return []
+        return [ev for ev in found if (ev.get("involvedObject") or {}).get("name") == name]
 
 
 def _valid(model: Any, raws: list[dict[str, Any]]) -> list[Any]:

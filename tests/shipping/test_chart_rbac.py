@@ -25,7 +25,7 @@ EXPECTED_CLUSTER: dict[tuple[str, str], set[str]] = {
     ("apps", "replicasets"): {"list"},
     ("", "pods"): {"list"},
     ("", "configmaps"): {"get", "update"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
     ("core.openfeature.dev", "featureflags"): {"get", "update"},
 }

@@ -34,6 +34,7 @@ from controller.adapters.audit.sink import FanOutAuditSink
 from controller.cli.main import cli
 from controller.core.canary import template_hash
 from controller.core.retention import RetentionPolicy
+from controller.dashboard.app import controller_dashboard
 from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.retention import ReleaseRetention
 from controller.sim.request_audit import ApiRequest, RequestLog
@@ -363,6 +364,14 @@ def _life(
     }.items():
         result = run(f"operator {label}", who.operator, *args)
         assert result.exit_code == 0, (label, result.output)
+
+    # The dashboard the controller serves on its metrics port reads a release's timeline.
+    page: dict[str, str] = {}
+    body = controller_dashboard(standby)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": f"/releases/{NS}/{rolled}", "QUERY_STRING": ""},
+        lambda status, headers: page.update(status=status),
+    )
+    assert page["status"] == "200 OK" and b"rolling_back" in b"".join(body)
 
     # Retention: the leader deletes finished releases beyond the newest of each workload.
     retention = ReleaseRetention(standby.api, env.releases, RetentionPolicy(keep_last=1))
