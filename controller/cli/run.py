@@ -27,16 +27,18 @@ from controller.adapters.audit.anchor import AuditAnchor
 from controller.adapters.audit.log import FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
 from controller.adapters.audit.sink import AuditSink, build_audit_sink
+from controller.adapters.flags.flag_ramp import FlagWriterRamp
 from controller.adapters.flags.kill_switch import KillSwitch
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
+from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.core.models.common import parse_duration
 from controller.core.retention import RetentionPolicy
 from controller.dashboard.app import controller_dashboard
 from controller.runtime.audit_chain import AnchoredAuditLog
-from controller.runtime.flag_ramp import FlagWriterRamp
-from controller.runtime.gates import LaneGates
 from controller.runtime.health import PortInUseError, serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
@@ -292,7 +294,7 @@ def run(
     sinks: list[AuditSink] = [sink]
     client = api_client(kubeconfig, context)
     controller = Controller(
-        client,
+        KubeConnection(client),
         gates=LaneGates(kill_switch),
         analyzer=build_analyzer(prometheus_url),
         sinks=sinks,
@@ -310,9 +312,13 @@ def run(
         ),
         metrics=metrics,  # reconcile, queue depth, leader, analysis, gates, outcomes
     )
+    # The audit anchor and retention use more of the API than the Cluster port offers: the
+    # Kubernetes adapter itself, its writes fenced by the same leadership.
+    fenced = KubeApi(client, None if no_leader_election else controller.is_leader)
     durable = None
     if audit_log is not None:
-        anchor = AuditAnchor(controller.api, namespace_lease, audit_anchor)
+        # The anchor's writes are fenced by leadership like every other write.
+        anchor = AuditAnchor(fenced, namespace_lease, audit_anchor)
         durable = AnchoredAuditLog(audit_log, FsyncPolicy(audit_fsync), anchor, identity)
         sink.add(durable, required=True)
     try:
@@ -330,7 +336,8 @@ def run(
             controller.ready,
             metrics_port,
             metrics_address,
-            fallback=controller_dashboard(controller),  # read-only pages beside /metrics
+            # read-only pages beside /metrics
+            fallback=controller_dashboard(controller, KubeApi(client)),
         )
     except PortInUseError as err:
         notifier.close(wait=False)
@@ -338,9 +345,7 @@ def run(
             kill_switch.close()
         raise click.ClickException(str(err)) from None
     log.info("serving probes", port=probes.port, address=metrics_address, instance=identity)
-    retention = ReleaseRetention(
-        controller.api, controller.informers["LaneRelease"].cache.list, policy
-    )
+    retention = ReleaseRetention(fenced, controller.informers["LaneRelease"].list, policy)
     controller.start()
     next_sweep = time.monotonic() + RETENTION_EVERY_S
     try:

@@ -144,9 +144,10 @@ def dashboard_app(api: KubeApi, kill_switch: KillSwitchState | None = None) -> W
     return app
 
 
-def controller_dashboard(controller: Any) -> WsgiApp:
+def controller_dashboard(controller: Any, api: KubeApi | None = None) -> WsgiApp:
     """The dashboard a running controller serves on its metrics port; it knows each lane's
-    kill-switch state as the controller last evaluated it."""
+    kill-switch state as the controller last evaluated it. ``api`` reads the cluster
+    (default: the controller's own client, when it is the Kubernetes one)."""
     registry = controller.metrics.registry
 
     def kill_switch(lane: ChangeLane) -> str:
@@ -155,7 +156,7 @@ def controller_dashboard(controller: Any) -> WsgiApp:
             return "not evaluated yet"
         return "on" if value >= 1 else "OFF"
 
-    return dashboard_app(controller.api, kill_switch)
+    return dashboard_app(api if api is not None else controller.api, kill_switch)
 
 
 class _Quiet(WSGIRequestHandler):

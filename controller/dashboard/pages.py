@@ -14,10 +14,10 @@ from urllib.parse import quote, urlencode
 
 from controller.core.audit import AuditRecord, step_text
 from controller.core.audit_query import release_series
+from controller.core.gates.lane import finished_outcomes
 from controller.core.gates.policy import autonomy_budget_decision
 from controller.core.models import ChangeLane, LaneRelease, Phase
 from controller.dashboard.charts import check_chart
-from controller.runtime.gates import finished_outcomes
 
 OUTCOMES = ("Promoted", "RolledBack", "Rejected")
 #: The kill switch's state for a lane, when the page's server can evaluate it.

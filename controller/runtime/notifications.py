@@ -76,7 +76,7 @@ def attach_notifier(
     status_lock = threading.Lock()
 
     def lane(name: str) -> ChangeLane | None:
-        for raw in lane_informer.cache.list():
+        for raw in lane_informer.list():
             if (raw.get("metadata") or {}).get("name") == name:
                 try:
                     return ChangeLane.model_validate(raw)
