@@ -231,6 +231,6 @@ def test_audit_cluster_tells_the_outcome_and_evidence_after_events_expired(tmp_p
         out = run(env, "audit", "--cluster", "--since", "1h", "--json")
         assert out.exit_code == 0, out.output
         [item] = [i for i in json.loads(out.stdout) if i["release"] == name]
-        assert item["outcome"] == "rolled_back"
+        assert item["outcome"] == "RolledBack"
         shown = run(env, "audit", "show", name).output
         assert "errors Fail" in shown and "threshold=0.05" in shown
