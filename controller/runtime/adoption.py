@@ -29,6 +29,7 @@ from controller.runtime.objects import (
     selector_of,
     spec,
     template_hash_of,
+    total_replicas,
 )
 from controller.runtime.ports import Cluster, ConflictError, JsonDict
 
@@ -101,7 +102,7 @@ class Adoption:
 
     def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
         dep_meta = meta(dep)
-        total = int(spec(dep).get("replicas") or 1)
+        total = total_replicas(dep)  # the annotation when Git leaves replicas to us
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
             self.api.create_deployment(dep_meta["namespace"], primary)
