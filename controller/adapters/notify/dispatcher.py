@@ -1,12 +1,13 @@
 """The notifier: an audit sink that turns decision records into notifications and delivers
 them on background threads.
 
-``emit`` only hands the record to a thread pool and returns, so a slow or dead destination
-never delays a decision. Each destination is tried with exponential backoff (tenacity);
-every attempt is counted (``changelane_notification_attempts_total``), logged as a
-``notification_attempt`` event and kept in :attr:`Notifier.attempts`; the outcome of the
-last delivery to each destination is written to the lane's ``status.notifications`` so a
-broken destination is visible where on-call looks at the lane.
+``emit`` only queues the record and returns; one router thread routes records in order and
+a thread pool delivers them, so a slow or dead destination never delays a decision. Each
+destination is tried with exponential backoff (tenacity); every attempt is counted
+(``changelane_notification_attempts_total``), logged as a ``notification_attempt`` event and
+kept in :attr:`Notifier.attempts`; the outcome of the last delivery to each destination is
+written to the lane's ``status.notifications`` so a broken destination is visible where
+on-call looks at the lane.
 
 "Gated for longer than a limit" has no record of its own: a ``gated`` record starts a
 timer per destination, and any later record of that release (it started, was rejected,
@@ -17,6 +18,7 @@ announced only when a later record arrives.
 from __future__ import annotations
 
 import collections
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -109,6 +111,12 @@ class Notifier:
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._gate_timers: dict[tuple[str, str], threading.Timer] = {}
         self._closed = False
+        # Records are routed in the order they were emitted, on one thread (a release's
+        # 'started' must cancel its 'gated' timer, never the other way round); deliveries
+        # then run in parallel on the pool.
+        self._inbox: queue.SimpleQueue[AuditRecord | None] = queue.SimpleQueue()
+        self._router = threading.Thread(target=self._route_all, name="notify-router", daemon=True)
+        self._router.start()
 
     # ------------------------------------------------------------------ the sink
 
@@ -123,15 +131,24 @@ class Notifier:
                 self._seen[record.id] = None
                 if len(self._seen) > 10_000:
                     self._seen.popitem(last=False)
-            self._pool.submit(self._handle, record)
+            self._inbox.put(record)
 
     def close(self, wait: bool = True) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             for timer in self._gate_timers.values():
                 timer.cancel()
             self._gate_timers.clear()
+        self._inbox.put(None)
+        if wait:
+            self._router.join()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    def _route_all(self) -> None:
+        while (record := self._inbox.get()) is not None:
+            self._handle(record)
 
     # ------------------------------------------------------------------ routing
 
@@ -151,7 +168,8 @@ class Notifier:
             for destination in route(record, destinations):
                 event = event_of(record)
                 assert event is not None  # route() returned destinations for it
-                self._deliver(compose(record, destination, event, self.dashboard_url), destination)
+                notification = compose(record, destination, event, self.dashboard_url)
+                self._submit(notification, destination)
         except Exception:  # a bug here must not kill the pool's thread silently
             log.exception("notification handling failed", record=record.id)
 
@@ -183,7 +201,13 @@ class Notifier:
         notification = compose(
             record, destination, NotifyEvent.GATED, self.dashboard_url, held_seconds=limit
         )
-        self._pool.submit(self._deliver, notification, destination)
+        self._submit(notification, destination)
+
+    def _submit(self, notification: Notification, destination: NotificationDestination) -> None:
+        try:
+            self._pool.submit(self._deliver, notification, destination)
+        except RuntimeError:  # closed meanwhile: nothing more goes out
+            log.info("notification dropped at shutdown", notification=notification.id)
 
     # ------------------------------------------------------------------ delivery
 
