@@ -23,16 +23,10 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 def _model_of(rtype: ResourceType) -> Any:
     """The client's model class for a built-in kind, if it has one."""
-    from kubernetes.client import models
+    # Imported here: the client's models are slow to import and only kubectl explain needs them.
+    from controller.adapters.kube.models import client_model
 
-    version = rtype.version[:1].upper() + rtype.version[1:]
-    if rtype.group == "events.k8s.io":
-        names = [f"Events{version}{rtype.kind}"]
-    elif rtype.group == "" and rtype.kind == "Event":
-        names = [f"Core{version}{rtype.kind}"]
-    else:
-        names = [f"{version}{rtype.kind}"]
-    return next((getattr(models, n) for n in names if hasattr(models, n)), None)
+    return client_model(rtype.group, rtype.version, rtype.kind)
 
 
 def _component(def_name: str) -> str:
@@ -77,9 +71,9 @@ def _gvk(rtype: ResourceType) -> list[JsonDict]:
 
 @cache
 def _meta_schemas(ref_prefix: str) -> dict[str, JsonDict]:
-    from kubernetes.client.models import V1ObjectMeta
+    from controller.adapters.kube.models import object_meta_model
 
-    raw = V1ObjectMeta.model_json_schema(by_alias=True)
+    raw = object_meta_model().model_json_schema(by_alias=True)
     out = {_component(n): _convert(d, ref_prefix) for n, d in (raw.get("$defs") or {}).items()}
     out[OBJECT_META] = _convert({k: v for k, v in raw.items() if k != "$defs"}, ref_prefix)
     return out

@@ -1,7 +1,8 @@
-"""Every ``changelane ...`` command the README and docs/ show in a shell block parses
-against the real CLI: its subcommands exist, every option it names is an option of that
-command, and its arguments pass click's own parsing and type checks. (A file argument
-that a reader creates first, like ``audit.jsonl``, may be missing here.)"""
+"""Every ``changelane ...`` command the README and docs/ show, in a shell block or quoted in
+the text, parses against the real CLI: its subcommands exist, every option it names is an
+option of that command, and its arguments pass click's own parsing and type checks. (A file
+that a reader creates first, like ``audit.jsonl``, may be missing here; a command quoted in
+the text may leave out required options and option values.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from controller.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-SHELL_BLOCK = re.compile(r"^```(?:sh|bash|shell|console)\n(.*?)^```", re.M | re.S)
+SHELL_BLOCK = re.compile(r"^[ \t]*```(?:sh|bash|shell|console)\n(.*?)^[ \t]*```", re.M | re.S)
+#: A command quoted in running text: `changelane lanes resume LANE`.
+INLINE = re.compile(r"`(changelane [^`]+)`")
 #: Optional parts written ``[--port N]``: their options are checked, not their values.
 OPTIONAL = re.compile(r"\[(-[^\]]*)\]")
 
@@ -26,6 +29,8 @@ OPTIONAL = re.compile(r"\[(-[^\]]*)\]")
 class Shown:
     page: str
     line: str
+    #: Quoted in running text, where naming a command without its required options is fine.
+    inline: bool = False
 
     def __str__(self) -> str:
         return f"{self.page}: {self.line}"
@@ -34,6 +39,12 @@ class Shown:
 def shown_commands() -> list[Shown]:
     out = []
     for page in PAGES:
+        text = SHELL_BLOCK.sub("", page.read_text(encoding="utf-8"))
+        out += [
+            Shown(str(page.relative_to(REPO)), c, inline=True)
+            for c in INLINE.findall(text)
+            if "..." not in c  # "every `changelane ...` command": not a command
+        ]
         for block in SHELL_BLOCK.findall(page.read_text(encoding="utf-8")):
             for line in block.replace("\\\n", " ").splitlines():
                 for part in re.split(r"&&|\|\|?|;", line.split(" #", 1)[0]):
@@ -87,8 +98,13 @@ def check(shown: Shown, monkeypatch: pytest.MonkeyPatch) -> None:
         left = [*getattr(ctx, "_protected_args", []), *ctx.args]
         if isinstance(command, click.Group) and left:
             command.resolve_command(ctx, left)  # raises for a subcommand that is not there
+    except click.exceptions.Exit as done:  # --help: parsed, and says so by exiting 0
+        assert done.exit_code == 0, shown
     except click.UsageError as err:
-        pytest.fail(f"{shown}: {err.format_message()}")
+        message = err.format_message()
+        left_out = message.startswith("Missing") or message.endswith("requires an argument.")
+        if not (shown.inline and left_out):
+            pytest.fail(f"{shown}: {message}")
 
 
 @pytest.mark.parametrize("shown", COMMANDS, ids=str)
