@@ -138,7 +138,7 @@ def test_an_error_reason_is_short_and_the_detail_keeps_the_decoded_promql() -> N
     assert outcome is Outcome.HOLD
     assert reason == (
         "check latency Error: Prometheus unreachable: connection refused; "
-        "retried at the next interval (4 more allowed)"
+        f"retried at the next interval ({check.consecutive_error_limit} more allowed)"
     )
     assert "n/a" not in reason and "%" not in reason
     assert decode_promql(raw).count('sum(rate(http_requests_total{code=~"5.."}[1m]))') == 1
