@@ -16,10 +16,17 @@ from controller.core.models.lane import (
     ProvenanceField,
     TrafficMode,
 )
+from controller.core.models.notifications import NotifyEvent
 from controller.core.provenance_annotations import FIELD_ANNOTATION, FIELD_TRAILER, TRAILERS
 
 #: What each value of the lane's enumerations means (the value tables of the reference).
 VALUE_MEANINGS: dict[StrEnum, str] = {
+    NotifyEvent.ROLLED_BACK: "A rollback was decided (announced with its evidence).",
+    NotifyEvent.REJECTED: "Provenance or policy rejected the release.",
+    NotifyEvent.GATED: "A gate held the release longer than the destination's gatedAfter.",
+    NotifyEvent.PAUSED: "The release paused and waits for a human.",
+    NotifyEvent.LANE_SUSPENDED: "The lane suspended itself (autonomy budget) or was suspended.",
+    NotifyEvent.PROMOTED: "The release was promoted (opt-in: not in the default events).",
     AutonomyMode.ENFORCE: "Gates, ramps and rollbacks act on the cluster.",
     AutonomyMode.SHADOW: "The controller records what it would decide but moves no traffic; "
     "workloads roll out natively.",

@@ -17,9 +17,10 @@ from pathlib import Path
 import click
 
 from controller.adapters.audit.log import Problem, verify
+from controller.adapters.audit.segments import ANCHOR_NAME, Head, verify_segments
 from controller.adapters.audit.source import AuditSource, FileAuditSource
 from controller.cli.extras import require_extra
-from controller.core.audit import AuditRecord, Evidence
+from controller.core.audit import AuditRecord, Evidence, step_text
 from controller.core.audit_query import (
     AuditFilter,
     LaneEvent,
@@ -266,8 +267,9 @@ def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
         position = []
         if record.phase_to and record.phase_to != record.phase_from:
             position.append(f"{record.phase_from or '-'} -> {record.phase_to}")
-        if record.step is not None:
-            position.append(f"step {record.step}")
+        step = step_text(record.step, record.steps)
+        if step is not None:
+            position.append(step)
         if record.weight is not None:
             position.append(f"weight {record.weight}%")
         text = f"{human_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "
@@ -327,19 +329,83 @@ def show(
 
 
 @audit.command("verify")
-@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def verify_command(log: Path) -> None:
-    """Check the hash chain of an audit log.
+@click.argument(
+    "segments",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Also compare the chain's end with the head the leaders anchored in the cluster "
+    "(catches a cut tail and appended records).",
+)
+@_kubeconfig_option
+@click.option(
+    "--anchor-namespace",
+    default="changelane-system",
+    show_default=True,
+    help="Namespace of the anchor ConfigMap (the controller's).",
+)
+@click.option("--anchor", "anchor_name", default=ANCHOR_NAME, show_default=True)
+def verify_command(
+    segments: tuple[Path, ...],
+    cluster: bool,
+    kubeconfig: str | None,
+    anchor_namespace: str,
+    anchor_name: str,
+) -> None:
+    """Check the hash chain of an audit log, or of several segments as one chain.
 
-    Exit 0 when intact, 1 naming the first bad line (edited, deleted, reordered, not a
-    record), 3 when only the last line is torn (a crash in the middle of a write).
+    SEGMENTS are audit log files (one per replica, and their finished segments
+    audit.jsonl.<seq>) and/or controller JSON logs (`kubectl logs`), whose audit_line
+    events carry the same lines. Exit 0 when intact, 1 naming the first problem, 3 when a
+    single log's only problem is a torn last line (a crash in the middle of a write).
     """
-    result = verify(log)
-    if result.first_bad is None:
+    if len(segments) == 1 and not cluster:
+        log = segments[0]
+        result = verify(log)
+        if result.first_bad is None:
+            click.echo(
+                f"ok: {log}: {result.records} record(s), chain intact; head seq "
+                f"{result.head_seq} hash {result.head_hash}"
+            )
+            return
         click.echo(
-            f"ok: {log}: {result.records} record(s), chain intact; head seq {result.head_seq} "
-            f"hash {result.head_hash}"
+            f"{log}: {result.first_bad} ({result.records} record(s) before it intact)", err=True
         )
-        return
-    click.echo(f"{log}: {result.first_bad} ({result.records} record(s) before it intact)", err=True)
-    sys.exit(EXIT_TRUNCATED if result.first_bad.problem is Problem.TRUNCATED else EXIT_DAMAGED)
+        sys.exit(EXIT_TRUNCATED if result.first_bad.problem is Problem.TRUNCATED else EXIT_DAMAGED)
+    anchored = None
+    if cluster:
+        anchored = _anchored_head(kubeconfig, anchor_namespace, anchor_name)
+    checked = verify_segments(segments, anchored)
+    for warning in checked.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    where = f"{len(segments)} segment(s)"
+    if not checked.ok:
+        for problem in checked.problems:
+            click.echo(f"{where}: {problem}", err=True)
+        sys.exit(EXIT_DAMAGED)
+    vouched = f"; matches the anchored head in {anchor_namespace}/{anchor_name}" if cluster else ""
+    click.echo(
+        f"ok: {where}: {checked.records} record(s), one chain; head seq {checked.head.seq} "
+        f"hash {checked.head.hash}{vouched}"
+    )
+
+
+def _anchored_head(kubeconfig: str | None, namespace: str, name: str) -> Head:
+    from controller.adapters.audit.anchor import AuditAnchor
+    from controller.adapters.kube.api import KubeApi
+    from controller.adapters.kube.client import api_client
+
+    try:
+        api = KubeApi(api_client(kubeconfig))
+        head = AuditAnchor(api, namespace, name).read()
+    except Exception as err:
+        raise click.ClickException(f"cannot read the anchored head: {err}") from None
+    if head is None:
+        raise click.ClickException(
+            f"no anchored head: ConfigMap {namespace}/{name} is missing or has no seq/hash"
+        )
+    return head

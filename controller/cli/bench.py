@@ -31,6 +31,21 @@ def audit(records: int, runs: int, json_file: Path | None) -> None:
         json_file.write_text(json.dumps(result, indent=2) + "\n")
 
 
+@bench.command("notify")
+@click.option("--records", default=200, show_default=True, help="Decisions announced.")
+@click.option("--quick", is_flag=True, help="A small slice (CI): 20 records.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
+def notify(records: int, quick: bool, json_file: Path | None) -> None:
+    """What announcing a decision costs the decision path, and how long delivery takes,
+    with a healthy, a slow (0.3 s) and a dead webhook receiver on loopback."""
+    from controller.bench import notify as notify_bench
+
+    result = notify_bench.run(records=20 if quick else records)
+    click.echo(notify_bench.render(result))
+    if json_file is not None:
+        json_file.write_text(json.dumps(result, indent=2) + "\n")
+
+
 @bench.command("decisions")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--seed", type=int, default=1, show_default=True)

@@ -116,6 +116,8 @@ class _FriendlyCommand(click.Command):
             hint = " (does your identity have RBAC for changelane.dev?)"
             hint = hint if err.status == 403 else ""
             _fail(f"the API server said {err.status} {err.reason}{hint}", EXIT_NOT_APPLIED)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): click exits quietly
         except (urllib3.exceptions.HTTPError, OSError) as err:
             _fail(f"cannot reach the API server: {err}", EXIT_NOT_APPLIED)
 
@@ -163,7 +165,8 @@ def release_view(rel: LaneRelease, steps: int | None = None) -> dict[str, Any]:
         "lane": spec.lane,
         "workload": spec.target.name,
         "phase": s.phase.value,
-        "step": s.current_step,
+        # One numbering everywhere: step 1 of 3 is "step": 1 (currentStep 0 in the status).
+        "step": s.current_step + 1,
         "steps": steps,
         "weight": s.weight,
         "message": s.message,
@@ -242,8 +245,8 @@ def _release_time(rel: LaneRelease) -> datetime:
 
 def _step_text(view: dict[str, Any]) -> str:
     if view["steps"] is None:
-        return str(view["step"] + 1)
-    return f"{view['step'] + 1}/{view['steps']}"
+        return str(view["step"])
+    return f"{view['step']}/{view['steps']}"
 
 
 def _lane_rows(views: list[dict[str, Any]]) -> Iterator[str]:
@@ -302,6 +305,7 @@ def _describe_release(v: dict[str, Any]) -> Iterator[str]:
                 f"canary={_num(m.get('canary'))}",
                 f"baseline={_num(m.get('baseline'))}",
                 f"threshold={_num(m.get('threshold'))}",
+                f"alpha={_num(m['alpha'])}" if m.get("alpha") is not None else "",
                 m.get("statistic") or "",
                 f"step {m['step'] + 1} at {m['time']}",
             ]

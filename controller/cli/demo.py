@@ -25,7 +25,10 @@ from controller.demo.scenario import SCENARIOS
     help="Write the demo's hash-chained audit log here (default: a temp dir).",
 )
 @click.option(
-    "--keep", is_flag=True, help="Leave the simulated cluster up afterwards and print a kubeconfig."
+    "--keep",
+    is_flag=True,
+    help="Afterwards keep the cluster, the controller and the dashboard running; print "
+    "the kubeconfig and the dashboard URL.",
 )
 @click.option(
     "--metrics",
@@ -43,8 +46,19 @@ from controller.demo.scenario import SCENARIOS
     "Gated by the kill switch; flag-ramp: a flag ramped with the canary; lane-suspend: "
     "failures spend the autonomy budget.",
 )
+@click.option(
+    "--webhook",
+    default=None,
+    metavar="URL",
+    help="POST the demo's notifications (CloudEvents 1.0 JSON, every event) to URL.",
+)
 def demo(
-    json_path: Path | None, audit_log: Path | None, keep: bool, metrics: str, scenario: str
+    json_path: Path | None,
+    audit_log: Path | None,
+    keep: bool,
+    metrics: str,
+    scenario: str,
+    webhook: str | None,
 ) -> None:
     """Run the embedded demo: simulated cluster, controller, workload, Prometheus, and
     agent-authored releases (by default one promoted, one rolled back)."""
@@ -54,7 +68,13 @@ def demo(
     use = None if metrics == "auto" else metrics == "prometheus"
     try:
         result = run_demo(
-            DemoOptions(scenario=scenario, audit_log=audit_log, keep=keep, use_prometheus=use)
+            DemoOptions(
+                scenario=scenario,
+                audit_log=audit_log,
+                keep=keep,
+                use_prometheus=use,
+                webhook=webhook,
+            )
         )
     except KeyboardInterrupt:
         click.echo("interrupted; everything the demo started has been stopped", err=True)

@@ -17,6 +17,7 @@ from controller.cli import (
     chart,
     control,
     crds,
+    dashboard,
     demo,
     lanes,
     run,
@@ -38,6 +39,7 @@ cli.add_command(sim_cluster.sim_cluster)
 cli.add_command(audit.audit)
 cli.add_command(bench.bench)
 cli.add_command(run.run)
+cli.add_command(dashboard.dashboard)
 cli.add_command(autonomy.autonomy)
 cli.add_command(autonomy.scorecard)
 for verb in (control.status, *control.VERBS):

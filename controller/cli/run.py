@@ -14,31 +14,41 @@ import logging
 import signal
 import socket
 import threading
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 import click
 import structlog
 
-from controller.adapters.audit.log import AuditLog, FsyncPolicy
+from controller.adapters.audit.anchor import DEFAULT_NAME as DEFAULT_ANCHOR
+from controller.adapters.audit.anchor import AuditAnchor
+from controller.adapters.audit.log import FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
 from controller.adapters.audit.sink import AuditSink, build_audit_sink
 from controller.adapters.flags.flag_ramp import FlagWriterRamp
 from controller.adapters.flags.kill_switch import KillSwitch
 from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
+from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
 from controller.adapters.kube.connection import KubeConnection
-from controller.core.audit import AuditRecord
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
-from controller.runtime.health import serve_probes
+from controller.core.models.common import parse_duration
+from controller.core.retention import RetentionPolicy
+from controller.dashboard.app import controller_dashboard
+from controller.runtime.audit_chain import AnchoredAuditLog
+from controller.runtime.health import PortInUseError, serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
 from controller.runtime.ports import Analyzer
+from controller.runtime.retention import ReleaseRetention
 
 log = structlog.get_logger("changelane.run")
 
+RETENTION_EVERY_S = 60.0
 FLAG_PROVIDERS = ("flagd", "flagd-in-process", "file", "entry-point", "none")
 
 
@@ -57,28 +67,6 @@ class NoMetricsAnalyzer:
             message=f"lane {lane.name}, check {check.name}: no metrics backend configured "
             "(changelane run --prometheus-url)",
         )
-
-
-class LeaderAuditLog:
-    """The durable audit log, opened on the first record: only the leader appends, and a
-    standby must not hold the log's lock while it waits (a shared volume)."""
-
-    def __init__(self, path: Path, fsync: FsyncPolicy) -> None:
-        self.path, self.fsync = path, fsync
-        self._log: AuditLog | None = None
-        self._lock = threading.Lock()
-
-    def emit(self, record: AuditRecord) -> None:
-        with self._lock:
-            if self._log is None:
-                self._log = AuditLog(self.path, fsync=self.fsync)
-            self._log.emit(record)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
 
 
 def build_analyzer(prometheus_url: str | None) -> Analyzer:
@@ -168,6 +156,12 @@ def provider_config(
     help="The durable hash-chained audit log (JSON lines).",
 )
 @click.option(
+    "--audit-anchor",
+    default=DEFAULT_ANCHOR,
+    show_default=True,
+    help="ConfigMap (in the Lease's namespace) holding the chain's anchored head.",
+)
+@click.option(
     "--audit-fsync",
     type=click.Choice([p.value for p in FsyncPolicy]),
     default=FsyncPolicy.ALWAYS.value,
@@ -200,6 +194,38 @@ def provider_config(
     default=None,
     help="Provider registered under changelane.flag_providers (--flag-provider entry-point).",
 )
+@click.option(
+    "--notifications",
+    "notifications_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Controller-wide notification destinations (YAML shaped like a lane's "
+    "spec.notifications); lanes add their own.",
+)
+@click.option(
+    "--notification-secrets",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of the mounted notification Secret: one file per secretKey, holding a URL.",
+)
+@click.option(
+    "--dashboard-url",
+    default=None,
+    help="Where people reach the dashboard (notifications link to it).",
+)
+@click.option(
+    "--keep-releases",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Finished LaneReleases kept per workload (0: keep all; the newest is always kept).",
+)
+@click.option(
+    "--release-ttl",
+    default=None,
+    metavar="DURATION",
+    help="Delete finished LaneReleases older than this (e.g. 720h; default: no age limit).",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
 @click.option(
@@ -220,6 +246,7 @@ def run(
     metrics_port: int,
     metrics_address: str,
     audit_log: Path | None,
+    audit_anchor: str,
     audit_fsync: str,
     prometheus_url: str | None,
     flag_provider: str,
@@ -227,6 +254,11 @@ def run(
     flagd_port: int | None,
     flag_file: Path | None,
     flag_entry_point: str | None,
+    notifications_file: Path | None,
+    notification_secrets: Path | None,
+    dashboard_url: str | None,
+    keep_releases: int,
+    release_ttl: str | None,
     workers: int,
     resync: int,
     log_level: str,
@@ -238,6 +270,11 @@ def run(
             f"{renew_deadline} must be shorter than --lease-duration {lease_duration}",
             param_hint="--renew-deadline",
         )
+    try:
+        ttl = timedelta(seconds=parse_duration(release_ttl)) if release_ttl else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--release-ttl") from None
+    policy = RetentionPolicy(keep_last=keep_releases or None, ttl=ttl)
     identity = instance or socket.gethostname()
     stop = threading.Event()
 
@@ -253,10 +290,7 @@ def run(
     if kill_switch is not None:
         kill_switch.start()
     metrics = ControllerMetrics()
-    durable = LeaderAuditLog(audit_log, FsyncPolicy(audit_fsync)) if audit_log else None
     sink, _ = build_audit_sink()  # the Controller feeds ``metrics`` from its own sink
-    if durable is not None:
-        sink.add(durable, required=True)
     sinks: list[AuditSink] = [sink]
     client = api_client(kubeconfig, context)
     controller = Controller(
@@ -278,17 +312,55 @@ def run(
         ),
         metrics=metrics,  # reconcile, queue depth, leader, analysis, gates, outcomes
     )
-    probes = serve_probes(
-        metrics, controller.alive, controller.ready, metrics_port, metrics_address
+    # The audit anchor and retention use more of the API than the Cluster port offers: the
+    # Kubernetes adapter itself, its writes fenced by the same leadership.
+    fenced = KubeApi(client, None if no_leader_election else controller.is_leader)
+    durable = None
+    if audit_log is not None:
+        # The anchor's writes are fenced by leadership like every other write.
+        anchor = AuditAnchor(fenced, namespace_lease, audit_anchor)
+        durable = AnchoredAuditLog(audit_log, FsyncPolicy(audit_fsync), anchor, identity)
+        sink.add(durable, required=True)
+    try:
+        defaults = load_defaults(notifications_file) if notifications_file else None
+    except NotificationConfigError as err:
+        raise click.BadParameter(str(err), param_hint="--notifications") from None
+    notifier = attach_notifier(
+        controller, defaults=defaults, secret_dir=notification_secrets, dashboard_url=dashboard_url
     )
+    sink.add(notifier)  # a subscriber of the decision records; delivery is off-thread
+    try:
+        probes = serve_probes(
+            metrics,
+            controller.alive,
+            controller.ready,
+            metrics_port,
+            metrics_address,
+            # read-only pages beside /metrics
+            fallback=controller_dashboard(controller, KubeApi(client)),
+        )
+    except PortInUseError as err:
+        notifier.close(wait=False)
+        if kill_switch is not None:
+            kill_switch.close()
+        raise click.ClickException(str(err)) from None
     log.info("serving probes", port=probes.port, address=metrics_address, instance=identity)
+    retention = ReleaseRetention(fenced, controller.informers["LaneRelease"].list, policy)
     controller.start()
+    next_sweep = time.monotonic() + RETENTION_EVERY_S
     try:
         while not stop.wait(1.0):
             if durable is not None and not controller.is_leader():
                 durable.close()  # hand the log's lock to whoever leads now
+            if controller.is_leader() and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + RETENTION_EVERY_S
+                try:
+                    retention.sweep()
+                except Exception as err:  # a failed sweep waits for the next one
+                    log.warning("retention sweep failed", error=str(err)[:300])
     finally:
         controller.stop()
+        notifier.close(wait=False)
         probes.stop()
         if durable is not None:
             durable.close()

@@ -43,7 +43,9 @@ class Evidence(BaseModel):
     verdict: str
     canary: float | None = None
     baseline: float | None = None
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, description="The check's limit (never alpha).")
+    alpha: float | None = None
+    p_value: float | None = None
     statistic: str | None = None
     query: str | None = None
     message: str = ""
@@ -83,7 +85,10 @@ class AuditRecord(BaseModel):
     reason: str
     message: str = ""
     weight: int | None = None
-    step: int | None = None
+    step: int | None = Field(
+        default=None, description="Index of the step (0-based); shown as step+1 of steps."
+    )
+    steps: int | None = Field(default=None, description="How many steps the lane has.")
     evidence: list[Evidence] = Field(default_factory=list)
     actions: list[str] = Field(default_factory=list)
     result: str | None = None
@@ -92,3 +97,10 @@ class AuditRecord(BaseModel):
 
     def as_log_fields(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def step_text(step: int | None, steps: int | None) -> str | None:
+    """The one numbering people see everywhere: "step 1/3" is the first of three."""
+    if step is None:
+        return None
+    return f"step {step + 1}/{steps}" if steps else f"step {step + 1}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence, step_text
 from controller.core.formatting import iso_z
 from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF, Outcome
 
@@ -265,11 +265,21 @@ class CheckSeries:
     verdicts: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StepBoundary:
+    """Where a step began (or a paused release resumed), and the exposure from then on."""
+
+    time: datetime
+    label: str  # "step 2/3"
+    weight: int | None
+
+
 @dataclass
 class ReleaseSeries:
     checks: dict[str, CheckSeries]
     decision_time: datetime | None
     decision: Decision | None
+    steps: list[StepBoundary] = field(default_factory=list)
 
 
 def release_series(timeline: Iterable[AuditRecord]) -> ReleaseSeries:
@@ -278,7 +288,11 @@ def release_series(timeline: Iterable[AuditRecord]) -> ReleaseSeries:
     checks: dict[str, CheckSeries] = {}
     decision_time: datetime | None = None
     decision: Decision | None = None
+    steps: list[StepBoundary] = []
     for record in timeline:
+        if record.decision in _STEP_STARTS:
+            label = step_text(record.step, record.steps) or "step"
+            steps.append(StepBoundary(record.time, label, record.weight))
         if record.decision is Decision.MEASUREMENT:
             for e in record.evidence:
                 series = checks.setdefault(e.check, CheckSeries(e.check))
@@ -295,4 +309,7 @@ def release_series(timeline: Iterable[AuditRecord]) -> ReleaseSeries:
             Decision.REJECTED,
         ):
             decision_time, decision = record.time, record.decision
-    return ReleaseSeries(checks, decision_time, decision)
+    return ReleaseSeries(checks, decision_time, decision, steps)
+
+
+_STEP_STARTS = frozenset({Decision.STARTED, Decision.STEP_ADVANCED, Decision.RESUMED})

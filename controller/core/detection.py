@@ -2,14 +2,17 @@
 
 Pure folds over the record stream, for the controller's metrics:
 
-* **Regression onset** is the time of the first measurement with verdict ``Fail`` at the
-  step the rollback happened at (since that step started or a human resumed it). When the
-  rollback followed no ``Fail`` (analysis ``Error`` measurements reached their limit), the
-  first ``Error`` at that step is the onset. ``Inconclusive`` is never an onset: too little
-  data says nothing about the canary. **Rollback** is the ``rolled_back`` record: traffic
-  is off the canary. Only rollbacks decided by analysis (``analysis_failed`` or
-  ``analysis_error`` below) are timed; a human abort, a crash loop or a progress deadline
-  has no measured onset.
+* **Regression onset** is the start of the step the rollback happened at (the canary
+  began serving at that weight then, or a human resumed it): the earliest moment the
+  regression can have reached users at that exposure. The first measurement with verdict
+  ``Fail`` comes one analysis window later at the soonest, so timing from it would say
+  "caught in 0 s" for every critical check. When the step's start was not seen (the
+  controller started mid-step), the first ``Fail`` (else the first ``Error``) at that step
+  is the estimated onset. ``Inconclusive`` is never an onset. **Detection** ends at the
+  rollback *decision* (the ``rolling_back`` record); the ``rolled_back`` record, when traffic
+  is off the canary, completes it. Only rollbacks decided by analysis (``analysis_failed``
+  or ``analysis_error`` below) are timed; a human abort, a crash loop or a progress
+  deadline has no measured onset.
 * **Rollback reason class**: rollback reasons are free text naming values; a metric label
   needs a small, fixed set, so :func:`rollback_reason_class` maps each reason to one.
 """
@@ -78,9 +81,11 @@ class RegressionCaught:
 @dataclass
 class _Release:
     step: int | None = None
+    step_started: datetime | None = None
     first_fail: datetime | None = None
     first_error: datetime | None = None
     onset: datetime | None = None  # fixed when the controller decided to roll back
+    decided: datetime | None = None
 
 
 _RESTART_STEP = frozenset({Decision.STARTED, Decision.STEP_ADVANCED, Decision.RESUMED})
@@ -111,9 +116,11 @@ class RegressionOnsets:
         decision = record.decision
         if decision in _RESTART_STEP:
             state.step, state.first_fail, state.first_error = record.step, None, None
+            state.step_started = record.time
         elif decision is Decision.MEASUREMENT:
             if record.step != state.step:
                 state.step, state.first_fail, state.first_error = record.step, None, None
+                state.step_started = None  # a step whose start this fold did not see
             verdicts = {e.verdict for e in record.evidence}
             if Verdict.FAIL in verdicts and state.first_fail is None:
                 state.first_fail = record.time
@@ -122,9 +129,12 @@ class RegressionOnsets:
         elif decision is Decision.ROLLING_BACK:
             cls = rollback_reason_class(record.reason, record.actor)
             measured = cls in _MEASURED and record.step == state.step
-            state.onset = (state.first_fail or state.first_error) if measured else None
+            estimated = state.step_started or state.first_fail or state.first_error
+            state.onset = estimated if measured else None
+            state.decided = record.time
         if decision in _FINAL:
             del self._releases[key]
             if decision is Decision.ROLLED_BACK and state.onset is not None:
-                return RegressionCaught(record.lane, record.release, state.onset, record.time)
+                decided = state.decided or record.time
+                return RegressionCaught(record.lane, record.release, state.onset, decided)
         return None

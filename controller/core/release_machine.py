@@ -211,6 +211,7 @@ class _Context:
                 message=message,
                 weight=self.status.weight,
                 step=self.status.current_step,
+                steps=self.steps_count,
                 evidence=list(evidence),
                 actions=[_describe_action(a) for a in actions],
                 actor=actor,
@@ -462,9 +463,21 @@ def _number_records(ctx: _Context) -> None:
 def _enter(ctx: _Context, phase: Phase) -> Phase:
     previous = ctx.status.phase
     ctx.status.phase = phase
+    if phase is not previous:
+        # A message belongs to the state it describes: never "paused: ..." after a resume.
+        ctx.status.message = _phase_message(ctx, phase)
     if phase.terminal:
         ctx.status.finished_at = ctx.obs.now
     return previous
+
+
+def _phase_message(ctx: _Context, phase: Phase) -> str:
+    """What a phase says until its handler says more."""
+    if phase is Phase.PROGRESSING:
+        return (
+            f"step {ctx.status.current_step + 1}/{ctx.steps_count}: canary at {ctx.status.weight}%"
+        )
+    return ""
 
 
 def _start(ctx: _Context) -> None:
@@ -479,6 +492,7 @@ def _go_to_step(ctx: _Context, index: int, decision: Decision, previous: Phase) 
     step = ctx.lane.spec.strategy.steps[index]
     s = ctx.status
     s.current_step = index
+    s.step = f"{index + 1}/{ctx.steps_count}"
     s.weight = step.weight
     s.max_weight_reached = max(s.max_weight_reached, step.weight)
     s.step_started_at = ctx.obs.now
@@ -817,6 +831,8 @@ def evidence_of(m: Measurement) -> Evidence:
         canary=m.canary,
         baseline=m.baseline,
         threshold=m.threshold,
+        alpha=m.alpha,
+        p_value=m.p_value,
         statistic=m.statistic,
         query=m.query,
         message=m.message,

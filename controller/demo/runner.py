@@ -43,17 +43,20 @@ from controller.adapters.metrics.prometheus_process import (
     ScrapeTarget,
     prometheus_binary,
 )
+from controller.adapters.notify.transports import redact
 from controller.core import labels
 from controller.core.analysis.sample import DEFAULT_MIN_WINDOW_SECONDS
 from controller.core.audit import AuditRecord, Decision
 from controller.core.canary import primary_name, template_hash
 from controller.core.models import Phase
 from controller.core.models.release import TERMINAL_PHASES
+from controller.dashboard.app import controller_dashboard, serve
 from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
 from controller.demo.scenario import DemoRelease
 from controller.demo.workload import SimulatedWorkload
 from controller.runtime.manager import Controller, Settings
+from controller.runtime.notifications import attach_notifier, webhook_defaults
 from controller.sim.cluster import SimCluster
 
 TERMINAL = TERMINAL_PHASES
@@ -118,7 +121,13 @@ class DemoOptions:
     use_prometheus: bool | None = None  # None: when the binary is on PATH
     release_timeout_s: float = 90.0
     out: TextIO | None = None
+    #: Send the demo's notifications (CloudEvents JSON) to this URL.
+    webhook: str | None = None
     on_ready: Callable[[SimCluster, Path], None] | None = None
+    #: With ``keep``: the dashboard's port (0: any free one), and instead of waiting for
+    #: Ctrl-C, call this with the dashboard's URL and return when it does.
+    dashboard_port: int = 0
+    on_kept: Callable[[str], None] | None = None
 
 
 class _Memory:
@@ -255,6 +264,11 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
                 retry_period=1,
             ),
         )
+        if opts.webhook:
+            notifier = attach_notifier(controller, defaults=webhook_defaults(opts.webhook))
+            sink.add(notifier)
+            stack.callback(notifier.close)
+            say(f"notifications       CloudEvents JSON to {redact(opts.webhook)} (every event)")
         controller.start()
         stack.callback(controller.stop)
         say(
@@ -291,24 +305,39 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             ):
                 _let_rollback_data_age(say)
             outcomes.append(_ship(kube, sim, release, opts.release_timeout_s, say))
-        controller.stop()
+        if not opts.keep:
+            controller.stop()
         # Let the last records reach the sinks before the audit trail is printed.
         time.sleep(0.2)
         result = DemoResult(backend, outcomes, list(memory.records))
         _print_trail(result, say)
         say(f"\naudit log: {audit_path} (verify: changelane audit verify {audit_path})")
         if opts.keep:
+            # The controller keeps running (a release shipped now is handled) and serves
+            # the dashboard, as it does in a cluster.
+            dashboard = controller_dashboard(controller, KubeApi(api))
+            server, _ = serve(dashboard, "127.0.0.1", opts.dashboard_port)
+            stack.callback(server.server_close)
+            stack.callback(server.shutdown)
+            url = f"http://127.0.0.1:{server.server_port}/"
             say(
-                f"\n--keep: the cluster stays up. Look around:\n"
+                f"\n--keep: the cluster, the controller and the dashboard stay up. Look around:\n"
                 f"  kubectl --kubeconfig {kubeconfig} get lanereleases -A\n"
                 f"  kubectl --kubeconfig {kubeconfig} describe deployment -n "
-                f"{scenario.NAMESPACE} {scenario.WORKLOAD}\nCtrl-C ends it."
+                f"{scenario.NAMESPACE} {scenario.WORKLOAD}\n"
+                f"  changelane status --kubeconfig {kubeconfig}\n"
+                "dashboard:"
             )
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                say("stopping")
+            say(url)
+            say("Ctrl-C ends it.")
+            if opts.on_kept is not None:
+                opts.on_kept(url)
+            else:
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    say("stopping")
         return result
 
 
@@ -407,7 +436,7 @@ def _ship(
         key = (phase, status.get("currentStep"), status.get("weight"))
         if rel is not None and key != seen:
             seen = key
-            step = status.get("currentStep", 0) + 1
+            step = status.get("step") or str(status.get("currentStep", 0) + 1)
             say(
                 f"  {time.monotonic() - shipped:5.1f}s  {phase:<12} step {step}"
                 f"  canary weight {status.get('weight', 0)}%"

@@ -58,7 +58,8 @@ class ControllerMetrics:
         )
         self.regression_detection = Histogram(
             "changelane_regression_detection_seconds",
-            "Time from regression onset (first failing measurement window) to rollback.",
+            "Time from regression onset (the start of the step that rolled back, else the first "
+            "failing measurement) to the rollback decision.",
             ["lane"],
             buckets=DETECTION_BUCKETS,
             registry=r,
@@ -68,6 +69,13 @@ class ControllerMetrics:
             "Duration of analysis queries against Prometheus.",
             ["lane", "check"],
             buckets=QUERY_BUCKETS,
+            registry=r,
+        )
+        self.notification_attempts = Counter(
+            "changelane_notification_attempts_total",
+            "Notification delivery attempts by lane, destination, event and outcome "
+            "(delivered, retrying, gave_up, refused: a bad destination or a 4xx).",
+            ["lane", "destination", "event", "outcome"],
             registry=r,
         )
         self.analysis_query_errors = Counter(

@@ -4,18 +4,24 @@ running afterwards, also when interrupted."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from controller.adapters.audit.log import verify
 from controller.adapters.metrics.prometheus_process import prometheus_binary
+from controller.demo import scenario
 from controller.demo.runner import DemoOptions, run_demo
+from controller.sim.cluster import SimCluster
+from tests.notify.receiver import receiver
 
 REQUIRE_PROMETHEUS = os.environ.get("CHANGELANE_REQUIRE_PROMETHEUS") == "1"
 
@@ -38,10 +44,51 @@ def test_demo_promotes_the_good_release_and_rolls_back_the_bad_one(
         pytest.skip("prometheus binary not installed")
     audit = tmp_path / "audit.jsonl"
     started = time.monotonic()
-    with open(os.devnull, "w") as quiet:
+    out = io.StringIO()
+    kept: dict[str, Any] = {}
+    keep = backend == "embedded"  # --keep: controller and dashboard stay up with the cluster
+
+    def on_ready(sim: SimCluster, kubeconfig: Path) -> None:
+        kept["sim"] = sim
+
+    def on_kept(url: str) -> None:
+        kept["lanes"] = urllib.request.urlopen(url + "lanes", timeout=10).read().decode()
+        # A release shipped on the kept cluster is handled: the controller still runs.
+        store = kept["sim"].store
+        dep = store.get_obj("deployments", scenario.NAMESPACE, scenario.WORKLOAD)
+        dep["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/docs:9"
+        store.update("deployments", dep, namespace=scenario.NAMESPACE, name=scenario.WORKLOAD)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "phase" not in kept:
+            for item in store.list("lanereleases", scenario.NAMESPACE).items:
+                obj = store.to_obj(store.rtype("lanereleases"), item)
+                images = obj["spec"]["to"].get("images") or []
+                if images == ["registry.example/docs:9"] and obj.get("status", {}).get("phase"):
+                    kept["phase"] = obj["status"]["phase"]
+            time.sleep(0.2)
+
+    with receiver() as rx:
         result = run_demo(
-            DemoOptions(audit_log=audit, use_prometheus=backend == "prometheus", out=quiet)
+            DemoOptions(
+                audit_log=audit,
+                use_prometheus=backend == "prometheus",
+                out=out,
+                webhook=rx.url,  # --webhook: the demo's notifications as CloudEvents
+                keep=keep,
+                on_ready=on_ready,
+                on_kept=on_kept,
+            )
         )
+    types = sorted(e.body["type"].rsplit(".", 1)[1] for e in rx.received)
+    # (with --keep, the extra release shipped on the kept cluster may add its own)
+    assert types == ["promoted", "rolledBack"] or (
+        keep and {"promoted", "rolledBack"} <= set(types)
+    )
+    if keep:
+        urls = [line for line in out.getvalue().splitlines() if line.startswith("http://")]
+        assert len(urls) == 1 and urls[0].endswith("/")  # the dashboard's URL, on its own line
+        assert "docs-demo" in kept["lanes"]
+        assert kept.get("phase") not in (None, "Pending"), kept
     elapsed = time.monotonic() - started
     data = result.as_json()
     assert data["metrics_backend"] == backend

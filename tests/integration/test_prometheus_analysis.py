@@ -160,7 +160,8 @@ def test_error_regression_fails_with_the_right_sentence_and_rolls_back(env: Env)
     _, outcome, reason = apply_measurement(SEQUENTIAL, CheckStatus(name="error-rate"), m)
     assert outcome is Outcome.ROLLBACK
     assert reason.startswith("critical check error-rate Fail: canary=0.2")
-    assert "threshold=0.01" in reason and "statistic confidence sequence" in reason
+    assert "alpha=0.01" in reason and "statistic confidence sequence" in reason
+    assert m.alpha == 0.01 and m.threshold == SEQUENTIAL.threshold
 
 
 def test_a_series_that_disappears_is_no_data_and_inconclusive(env: Env) -> None:

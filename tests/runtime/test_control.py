@@ -106,9 +106,16 @@ def test_status_shows_lanes_and_releases_with_measurements_and_conditions(
         assert view["lastMeasurements"][0]["canary"] == 0.3
         assert {c["type"] for c in view["conditions"]} >= {"Progressing"}
         assert view["provenance"]["agent"] == "claude-code"
+        # One step numbering: the first of two steps is step 1 in the JSON, the text, the
+        # stored status (kubectl describe) and the audit trail.
+        assert (view["step"], view["steps"]) == (1, 2)
+        stored = env.release(name) or {}
+        assert stored["status"]["step"] == "1/2"
 
         text = run(env, "status", name).output
         assert "phase      RolledBack" in text and "errors" in text and "canary=0.3" in text
+        assert "step 1/2" in text
+        assert "step 1/2" in run(env, "audit", "show", name).output
         assert "AnalysisFailed" in text
 
         overview = run(env, "status")
@@ -207,3 +214,23 @@ def _events(env: Env) -> list[dict[str, Any]]:
     store = env.sim.store
     rtype = store.rtype("events")
     return [store.to_obj(rtype, s) for s in store.list("events", None).items]
+
+
+def test_audit_cluster_tells_the_outcome_and_evidence_after_events_expired(tmp_path: Path) -> None:
+    with running(tmp_path) as env:
+        env.sim.store.create("deployments", deployment_doc())
+        wait(lambda: env.sim.deployment_ready(NS, "web-primary"))
+        env.set_image("web:2-bad")
+        name = release_name(env)
+        env.wait_phase(["RolledBack"], name=name)
+        wait(lambda: not env.release(name)["status"].get("outbox"))
+        for ns in (NS, "default"):  # Events live an hour: here they are all gone
+            for item in env.sim.store.list("events", ns).items:
+                env.sim.store.delete("events", ns, item.obj()["metadata"]["name"])
+        assert env.sim.store.list("events", NS).items == []
+        out = run(env, "audit", "--cluster", "--since", "1h", "--json")
+        assert out.exit_code == 0, out.output
+        [item] = [i for i in json.loads(out.stdout) if i["release"] == name]
+        assert item["outcome"] == "RolledBack"
+        shown = run(env, "audit", "show", name).output
+        assert "errors Fail" in shown and "threshold=0.05" in shown

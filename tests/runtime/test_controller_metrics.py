@@ -117,7 +117,7 @@ def test_metrics_follow_a_gated_then_rolled_back_release(tmp_path: Path) -> None
             assert value(m, "changelane_leader") == 1
             assert value(m, "changelane_lane_autonomy_enabled", **lane) == 1
             assert value(m, "changelane_rollbacks_total", reason="analysis_failed", **lane) == 1
-            # Onset (the Fail) to rollback (traffic off the canary): one, and quick.
+            # Onset (the step start) to the rollback decision: one, and quick.
             assert value(m, "changelane_regression_detection_seconds_count", **lane) == 1
             detection = value(m, "changelane_regression_detection_seconds_sum", **lane)
             assert detection is not None and 0 <= detection < 10

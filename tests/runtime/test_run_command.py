@@ -100,6 +100,17 @@ def test_run_serves_probes_fails_safe_without_metrics_and_stops_on_sigterm(
             )
             wait(lambda: audit.exists() and '"started"' in audit.read_text(), timeout=10)
 
+            # The dashboard on the metrics port: the release in flight, its step and the
+            # kill switch as the controller evaluated it; an unknown page is a 404.
+            code, page = _get(port, "/releases")
+            assert code == 200 and name in page and "1/2" in page
+            code, page = _get(port, "/lanes")
+            assert code == 200 and "web-lane" in page and "on <span" in page
+            assert _get(port, "/releases/shop/nope")[0] == 404
+            # The audit chain's head is anchored in the cluster.
+            anchor = env.sim.store.get_obj("configmaps", NS, "changelane-audit-head")
+            assert int(anchor["data"]["seq"]) >= 2
+
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0

@@ -19,13 +19,13 @@ from tests.shipping.variants import VARIANTS
 EXPECTED_CLUSTER: dict[tuple[str, str], set[str]] = {
     ("changelane.dev", "changelanes"): {"get", "list", "watch"},
     ("changelane.dev", "changelanes/status"): {"patch"},
-    ("changelane.dev", "lanereleases"): {"get", "list", "watch", "create", "patch"},
+    ("changelane.dev", "lanereleases"): {"get", "list", "watch", "create", "patch", "delete"},
     ("changelane.dev", "lanereleases/status"): {"patch"},
     ("apps", "deployments"): {"list", "watch", "create", "patch"},
     ("apps", "replicasets"): {"list"},
     ("", "pods"): {"list"},
     ("", "configmaps"): {"get", "update"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
     ("core.openfeature.dev", "featureflags"): {"get", "update"},
 }
@@ -103,10 +103,14 @@ def test_human_roles_follow_values(chart: helm_python.Chart) -> None:
 def test_leases_only_in_the_release_namespace_and_by_name(objs: list[Rendered]) -> None:
     role = only(objs, "Role")
     assert role["metadata"]["namespace"] == NAMESPACE
-    named = [r for r in role["rules"] if r.get("resourceNames")]
-    unnamed = [r for r in role["rules"] if not r.get("resourceNames")]
-    assert all(r["apiGroups"] == ["coordination.k8s.io"] for r in role["rules"])
-    assert all(r["resources"] == ["leases"] for r in role["rules"])
+    # Besides the Lease, the Role creates the audit anchor ConfigMap in its own namespace.
+    anchor = [r for r in role["rules"] if r["resources"] == ["configmaps"]]
+    assert anchor == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
+    rules = [r for r in role["rules"] if r not in anchor]
+    named = [r for r in rules if r.get("resourceNames")]
+    unnamed = [r for r in rules if not r.get("resourceNames")]
+    assert all(r["apiGroups"] == ["coordination.k8s.io"] for r in rules)
+    assert all(r["resources"] == ["leases"] for r in rules)
     # create cannot be restricted by name in Kubernetes; get and update are.
     assert [set(r["verbs"]) for r in unnamed] == [{"create"}]
     assert [(set(r["verbs"]), r["resourceNames"]) for r in named] == [
@@ -131,9 +135,25 @@ def test_no_wildcards_no_secrets_anywhere(chart: helm_python.Chart, variant: str
             for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
                 assert "*" not in rule.get(key, []), f"{obj['kind']} wildcard in {key}: {rule}"
             assert "secrets" not in rule.get("resources", []), rule
-            assert not {"escalate", "bind", "impersonate", "delete", "deletecollection"} & set(
-                rule["verbs"]
-            ), rule
+            forbidden = {"escalate", "bind", "impersonate", "delete", "deletecollection"}
+            if rule.get("resources") == ["lanereleases"] and obj["kind"] == "ClusterRole":
+                forbidden.discard("delete")  # retention, and only finished releases
+            assert not forbidden & set(rule["verbs"]), rule
+
+
+def test_delete_is_granted_only_for_retention(chart: helm_python.Chart) -> None:
+    def deletes(values: dict[str, object]) -> list[dict[str, object]]:
+        return [
+            rule
+            for obj in _rbac(render(chart, values))
+            for rule in obj.get("rules", [])
+            if "delete" in rule["verbs"]
+        ]
+
+    assert deletes({}) == [
+        {"apiGroups": ["changelane.dev"], "resources": ["lanereleases"], "verbs": ["delete"]}
+    ]
+    assert deletes({"retention": {"keepLast": 0, "ttl": ""}}) == []
 
 
 def test_bindings_grant_the_roles_to_the_controller_only(objs: list[Rendered]) -> None:

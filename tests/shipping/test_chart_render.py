@@ -78,6 +78,7 @@ def test_default_controller_flags_follow_the_runtime_contract(chart: helm_python
         "--flag-provider=flagd",
         "--flagd-host=flagd.flagd.svc.cluster.local",
         "--flagd-port=8013",
+        "--keep-releases=20",
         "--log-level=info",
     ]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
@@ -158,6 +159,25 @@ def test_file_flag_provider_with_existing_configmap(chart: helm_python.Chart) ->
     pod = only(objs, "Deployment")["spec"]["template"]["spec"]
     assert "--flag-file=/etc/changelane/flags/lanes.json" in pod["containers"][0]["args"]
     assert {"name": "flags", "configMap": {"name": "platform-flags"}} in pod["volumes"]
+
+
+def test_notification_urls_come_from_a_mounted_secret(chart: helm_python.Chart) -> None:
+    objs = render(chart, VARIANTS["notifications"])
+    pod = only(objs, "Deployment")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert "--notification-secrets=/etc/changelane/notifications" in args
+    assert "--notifications=/etc/changelane/notifications-defaults/defaults.yaml" in args
+    assert "--dashboard-url=http://127.0.0.1:8080" in args
+    secret = next(v for v in pod["volumes"] if v["name"] == "notification-secrets")
+    assert secret["secret"]["secretName"] == "changelane-notifications"
+    defaults = only(objs, "ConfigMap", f"{FULLNAME}-notifications")["data"]["defaults.yaml"]
+    assert yaml.safe_load(defaults)["destinations"][0]["secretKey"] == "slack"
+    # The mount is the kubelet's doing: the controller itself may not read Secrets.
+    for role in (r.obj for r in objs if r.kind in ("Role", "ClusterRole")):
+        if "viewer" in role["metadata"]["name"] or "operator" in role["metadata"]["name"]:
+            continue
+        for rule in role.get("rules") or []:
+            assert "secrets" not in rule.get("resources", []), role["metadata"]["name"]
 
 
 def test_durable_audit_digest_and_single_replica(chart: helm_python.Chart) -> None:

@@ -28,8 +28,15 @@ import helm_python
 import pytest
 from click.testing import CliRunner, Result
 
+from controller.adapters.audit.anchor import AuditAnchor
+from controller.adapters.audit.log import FsyncPolicy
+from controller.adapters.audit.sink import FanOutAuditSink
 from controller.cli.main import cli
 from controller.core.canary import template_hash
+from controller.core.retention import RetentionPolicy
+from controller.dashboard.app import controller_dashboard
+from controller.runtime.audit_chain import AnchoredAuditLog
+from controller.runtime.retention import ReleaseRetention
 from controller.sim.request_audit import ApiRequest, RequestLog
 from tests.runtime.harness import (
     NS,
@@ -250,15 +257,20 @@ def _life(
     store.create("configmaps", _flag_store("configmaps", "native-flags"))
 
     def controller(instance: str) -> Any:
+        # As the chart runs it: with the durable audit log, anchored in the cluster.
+        fanout = FanOutAuditSink([env.sink])
         c = new_controller(
             config[who.controller],
             sim,
-            env.sink,
+            fanout,
             instance=instance,
             flags=True,
             lease_namespace=NAMESPACE,
             lease_name=lease_name,
         )
+        log = env.kubeconfig.parent / f"audit-{instance}.jsonl"
+        anchor = AuditAnchor(c.api, NAMESPACE)
+        fanout.add(AnchoredAuditLog(log, FsyncPolicy.NEVER, anchor, instance), required=True)
         env.controllers.append(c)
         c.start()
         return c
@@ -352,6 +364,20 @@ def _life(
     }.items():
         result = run(f"operator {label}", who.operator, *args)
         assert result.exit_code == 0, (label, result.output)
+
+    # The dashboard the controller serves on its metrics port reads a release's timeline.
+    page: dict[str, str] = {}
+    body = controller_dashboard(standby)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": f"/releases/{NS}/{rolled}", "QUERY_STRING": ""},
+        lambda status, headers: page.update(status=status),
+    )
+    assert page["status"] == "200 OK" and b"rolling_back" in b"".join(body)
+
+    # Retention: the leader deletes finished releases beyond the newest of each workload.
+    retention = ReleaseRetention(standby.api, env.releases, RetentionPolicy(keep_last=1))
+    wait(lambda: not any((r.get("status") or {}).get("outbox") for r in env.releases()))
+    swept = retention.sweep()
+    assert f"{NS}/{aborted_name}" not in swept and f"{NS}/{slow}" in swept, swept
 
     # Shut down: the last leader hands the Lease back.
     standby.stop()

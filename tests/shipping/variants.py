@@ -44,6 +44,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "image": {"digest": "sha256:" + "ab" * 32},
         "logLevel": "debug",
     },
+    "notifications": {
+        "notifications": {
+            "existingSecret": "changelane-notifications",
+            "dashboardUrl": "http://127.0.0.1:8080",
+            "defaults": {
+                "destinations": [
+                    {"name": "oncall", "kind": "apprise", "secretKey": "slack"},
+                    {"name": "bus", "kind": "webhook", "secretKey": "bus", "events": ["promoted"]},
+                ]
+            },
+        }
+    },
     "bring-your-own-service-account": {
         "serviceAccount": {"create": False, "name": "changelane-controller"},
         "rbac": {"create": False},

@@ -73,7 +73,10 @@ def test_sequential_confirms_a_clear_regression_then_fails_naming_values_and_sta
     before, m = ms[fail - 1], ms[fail]
     assert before.verdict is Verdict.INCONCLUSIVE and "confirming at the next" in before.message
     assert m.canary == pytest.approx(0.02) and m.baseline == pytest.approx(0.005)
-    assert m.threshold == 0.01
+    # The limit is the lane's threshold (none declared here); alpha is named alpha.
+    assert m.threshold is None and m.alpha == 0.01
+    limited = looks(sequential(threshold=0.05), (20, 1000, 5, 1000), 20)
+    assert {x.threshold for x in limited} == {0.05} and {x.alpha for x in limited} == {0.01}
     assert "ratio 2.00% canary vs 0.50% baseline (x4.00)" in m.message
     assert "worse than x1.25" in m.message and "2 looks in a row" in m.message
     assert m.statistic is not None and m.statistic.startswith("confidence sequence")

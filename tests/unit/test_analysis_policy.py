@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from controller.core.analysis import Outcome, apply_measurement, worst
 from controller.core.models import AnalysisCheck, CheckStatus, Measurement, Verdict
+from controller.core.reasons import decode_promql
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -119,3 +120,25 @@ def test_only_a_pass_continues_and_counters_add_up(verdicts: list[Verdict]) -> N
     assert status.errors == verdicts.count(Verdict.ERROR)
     assert status.inconclusive == verdicts.count(Verdict.INCONCLUSIVE)
     assert status.passes_at_step == verdicts.count(Verdict.PASS)
+
+
+def test_an_error_reason_is_short_and_the_detail_keeps_the_decoded_promql() -> None:
+    raw = (
+        "lane docs, check error-rate: Prometheus at http://prom:9090 failed 3 attempts: "
+        "ConnectionError: HTTPConnectionPool(host='prom', port=9090): Max retries exceeded "
+        "with url: /api/v1/query?query=sum%28rate%28http_requests_total%7Bcode%3D~%225..%22"
+        "%7D%5B1m%5D%29%29 (Caused by NewConnectionError('[Errno 111] Connection refused'))"
+    )
+    check = AnalysisCheck.model_validate(
+        {"name": "error-rate", "kind": "threshold", "query": "x", "threshold": 0.05}
+    )
+    _, outcome, reason = apply_measurement(
+        check, CheckStatus(name="error-rate"), m(Verdict.ERROR, message=raw)
+    )
+    assert outcome is Outcome.HOLD
+    assert reason == (
+        "check latency Error: Prometheus unreachable: connection refused; "
+        f"retried at the next interval ({check.consecutive_error_limit} more allowed)"
+    )
+    assert "n/a" not in reason and "%" not in reason
+    assert decode_promql(raw).count('sum(rate(http_requests_total{code=~"5.."}[1m]))') == 1

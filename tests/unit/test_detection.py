@@ -46,31 +46,40 @@ def caught(records: list[AuditRecord]) -> list[float]:
     return [c.seconds for c in (onsets.add(r) for r in records) if c is not None]
 
 
-def test_onset_is_the_first_fail_at_the_step_that_rolled_back() -> None:
+def test_detection_runs_from_the_start_of_the_step_that_rolled_back_to_the_decision() -> None:
     records = [
         rec(0, Decision.STARTED),
         rec(10, Decision.MEASUREMENT, verdict="Fail"),  # an earlier step: forgotten
-        rec(20, Decision.STEP_ADVANCED, step=1),
-        rec(30, Decision.MEASUREMENT, step=1, verdict="Inconclusive"),  # not evidence
+        rec(20, Decision.STEP_ADVANCED, step=1),  # onset: the canary serves at step 2 from here
+        rec(30, Decision.MEASUREMENT, step=1, verdict="Inconclusive"),
         rec(40, Decision.MEASUREMENT, step=1, verdict="Pass"),
-        rec(50, Decision.MEASUREMENT, step=1, verdict="Fail"),  # onset
+        rec(50, Decision.MEASUREMENT, step=1, verdict="Fail"),
         rec(60, Decision.MEASUREMENT, step=1, verdict="Fail"),
         rec(60, Decision.ROLLING_BACK, step=1, reason=f"{FAIL}; failures 2 > failureLimit 1"),
         rec(64, Decision.ROLLED_BACK, step=1, reason=FAIL),
     ]
-    assert caught(records) == [14.0]
+    assert caught(records) == [40.0]
 
 
-def test_errors_are_the_onset_only_when_no_fail_came_first() -> None:
-    errors = "check errors Error: canary=n/a, threshold=0.05; consecutive errors 3 > 2"
+def test_a_critical_first_fail_is_not_caught_in_zero_seconds() -> None:
     records = [
         rec(0, Decision.STARTED),
+        rec(41, Decision.MEASUREMENT, verdict="Fail"),
+        rec(41, Decision.ROLLING_BACK, reason=FAIL),
+        rec(43, Decision.ROLLED_BACK, reason=FAIL),
+    ]
+    assert caught(records) == [41.0]
+
+
+def test_without_the_step_start_the_first_fail_is_the_estimated_onset() -> None:
+    errors = "check errors Error: Prometheus unreachable; consecutive errors 3 > 2"
+    records = [
         rec(5, Decision.MEASUREMENT, verdict="Error"),
         rec(10, Decision.MEASUREMENT, verdict="Error"),
         rec(10, Decision.ROLLING_BACK, reason=errors),
         rec(12, Decision.ROLLED_BACK, reason=errors),
     ]
-    assert caught(records) == [7.0]
+    assert caught(records) == [5.0]
 
 
 def test_a_resume_starts_the_step_afresh() -> None:
@@ -82,7 +91,7 @@ def test_a_resume_starts_the_step_afresh() -> None:
         rec(110, Decision.ROLLING_BACK, reason=FAIL),
         rec(113, Decision.ROLLED_BACK, reason=FAIL),
     ]
-    assert caught(records) == [3.0]
+    assert caught(records) == [10.0]
 
 
 @pytest.mark.parametrize(
@@ -108,7 +117,7 @@ def test_releases_are_followed_apart_and_forgotten_when_finished() -> None:
     assert onsets.add(rec(1, Decision.MEASUREMENT, verdict="Pass", release="b")) is None
     onsets.add(rec(2, Decision.ROLLING_BACK, reason=FAIL, release="a"))
     done = onsets.add(rec(4, Decision.ROLLED_BACK, reason=FAIL, release="a"))
-    assert done is not None and done.release == "a" and done.seconds == 4.0
+    assert done is not None and done.release == "a" and done.seconds == 2.0
     onsets.add(rec(5, Decision.PROMOTED, release="b"))
     assert onsets._releases == {}
 

@@ -353,6 +353,16 @@ def test_records_are_numbered_and_kept_in_the_outbox_until_flushed() -> None:
     assert rel.status.record_seq == 3
 
 
+def test_a_resume_clears_the_paused_message() -> None:
+    rel = new_release()
+    apply(LANE, rel, Observation(now=T0, gates=OPEN, canary=READY))
+    apply(LANE, rel, Observation(now=T0, command=HumanCommand(CommandKind.PAUSE, "eve")))
+    assert rel.status.message.startswith("paused:")
+    apply(LANE, rel, Observation(now=T0, command=HumanCommand(CommandKind.RESUME, "eve")))
+    assert rel.status.phase.value == "Progressing"
+    assert rel.status.message == f"step 1/{LAST_STEP + 1}: canary at {rel.status.weight}%"
+
+
 # --------------------------------------------------------------------------- impossible states
 
 

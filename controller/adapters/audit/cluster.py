@@ -198,8 +198,10 @@ def _base(rel: LaneRelease) -> dict[str, Any]:
     tests = None
     if p.tests is not None:
         tests = p.tests.result + (f" ({p.tests.command})" if p.tests.command else "")
+    total = (rel.status.step or "").partition("/")[2]
     return {
         "lane": spec.lane,
+        "steps": int(total) if total.isdigit() else None,
         "namespace": spec.target.namespace,
         "workload": spec.target.name,
         "release": rel.name,

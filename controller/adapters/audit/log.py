@@ -121,7 +121,10 @@ class AuditLog:
         *,
         fsync: FsyncPolicy = FsyncPolicy.ALWAYS,
         fsync_interval: float = 1.0,
+        start: tuple[int, str] | None = None,
     ) -> None:
+        """``start`` (seq, hash): where an empty log continues a chain that other segments
+        began (a new leader continuing from the anchored head)."""
         self.path = Path(path)
         self.fsync = FsyncPolicy(fsync)
         self.fsync_interval = fsync_interval
@@ -144,6 +147,9 @@ class AuditLog:
                 _fsync_dir(self.path.parent)
             self._size = self._recover_torn_tail()
             self.seq, self.head_hash = self._read_head()
+            if start is not None and self._size == 0:
+                self.seq, self.head_hash = start
+            self.last_line: bytes | None = None
             self._recent_ids = self._read_recent_ids()
         except BaseException:
             os.close(self._fd)
@@ -226,6 +232,7 @@ class AuditLog:
                 ) from err
             self._size += len(line)
             self.seq, self.head_hash = seq, digest
+            self.last_line = line
             if record.id is not None:
                 self._recent_ids[record.id] = None
                 if len(self._recent_ids) > RECENT_IDS:

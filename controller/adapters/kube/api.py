@@ -296,6 +296,17 @@ class KubeApi:
             body,
         )
 
+    def delete_release(self, namespace: str, name: str) -> JsonDict:
+        return self.write(
+            "delete lanerelease",
+            self.custom.delete_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            RELEASES,
+            name,
+        )
+
     def list_releases(self, namespace: str | None = None) -> list[JsonDict]:
         if namespace:
             raw = call(

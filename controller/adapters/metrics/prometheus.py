@@ -51,6 +51,7 @@ from controller.core.analysis.sample import (
 )
 from controller.core.models import AnalysisCheck
 from controller.core.promql import TemplateError
+from controller.core.reasons import decode_promql
 
 log = structlog.get_logger("changelane.metrics")
 
@@ -256,7 +257,8 @@ def _client_error(text: str) -> tuple[int, str]:
 
 
 def _short(exc: BaseException | None) -> str:
-    text = str(exc) if exc is not None else ""
+    # HTTP clients quote the query string in their errors: show the PromQL as written.
+    text = decode_promql(str(exc)) if exc is not None else ""
     return text if len(text) <= 300 else text[:300] + "..."
 
 

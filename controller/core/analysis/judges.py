@@ -54,9 +54,11 @@ class _InconclusiveError(Exception):
         threshold: float | None = None,
         statistic: str | None = None,
         evidence: SequentialEvidence | None = None,
+        alpha: float | None = None,
     ) -> None:
         super().__init__(message)
         self.evidence = evidence
+        self.alpha = alpha
         self.canary = canary
         self.baseline = baseline
         self.threshold = threshold
@@ -86,6 +88,7 @@ class _Tick:
         threshold: float | None = None,
         statistic: str | None = None,
         evidence: SequentialEvidence | None = None,
+        alpha: float | None = None,
     ) -> Measurement:
         return Measurement(
             check=self.check,
@@ -96,6 +99,7 @@ class _Tick:
             canary=_finite_or_none(canary),
             baseline=_finite_or_none(baseline),
             threshold=_finite_or_none(threshold),
+            alpha=alpha,
             statistic=statistic,
             message=message,
             evidence=evidence,
@@ -138,6 +142,7 @@ def judge(
             threshold=exc.threshold,
             statistic=exc.statistic,
             evidence=exc.evidence,
+            alpha=exc.alpha,
         )
 
 
@@ -354,7 +359,8 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         raise _InconclusiveError(
             f"no traffic to compare: canary {e.canary_total:.0f}, baseline "
             f"{e.baseline_total:.0f} events over the release",
-            threshold=alpha,
+            threshold=check.threshold,
+            alpha=alpha,
             evidence=evidence,
         )
     beta = 1.0 - check.power
@@ -363,7 +369,13 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     )
     canary_ratio = e.canary_errors / e.canary_total
     baseline_ratio = e.baseline_errors / e.baseline_total
-    values = {"canary": canary_ratio, "baseline": baseline_ratio, "threshold": alpha}
+    # The lane's limit is the threshold; alpha is the test's level, named as such.
+    values = {
+        "canary": canary_ratio,
+        "baseline": baseline_ratio,
+        "threshold": check.threshold,
+        "alpha": alpha,
+    }
     ratio_text = "n/a" if r.ratio is None else f"{r.ratio:.2f}"
     what = "bad" if check.direction is Direction.LOWER_IS_BETTER else "missing good"
     head = (

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from controller.core.models import AnalysisCheck, CheckStatus, LimitAction, Measurement, Verdict
+from controller.core.reasons import decode_promql, short_problem
 
 
 class Outcome(StrEnum):
@@ -56,15 +57,25 @@ def _num(x: float | None) -> str:
 
 
 def describe(m: Measurement) -> str:
-    """One line naming the check, verdict, measured values, threshold and statistic."""
-    values = f"canary={_num(m.canary)}"
-    if m.baseline is not None:
-        values += f", baseline={_num(m.baseline)}"
-    text = (
-        f"check {m.check} {m.verdict.value}: {values}, threshold={_num(m.threshold)}, "
-        f"statistic {m.statistic or 'n/a'}"
+    """One line naming the check, verdict, measured values, the limit, alpha, p-value and
+    statistic; only what is known is shown. An error is its short cause (the full text,
+    with any PromQL, stays in the measurement's message)."""
+    if m.verdict is Verdict.ERROR:
+        return f"check {m.check} Error: {short_problem(m.message)}"
+    named = (
+        ("canary", m.canary),
+        ("baseline", m.baseline),
+        ("threshold", m.threshold),
+        ("alpha", m.alpha),
+        ("p", m.p_value),
     )
-    return f"{text} ({m.message})" if m.message else text
+    values = ", ".join(f"{name}={_num(x)}" for name, x in named if x is not None)
+    text = f"check {m.check} {m.verdict.value}"
+    if values:
+        text += f": {values}"
+    if m.statistic:
+        text += f"; statistic {m.statistic}"
+    return f"{text} ({decode_promql(m.message)})" if m.message else text
 
 
 def apply_measurement(
@@ -105,7 +116,8 @@ def apply_measurement(
                 f"consecutiveErrorLimit {check.consecutive_error_limit}"
             )
             return s, _FOR_ACTION[check.on_error_limit], f"{reason}; {limit}"
-        return s, Outcome.HOLD, reason
+        left = check.consecutive_error_limit - s.consecutive_errors + 1
+        return s, Outcome.HOLD, f"{reason}; retried at the next interval ({left} more allowed)"
     s.inconclusive += 1
     s.consecutive_inconclusive += 1
     if s.consecutive_inconclusive > check.inconclusive_limit:

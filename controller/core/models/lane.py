@@ -26,6 +26,7 @@ from controller.core.models.common import (
     ObjectMeta,
     parse_duration,
 )
+from controller.core.models.notifications import NotificationsSpec
 from controller.core.promql import template_problems
 
 KIND = "ChangeLane"
@@ -427,6 +428,10 @@ class ChangeLaneSpec(CamelModel):
     strategy: StrategySpec
     analysis: AnalysisSpec
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    notifications: NotificationsSpec = Field(
+        default_factory=NotificationsSpec,
+        description="Who hears about rollbacks, rejections, long gates, pauses, suspensions.",
+    )
 
     @model_validator(mode="after")
     def _intervals_parse(self) -> Self:
@@ -436,7 +441,18 @@ class ChangeLaneSpec(CamelModel):
             self.analysis.interval,
         ):
             parse_duration(text)
+        inline = self.notifications.without_inline_urls()
+        if inline:
+            raise ValueError("notifications." + "; notifications.".join(inline))
         return self
+
+
+class NotificationState(CamelModel):
+    destination: str
+    ok: bool
+    last_attempt: datetime
+    last_event: str | None = None
+    last_error: str | None = None
 
 
 class AgentStanding(CamelModel):
@@ -475,6 +491,10 @@ class ChangeLaneStatus(CamelModel):
     recent_outcomes: list[str] = Field(default_factory=list)
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    notifications: list[NotificationState] = Field(
+        default_factory=list,
+        description="Last delivery per destination: on-call sees a broken destination here.",
+    )
     agents: list[AgentStanding] = Field(
         default_factory=list, description="Each agent/model's autonomy level in the lane."
     )

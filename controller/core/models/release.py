@@ -164,7 +164,11 @@ class Measurement(CamelModel):
     verdict: Verdict
     canary: float | None = None
     baseline: float | None = None
-    threshold: float | None = None
+    threshold: float | None = Field(
+        default=None, description="The check's limit, as the lane declares it (never alpha)."
+    )
+    alpha: float | None = Field(default=None, description="Significance level of a test.")
+    p_value: float | None = Field(default=None, description="The test's p-value.")
     statistic: str | None = Field(default=None, description="e.g. 'msprt p=0.003' or 'ratio=4.6'.")
     query: str | None = None
     message: str = ""
@@ -196,7 +200,12 @@ class CheckStatus(CamelModel):
 
 class LaneReleaseStatus(CamelModel):
     phase: Phase = Phase.PENDING
-    current_step: int = 0
+    current_step: int = Field(
+        default=0, description="Index of the step (0-based); people read `step` (1/3)."
+    )
+    step: str | None = Field(
+        default=None, description="The step as people count it: '1/3' is the first of three."
+    )
     weight: Annotated[int, Field(ge=0, le=100)] = 0
     max_weight_reached: Annotated[int, Field(ge=0, le=100)] = 0
     step_started_at: datetime | None = None

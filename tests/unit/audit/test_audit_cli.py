@@ -166,6 +166,30 @@ def test_lane_events_appear_in_the_table(tmp_path: Path) -> None:
     assert "lane docs-site: lane_suspended by alice@example.com (ManualSuspend: incident 42)" in out
 
 
+def test_the_plot_reads_wall_clock_time_and_marks_steps_with_their_weights(
+    recent_log: Path,
+) -> None:
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from controller.adapters.audit.plot import release_figure
+
+    target = next(r.release for r in _records(recent_log) if r.decision is Decision.ROLLED_BACK)
+    timeline = [r for r in _records(recent_log) if r.release == target]
+    fig = release_figure(timeline)
+    assert fig is not None
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[-1].get_xticklabels() if t.get_text()]
+    assert ticks and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in ticks), ticks
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    starts = [r for r in timeline if r.decision.value in ("started", "step_advanced")]
+    assert len(notes) == len(starts)
+    assert any(re.fullmatch(r"step \d+(/\d+)? \(\d+%\)", n) for n in notes), notes
+    assert "limit" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+
+
 @pytest.mark.parametrize("spelling", ["rolled_back", "rolledback", "Rolled-Back"])
 def test_outcome_accepts_the_older_spellings(recent_log: Path, spelling: str) -> None:
     new = _run("audit", "--file", str(recent_log), "--outcome", "RolledBack", "--json")

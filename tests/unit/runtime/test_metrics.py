@@ -24,6 +24,7 @@ NAMES = {
     "changelane_lane_provenance_coverage": "gauge",
     "changelane_lane_rework_rate": "gauge",
     "changelane_releases_gated_total": "counter",
+    "changelane_notification_attempts_total": "counter",
     "changelane_agent_releases": "gauge",
     "changelane_agent_change_failure_rate": "gauge",
     "changelane_agent_track_record": "gauge",

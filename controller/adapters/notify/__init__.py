@@ -1,0 +1,1 @@
+"""Notification delivery: chat services (apprise) and CloudEvents webhooks."""

@@ -1,0 +1,1 @@
+"""The read-only web dashboard: server-rendered HTML and inline SVG charts."""
