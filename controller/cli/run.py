@@ -314,7 +314,7 @@ def run(
     )
     # The audit anchor and retention use more of the API than the Cluster port offers: the
     # Kubernetes adapter itself, its writes fenced by the same leadership.
-    fenced = KubeApi(client, None if no_leader_election else controller.is_leader)
+    fenced = KubeApi(client, controller.fence)
     durable = None
     if audit_log is not None:
         # The anchor's writes are fenced by leadership like every other write.
