@@ -31,6 +31,7 @@ from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFo
 from controller.adapters.kube.client import api_client
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase
 from controller.core.release_machine import CommandKind
+from controller.core.text import printable
 
 COMMAND_ANNOTATION = "changelane.dev/command"
 EXIT_NOT_FOUND = 1
@@ -382,11 +383,11 @@ def status(
             click.echo(json.dumps({**lv, "releases": rvs}, indent=2))
             return
         for text in _describe_lane(lv):
-            click.echo(text)
+            click.echo(printable(text, allow="\n"))
         if rvs:
             click.echo("")
             for text in _release_rows(rvs):
-                click.echo(text)
+                click.echo(printable(text, allow="\n"))
         return
     if target is not None:
         raw = find_release(api, target, namespace)
@@ -396,7 +397,7 @@ def status(
             click.echo(json.dumps(view, indent=2))
         else:
             for text in _describe_release(view):
-                click.echo(text)
+                click.echo(printable(text, allow="\n"))
         return
     lane_views = [lane_view(lane, releases) for lane in lanes]
     views = [release_view(r, steps(r)) for r in releases]
@@ -404,7 +405,7 @@ def status(
         click.echo(json.dumps({"lanes": lane_views, "releases": views}, indent=2))
         return
     for text in _lane_rows(lane_views):
-        click.echo(text)
+        click.echo(printable(text, allow="\n"))
     active = [v for v, r in zip(views, releases, strict=True) if not r.status.phase.terminal]
     finished = [v for v, r in zip(views, releases, strict=True) if r.status.phase.terminal]
     shown = finished[-FINISHED_SHOWN:] + active
@@ -413,7 +414,7 @@ def status(
         click.echo("no LaneReleases" + (f" in namespace {namespace}" if namespace else ""))
         return
     for text in _release_rows(shown):
-        click.echo(text)
+        click.echo(printable(text, allow="\n"))
     if len(finished) > FINISHED_SHOWN:
         click.echo(
             f"({len(finished) - FINISHED_SHOWN} older finished release(s) not shown: "
@@ -482,7 +483,9 @@ def _wait_applied(api: KubeApi, namespace: str, name: str, text: str, wait_s: fl
         annotations = (raw.get("metadata") or {}).get("annotations") or {}
         if annotations.get(COMMAND_ANNOTATION) != text:
             s = raw.get("status") or {}
-            click.echo(f"{namespace}/{name}: now {s.get('phase')}: {s.get('message', '')}")
+            click.echo(
+                printable(f"{namespace}/{name}: now {s.get('phase')}: {s.get('message', '')}")
+            )
             return
         if time.monotonic() >= deadline:
             _fail(

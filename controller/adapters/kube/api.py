@@ -27,6 +27,7 @@ from tenacity import (
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
 from controller.core.models import API_GROUP, API_VERSION
+from controller.core.text import printable
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
@@ -401,7 +402,7 @@ class KubeApi:
                 "resourceVersion": meta.get("resourceVersion"),
             },
             "reason": reason,
-            "message": message[:1024],
+            "message": printable(message[:1024], allow="\n"),
             "type": event_type,
             "source": {"component": component},
             "firstTimestamp": now,

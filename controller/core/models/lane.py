@@ -20,6 +20,10 @@ from controller.core.models.common import (
     DnsLabel,
     Duration,
     ObjectMeta,
+    dns_subdomain_problem,
+    label_key_problem,
+    label_value_problem,
+    labels_problems,
     parse_duration,
 )
 from controller.core.promql import template_problems
@@ -35,6 +39,9 @@ class LabelSelectorRequirement(CamelModel):
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> Self:
+        problems = [label_key_problem(self.key)] + [label_value_problem(v) for v in self.values]
+        if any(problems):
+            raise ValueError("; ".join(p for p in problems if p))
         if self.operator in ("In", "NotIn") and not self.values:
             raise ValueError(f"operator {self.operator} needs at least one value")
         if self.operator in ("Exists", "DoesNotExist") and self.values:
@@ -50,6 +57,14 @@ class WorkloadSelector(CamelModel):
     )
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    @field_validator("match_labels")
+    @classmethod
+    def _labels_valid(cls, labels: dict[str, str]) -> dict[str, str]:
+        problems = labels_problems(labels)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return labels
 
     @model_validator(mode="after")
     def _not_everything(self) -> Self:
@@ -411,6 +426,14 @@ class ChangeLane(CamelModel):
     metadata: ObjectMeta
     spec: ChangeLaneSpec
     status: ChangeLaneStatus | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_is_dns(cls, metadata: ObjectMeta) -> ObjectMeta:
+        problem = dns_subdomain_problem(metadata.name)
+        if problem:
+            raise ValueError(f"name {problem}")
+        return metadata
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from controller.core.audit import AuditRecord
 from controller.core.models.common import (
@@ -19,6 +19,7 @@ from controller.core.models.common import (
     DnsLabel,
     ObjectMeta,
 )
+from controller.core.text import printable
 
 KIND = "LaneRelease"
 PLURAL = "lanereleases"
@@ -168,6 +169,16 @@ class LaneReleaseStatus(CamelModel):
         description="Audit records committed with this status but not yet confirmed "
         "written to every sink; flushed (and deduplicated by id) after a restart.",
     )
+
+    @field_validator("message", "rollback_reason", "gate_reason", "human_override")
+    @classmethod
+    def _printable(cls, text: str | None) -> str | None:
+        # What `kubectl get -o yaml` and `changelane status` show on-call.
+        return _printable_or_none(text)
+
+
+def _printable_or_none(text: str | None) -> str | None:
+    return None if text is None else printable(text, allow="\n")
 
 
 class LaneRelease(CamelModel):
