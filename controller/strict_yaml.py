@@ -95,8 +95,33 @@ def _checked(tag: str, construct: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+_TIMESTAMP = next(
+    regexp
+    for resolvers in _BaseLoader.yaml_implicit_resolvers.values()
+    for tag, regexp in resolvers
+    if tag == _TIMESTAMP_TAG
+)
+
+
 def _timestamp_as_string(loader: yaml.SafeLoader, node: Node) -> str:
-    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    """Kubernetes carries timestamps as strings; an explicit ``!!timestamp`` must still
+    look like one."""
+    value = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if not _TIMESTAMP.fullmatch(value):
+        raise ConstructorError(
+            None, None, f"{value[:60]!r} is not a valid timestamp", node.start_mark
+        )
+    return value
+
+
+def _unsupported(loader: yaml.SafeLoader, node: Node) -> Any:
+    raise ConstructorError(
+        None,
+        None,
+        f"YAML tag {node.tag} has no JSON equivalent; expected a string, number, boolean, "
+        "list or mapping",
+        node.start_mark,
+    )
 
 
 for _tag in ("null", "bool", "int", "float", "str", "seq", "map"):
@@ -104,7 +129,7 @@ for _tag in ("null", "bool", "int", "float", "str", "seq", "map"):
     _StrictLoader.add_constructor(_full, _checked(_full, _BaseLoader.yaml_constructors[_full]))
 _StrictLoader.add_constructor(_TIMESTAMP_TAG, _timestamp_as_string)
 for _tag in ("binary", "set", "omap", "pairs"):
-    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", None)  # -> "unknown tag"
+    _StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _unsupported)
 
 
 def _where(mark: Any) -> str:
@@ -181,9 +206,7 @@ def to_json_value(value: Any, path: str = "") -> tuple[Any, list[tuple[str, str]
             for index, child in enumerate(item):
                 stack.append((child, f"{where}[{index}]", converted, index))
         elif isinstance(item, float) and not math.isfinite(item):
-            problems.append(
-                (where, f"{item} is not a number JSON can carry; expected a finite number")
-            )
+            problems.append((where, f"{item} is not a JSON number; expected a finite number"))
             converted = None
         elif item is None or isinstance(item, str | bool | int | float):
             converted = item

@@ -78,6 +78,10 @@ MAX_LEN = {
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@+-]*$")
+#: ``alice@example.com``, ``alice`` or ``Alice Liddell <alice@example.com>``.
+_REVIEWER = re.compile(
+    r"^(?:[\w .,'()-]{1,200} )?<[^\s<>]{1,253}>$|^[A-Za-z0-9][A-Za-z0-9._/@+-]{0,252}$"
+)
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{7,64}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
@@ -303,11 +307,15 @@ def _parse_change(key: str, text: str, problems: list[AnnotationProblem]) -> str
 
 def _parse_reviewer(key: str, text: str, problems: list[AnnotationProblem]) -> str | None:
     value = " ".join(text.split())
-    if value and any(ch.isalnum() for ch in value):
+    if value and _REVIEWER.fullmatch(value):
         return value
+    what = f"{value[:80]!r} is not an identity" if value else "is empty"
     problems.append(
         AnnotationProblem(
-            key, "is empty; expected the reviewer's identity, e.g. alice@example.com", "reviewer"
+            key,
+            f"{what}; expected the reviewer's identity, e.g. alice@example.com or "
+            "'Alice <alice@example.com>'",
+            "reviewer",
         )
     )
     return None
