@@ -113,11 +113,8 @@ def test_one_bad_file_never_stops_the_others(tmp_path: Path) -> None:
     weird.write_text("a: !!int abc\n---\nb: !!bool maybe\n")
     escape = tmp_path / "f.yaml"
     escape.write_text('kind: "\\e[2J"\n')
-    result = CliRunner().invoke(
-        cli,
-        ["lanes", "validate", str(REPO / "lanes" / "docs-site.yaml"), str(bad), str(weird)]
-        + [str(escape)],
-    )
+    files = [REPO / "lanes" / "docs-site.yaml", bad, weird, escape]
+    result = CliRunner().invoke(cli, ["lanes", "validate", *map(str, files)])
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{bad}: document 0: spec.selector: required field is missing" in result.output
