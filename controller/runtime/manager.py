@@ -131,6 +131,11 @@ class Controller:
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
         self._wire_handlers()
+        # A flag source that breaks or comes back changes every lane's FlagSourceDegraded
+        # condition: look at the lanes then, not at the next resync.
+        listen = getattr(getattr(gates, "kill_switch", None), "add_listener", None)
+        if callable(listen):
+            listen(self.enqueue_all_lanes)
 
     # ------------------------------------------------------------------ wiring
 

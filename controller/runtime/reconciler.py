@@ -26,7 +26,7 @@ from controller.adapters.audit.cluster import event_annotations, event_for
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError, call
 from controller.core import canary as mech
-from controller.core.gates import GateReport, GateResult
+from controller.core.gates import GateReport, GateResult, flag_source
 from controller.core.gates.policy import shadow_mode
 from controller.core.models import (
     API_GROUP,
@@ -49,7 +49,7 @@ from controller.core.release_machine import (
     decide,
     inconsistency,
 )
-from controller.runtime.gates import FLAG_SOURCE, release_spec_from_template
+from controller.runtime.gates import FLAG_SOURCE, flag_source_of, release_spec_from_template
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 
 log = structlog.get_logger("changelane.reconciler")
@@ -228,6 +228,12 @@ class Reconciler:
         else:
             condition = ("False", "NoOverlap", "every workload this lane selects is its own")
         self._set_lane_condition(lane, "WorkloadConflict", *condition)
+        source = flag_source_of(self.gates)
+        if source is not None:
+            self._set_lane_condition(
+                lane, flag_source.CONDITION, *flag_source.lane_condition(source)
+            )
+            return flag_source.recheck_after(source)
         return None
 
     def _set_lane_condition(

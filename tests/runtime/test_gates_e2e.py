@@ -232,6 +232,47 @@ def test_a_flag_file_that_stops_parsing_keeps_the_last_good_definitions(
         assert rel["status"]["phase"] == "Promoted"
 
 
+def test_a_deleted_flag_file_turns_autonomy_off_after_the_grace_period(
+    tmp_path: Path, flag_file: Path
+) -> None:
+    """Deleting the flags used to keep the last definitions (autonomy on) forever."""
+    config = FlagProviderConfig(kind="flagd-file", path=str(flag_file), poll_interval_ms=POLL_MS)
+    grace = 2.0
+    with KillSwitch(build_provider(config), domain=f"e2e-{uuid.uuid4()}", grace_s=grace) as ks:
+        lane = lane_doc(steps=[{"weight": 50, "minDuration": "30s"}, {"weight": 100}])
+        with running(tmp_path, lane=lane, kill_switch=ks) as env:
+            adopted(env)
+            env.set_image("web:2")
+            name = release_name(env)
+            env.wait_phase(["Progressing"], name=name)
+
+            def lane_condition() -> dict[str, Any]:
+                obj = env.sim.store.get_obj("changelanes", None, "web-lane")
+                found = [
+                    c
+                    for c in (obj.get("status") or {}).get("conditions") or []
+                    if c["type"] == "FlagSourceDegraded"
+                ]
+                return found[0] if found else {}
+
+            flag_file.unlink()
+            deleted = time.monotonic()
+            wait(lambda: lane_condition().get("reason") == "FlagSourceErrorGracePeriod", 5)
+            assert lane_condition()["status"] == "True"
+            assert "last good definitions in force" in lane_condition()["message"]
+            rel = env.wait_phase(["Paused"], name=name, timeout=15)
+            assert time.monotonic() - deleted >= grace
+            assert condition(rel, "Progressing")["reason"] == "AutonomyOff"
+            assert "failing closed" in condition(rel, "Progressing")["message"]
+            wait(lambda: lane_condition().get("reason") == "AutonomyOffFlagSourceLost", 5)
+            assert "Provided file path not valid" in lane_condition()["message"]
+
+            write_flags(flag_file, autonomy(True))
+            wait(lambda: lane_condition().get("status") == "False", 5)
+            assert lane_condition()["reason"] == "FlagSourceHealthy"
+            rel = env.wait_phase(["Progressing", "Promoted"], name=name, timeout=15)
+
+
 # --------------------------------------------------------------------- provenance
 
 
