@@ -9,7 +9,18 @@ from __future__ import annotations
 import click
 
 from controller import __version__
-from controller.cli import audit, bench, chart, control, crds, demo, lanes, run, sim_cluster
+from controller.cli import (
+    audit,
+    bench,
+    chart,
+    control,
+    crds,
+    demo,
+    lanes,
+    provenance,
+    run,
+    sim_cluster,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +31,7 @@ def cli() -> None:
 
 cli.add_command(crds.crds)
 cli.add_command(lanes.lanes)
+cli.add_command(provenance.provenance)
 cli.add_command(demo.demo)
 cli.add_command(chart.chart)
 cli.add_command(sim_cluster.sim_cluster)

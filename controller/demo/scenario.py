@@ -84,12 +84,17 @@ class DemoRelease:
     annotations: dict[str, str]
 
 
-def agent_annotations(change: str, tests: str = "passed; cmd=pytest -q") -> dict[str, str]:
+def agent_annotations(
+    change: str, image: str, tests: str = "passed; cmd=pytest -q"
+) -> dict[str, str]:
+    """What the agent's pipeline writes on the pod template: who, which change, the tests
+    evidence and the images this release ships (docs/release-provenance.md)."""
     return {
         "changelane.dev/agent": "claude-code",
         "changelane.dev/model": "claude-opus-4",
         "changelane.dev/change": change,
         "changelane.dev/tests": tests,
+        "changelane.dev/images": image,
     }
 
 
@@ -98,13 +103,13 @@ DEFAULT_RELEASES = (
         "good: fix typos in the install guide",
         "registry.example/docs:1.1",
         "promote",
-        agent_annotations("https://git.example/docs/pull/101"),
+        agent_annotations("https://git.example/docs/pull/101", "registry.example/docs:1.1"),
     ),
     DemoRelease(
         "bad: new search page that fails a quarter of its requests",
         "registry.example/docs:1.2-bad",
         "rollback",
-        agent_annotations("https://git.example/docs/pull/102"),
+        agent_annotations("https://git.example/docs/pull/102", "registry.example/docs:1.2-bad"),
     ),
 )
 
@@ -177,7 +182,9 @@ def _scenarios() -> dict[str, Scenario]:
                     "registry.example/docs:1.4",
                     "promote",
                     {
-                        **agent_annotations("https://git.example/docs/pull/104"),
+                        **agent_annotations(
+                            "https://git.example/docs/pull/104", "registry.example/docs:1.4"
+                        ),
                         "changelane.dev/flag": FLAG_KEY,
                     },
                 ),
@@ -194,13 +201,17 @@ def _scenarios() -> dict[str, Scenario]:
                     "bad again: a search page that fails its requests",
                     "registry.example/docs:1.5-bad",
                     "rollback",
-                    agent_annotations("https://git.example/docs/pull/105"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/105", "registry.example/docs:1.5-bad"
+                    ),
                 ),
                 DemoRelease(
                     "good, but the lane is suspended: held until a human resumes it",
                     "registry.example/docs:1.6",
                     "gate",
-                    agent_annotations("https://git.example/docs/pull/106"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/106", "registry.example/docs:1.6"
+                    ),
                 ),
             ),
             lane=lane(

@@ -98,7 +98,7 @@ class Reconciler:
         sinks: Sequence[AuditSink],
         flags: FlagRamp | None = None,
         clock: Callable[[], datetime] = utcnow,
-        provenance_from: Callable[[JsonDict], JsonDict] | None = None,
+        provenance_from: Callable[[JsonDict, JsonDict | None], JsonDict] | None = None,
         instance: str = "changelane",
     ) -> None:
         self.api = api
@@ -189,7 +189,8 @@ class Reconciler:
                 "podTemplateHash": _template_hash_of(primary),
                 "images": mech.images(_spec(primary).get("template", {})),
             }
-            self._create_release(lane, dep, release_name, to_hash, from_revision)
+            previous = _spec(primary).get("template")
+            self._create_release(lane, dep, release_name, to_hash, from_revision, previous)
         elif existing.status.phase.terminal:
             self._dark(lane, dep)  # rejected or rolled back: the template stays dark
         return None
@@ -311,7 +312,8 @@ class Reconciler:
         previous = self._previous_template(dep, to_hash)
         if previous is None:
             return None  # the first template seen is the baseline, not a release
-        self._create_release(lane, dep, release_name, to_hash, previous)
+        previous_template = previous.pop("template", None)
+        self._create_release(lane, dep, release_name, to_hash, previous, previous_template)
         return None
 
     def _previous_template(self, dep: JsonDict, to_hash: str) -> JsonDict | None:
@@ -342,11 +344,18 @@ class Reconciler:
             except ValueError:
                 revision = 0
             if best is None or revision > best[0]:
-                best = (revision, {"podTemplateHash": rs_hash, "images": mech.images(template)})
+                found = {"podTemplateHash": rs_hash, "images": mech.images(template)}
+                best = (revision, {**found, "template": template})
         return best[1] if best is not None else None
 
     def _create_release(
-        self, lane: ChangeLane, dep: JsonDict, name: str, to_hash: str, from_revision: JsonDict
+        self,
+        lane: ChangeLane,
+        dep: JsonDict,
+        name: str,
+        to_hash: str,
+        from_revision: JsonDict,
+        previous_template: JsonDict | None = None,
     ) -> None:
         meta = _meta(dep)
         template = _spec(dep)["template"]
@@ -367,7 +376,7 @@ class Reconciler:
                 },
                 "from": {k: v for k, v in from_revision.items() if v is not None},
                 "to": {"podTemplateHash": to_hash, "images": mech.images(template)},
-                **self.provenance_from(template),
+                **self.provenance_from(template, previous_template),
             },
         }
         try:

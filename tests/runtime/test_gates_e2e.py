@@ -26,6 +26,7 @@ from controller.sim.store import StoreEvent
 from tests.runtime.harness import (
     NS,
     Env,
+    change_for,
     deployment_doc,
     lane_doc,
     provenance,
@@ -307,6 +308,36 @@ def test_missing_and_malformed_provenance_is_rejected_naming_each_field(tmp_path
         assert "some-other-agent" in message
         assert_untouched(env, replicas)
         wait(lambda: [r.decision.value for r in env.sink.records].count("rejected") == 2)
+
+
+def test_set_image_keeping_the_previous_provenance_is_rejected(tmp_path: Path) -> None:
+    """`kubectl set image` keeps the template's annotations: the new image would have
+    shipped under the record of the release before it."""
+    with running(tmp_path) as env:
+        adopted(env)
+        env.set_image("web:2")  # a pipeline release: fresh provenance
+        first = env.wait_phase(["Promoted", "RolledBack", "Rejected"], name=release_name(env))
+        assert first["status"]["phase"] == "Promoted", first["status"]
+        kept = env.deployment("web")["spec"]["template"]["metadata"]["annotations"]
+        rel = rejected(env, dict(kept), image="web:3")
+        message = condition(rel, "Progressing")["message"]
+        assert "carried over unchanged from the previous pod template" in message
+        assert "changelane.dev/images: does not list 'web:3'" in message
+        assert primary_image(env) == "web:2"
+
+
+def test_a_change_that_was_rolled_back_cannot_ship_again(tmp_path: Path) -> None:
+    with running(tmp_path) as env:
+        adopted(env)
+        env.set_image("web:2-bad")
+        first = env.wait_phase(["Promoted", "RolledBack", "Rejected"], name=release_name(env))
+        assert first["status"]["phase"] == "RolledBack", first["status"]
+        again = provenance(change=change_for("web:2-bad"), image="web:3")
+        rel = rejected(env, again, image="web:3")
+        message = condition(rel, "Progressing")["message"]
+        assert f"change '{change_for('web:2-bad')}' was already rolled back" in message
+        assert first["metadata"]["name"] in message
+        assert primary_image(env) == "web:1"
 
 
 def patch_through_the_api(env: Env, annotations: dict[str, str], image: str) -> None:

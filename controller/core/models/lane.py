@@ -108,6 +108,11 @@ class ProvenancePolicy(CamelModel):
     require_tests_passed: bool = Field(
         default=True, description="Refuse a release whose tests evidence is not a pass."
     )
+    bind_images: bool = Field(
+        default=True,
+        description="Require the changelane.dev/images annotation to list exactly the pod "
+        "template's images, so provenance vouches for what ships.",
+    )
     signature_public_key: str | None = Field(
         default=None,
         description="PEM public key (Ed25519 or ECDSA P-256/P-384); when set, releases "
