@@ -23,6 +23,7 @@ from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 from controller.adapters.audit.sink import AuditSink
 from controller.adapters.kube.api import KubeApi, NotLeaderError
 from controller.core import canary as mech
+from controller.runtime.failures import FailureBackoff
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.leader import Leadership
@@ -76,6 +77,7 @@ class Controller:
         # Every write is fenced by leadership: see KubeApi.write.
         self.api = api_factory(api_client, self.is_leader if s.leader_election else None)
         self.queue: WorkQueue[Key] = WorkQueue()
+        self.failures = FailureBackoff()
         # The server ends each watch after resync_seconds; the client gives up on a
         # connection that stays silent longer than watch_read_timeout (a dead peer).
         wt = s.watch_read_timeout
@@ -257,14 +259,21 @@ class Controller:
                     requeue = suspension if requeue is None else min(requeue, suspension)
             else:
                 requeue = None
+            self.failures.succeeded(key)
         except NotLeaderError:
             raise
         except Exception as exc:
-            # Never let one object stop the others: log, back off, try again.
-            log.exception(
-                "reconcile failed", kind=kind, namespace=ns, name=name, error=str(exc)[:500]
-            )
-            requeue = 5.0
+            # Never let one object stop the others: log, back off, try again, slower each
+            # time (a poison object must not be retried hot), with the traceback once.
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            requeue, new_error = self.failures.failed(key, error)
+            fields = dict(kind=kind, namespace=ns, name=name, error=error, retry_in_s=requeue)
+            if new_error:
+                log.exception("reconcile failed", **fields)
+            else:
+                log.warning(
+                    "reconcile still failing", attempts=self.failures.failures(key), **fields
+                )
         finally:
             elapsed = time.monotonic() - started
             self.metrics.record_reconcile(kind, elapsed)

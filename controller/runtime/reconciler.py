@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from controller.adapters.audit.cluster import event_annotations, event_for
@@ -50,6 +51,12 @@ from controller.core.release_machine import (
     inconsistency,
 )
 from controller.runtime.gates import FLAG_SOURCE, flag_source_of, release_spec_from_template
+from controller.runtime.lane_validity import (
+    INVALID_REASON,
+    invalid_lane_message,
+    ready_false_conditions,
+)
+from controller.runtime.poison import refused_reason, unrecordable_release
 from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
 
 log = structlog.get_logger("changelane.reconciler")
@@ -122,13 +129,23 @@ class Reconciler:
             try:
                 out[name] = _parse_lane(raw)
             except ValidationError as exc:
-                self._warn_once(
-                    ("lane-invalid", name),
-                    "lane is invalid; skipped",
-                    lane=name,
-                    error=str(exc).splitlines()[:3],
-                )
+                message = invalid_lane_message(exc)
+                key = ("lane-invalid", f"{name}:{message}")
+                if key not in self._warned:
+                    self._report_invalid_lane(raw, message)
+                self._warn_once(key, "lane is invalid; skipped", lane=name, error=message)
         return out
+
+    def _report_invalid_lane(self, raw: JsonDict, message: str) -> None:
+        """Ready=False and a Warning Event on a lane that got past the API but does not
+        validate: where people look, not only in the controller's log."""
+        conditions = ready_false_conditions(raw, message, self.clock())
+        if conditions is not None:
+            try:
+                self.api.patch_lane_status(str(_meta(raw).get("name")), {"conditions": conditions})
+            except Exception as exc:  # the lane stays skipped either way; the log says why
+                log.warning("could not record Ready=False", error=str(exc)[:300])
+        self._event(raw, INVALID_REASON, message, "Warning")
 
     def _warn_once(self, key: tuple[str, str], message: str, **fields: Any) -> None:
         if key not in self._warned:
@@ -229,6 +246,7 @@ class Reconciler:
         else:
             condition = ("False", "NoOverlap", "every workload this lane selects is its own")
         self._set_lane_condition(lane, "WorkloadConflict", *condition)
+        self._set_lane_condition(lane, "Ready", "True", "Valid", "the lane's spec is valid")
         source = flag_source_of(self.gates)
         if source is not None:
             self._set_lane_condition(
@@ -384,6 +402,19 @@ class Reconciler:
             log.info("release recorded", lane=lane.name, namespace=meta["namespace"], release=name)
         except ConflictError:
             pass  # already recorded
+        except ApiException as exc:
+            if exc.status not in (400, 422):
+                raise
+            # The API refused the record (a value the schema cannot hold): record the
+            # release anyway, without the values, so it is Rejected and says why instead
+            # of this Deployment failing its reconcile forever.
+            reason = refused_reason(exc)
+            key = ("unrecordable", f"{meta['namespace']}/{name}")
+            if key not in self._warned:
+                self._event(dep, "ReleaseUnrecordable", reason, "Warning")
+            self._warn_once(key, "release record refused", release=name, error=reason)
+            with contextlib.suppress(ConflictError):
+                self.api.create_release(meta["namespace"], unrecordable_release(body, exc))
 
     def _releases_of(self, namespace: str, workload: str) -> list[LaneRelease]:
         out = []

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from controller.core.dsse import load_public_key
 from controller.core.models.common import (
@@ -26,6 +26,17 @@ from controller.core.models.common import (
     labels_problems,
     parse_duration,
 )
+from controller.core.models.validation_rules import (
+    CHECK_NAMES_UNIQUE,
+    FLAG_ONLY_NEEDS_RAMP,
+    GATEWAY_NEEDS_ROUTE,
+    LAST_STEP_ANALYSED,
+    SELECTOR_NOT_EMPTY,
+    VALUES_MATCH_OPERATOR,
+    WEIGHTS_INCREASE,
+    WINDOW_ORDERED,
+    validations,
+)
 from controller.core.promql import template_problems
 
 KIND = "ChangeLane"
@@ -33,6 +44,8 @@ PLURAL = "changelanes"
 
 
 class LabelSelectorRequirement(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(VALUES_MATCH_OPERATOR))
+
     key: Annotated[str, Field(min_length=1)]
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[str] = Field(default_factory=list)
@@ -51,6 +64,8 @@ class LabelSelectorRequirement(CamelModel):
 
 class WorkloadSelector(CamelModel):
     """Which Deployments belong to the lane: namespaces plus a label selector."""
+
+    model_config = ConfigDict(json_schema_extra=validations(SELECTOR_NOT_EMPTY))
 
     namespaces: Annotated[list[DnsLabel], Field(min_length=1)] = Field(
         description="Namespaces whose Deployments the lane may adopt."
@@ -129,6 +144,8 @@ class ProvenancePolicy(CamelModel):
 
 
 class ChangeWindow(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(WINDOW_ORDERED))
+
     days: Annotated[
         list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]], Field(min_length=1)
     ]
@@ -198,6 +215,8 @@ class TrafficMode(StrEnum):
 
 
 class TrafficSpec(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(GATEWAY_NEEDS_ROUTE))
+
     mode: TrafficMode = TrafficMode.REPLICAS
     http_route: DnsLabel | None = Field(
         default=None, description="HTTPRoute (same namespace) whose backend weights to set."
@@ -222,7 +241,11 @@ class FlagRamp(CamelModel):
 
 
 class StrategySpec(CamelModel):
-    steps: Annotated[list[CanaryStep], Field(min_length=1)]
+    model_config = ConfigDict(
+        json_schema_extra=validations(WEIGHTS_INCREASE, LAST_STEP_ANALYSED, FLAG_ONLY_NEEDS_RAMP)
+    )
+
+    steps: Annotated[list[CanaryStep], Field(min_length=1, max_length=20)]
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     flag_ramp: FlagRamp | None = None
     flag_only: bool = Field(
@@ -372,8 +395,10 @@ def _camel(snake: str) -> str:
 
 
 class AnalysisSpec(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(CHECK_NAMES_UNIQUE))
+
     interval: Duration = Field(default="30s", description="How often checks are queried.")
-    checks: Annotated[list[AnalysisCheck], Field(min_length=1)]
+    checks: Annotated[list[AnalysisCheck], Field(min_length=1, max_length=32)]
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:

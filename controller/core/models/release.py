@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from controller.core.audit import AuditRecord
 from controller.core.models.common import (
+    DNS_SUBDOMAIN_PATTERN,
     CamelModel,
     Condition,
     DnsLabel,
@@ -53,7 +54,9 @@ class Verdict(StrEnum):
 
 class TargetRef(CamelModel):
     kind: Literal["Deployment"] = "Deployment"
-    name: DnsLabel
+    # A Deployment's name is a DNS subdomain (``docs.site`` is valid): a narrower pattern
+    # made such a workload's release record unwritable.
+    name: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)]
     namespace: DnsLabel
 
 
