@@ -199,6 +199,14 @@ def provider_config(
     default=None,
     help="Provider registered under changelane.flag_providers (--flag-provider entry-point).",
 )
+@click.option(
+    "--flag-source-grace",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds a broken or missing flag source keeps the last good definitions before "
+    "autonomy is switched off (docs/fail-closed.md).",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
 @click.option(
@@ -226,6 +234,7 @@ def run(
     flagd_port: int | None,
     flag_file: Path | None,
     flag_entry_point: str | None,
+    flag_source_grace: float,
     workers: int,
     resync: int,
     log_level: str,
@@ -248,7 +257,11 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
 
     config = provider_config(flag_provider, flagd_host, flagd_port, flag_file, flag_entry_point)
-    kill_switch = KillSwitch(build_provider(config)) if config is not None else None
+    kill_switch = (
+        KillSwitch(build_provider(config), grace_s=flag_source_grace)
+        if config is not None
+        else None
+    )
     if kill_switch is not None:
         kill_switch.start()
     metrics = ControllerMetrics()
