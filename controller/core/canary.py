@@ -25,6 +25,10 @@ LANE_ANNOTATION = "changelane.dev/lane"
 TEMPLATE_HASH_ANNOTATION = "changelane.dev/template-hash"
 TOTAL_REPLICAS_ANNOTATION = "changelane.dev/replicas"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+#: The pod label that says which copy a pod belongs to, with the values ``{{ track }}``
+#: renders in PromQL templates (docs/traffic-shares.md).
+METRICS_TRACK_LABEL = "track"
+CANARY_TRACK, BASELINE_TRACK = "canary", "baseline"
 
 #: Annotations on the pod template that say who made the change, not what runs; they are
 #: excluded from the template hash so re-annotating does not look like a new release.
@@ -47,6 +51,10 @@ def template_hash(template: JsonDict) -> str:
     kept = {k: v for k, v in annotations.items() if not k.startswith(_NON_SPEC_PREFIXES)}
     if t.get("metadata") is not None:
         t["metadata"]["annotations"] = kept
+        labels = t["metadata"].get("labels") or {}
+        if labels.get(METRICS_TRACK_LABEL) in (CANARY_TRACK, BASELINE_TRACK):
+            # Ours (set on each copy's pods), not part of what the release runs.
+            t["metadata"]["labels"] = {k: v for k, v in labels.items() if k != METRICS_TRACK_LABEL}
     canonical = json.dumps(t, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
@@ -70,7 +78,9 @@ def build_primary(original: JsonDict, total_replicas: int, lane: str) -> JsonDic
     selector.setdefault("matchLabels", {})[TRACK_LABEL] = "primary"
     spec["selector"] = selector
     template = spec["template"]
-    template.setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "primary"
+    template_labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    template_labels[TRACK_LABEL] = "primary"
+    template_labels[METRICS_TRACK_LABEL] = BASELINE_TRACK
     spec["replicas"] = total_replicas
     labels = dict(meta.get("labels") or {})
     labels[TRACK_LABEL] = "primary"
@@ -95,7 +105,9 @@ def build_primary(original: JsonDict, total_replicas: int, lane: str) -> JsonDic
 def promoted_template(primary: JsonDict, canary_template: JsonDict) -> JsonDict:
     """The canary's pod template, relabelled for the primary."""
     template = copy.deepcopy(canary_template)
-    template.setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "primary"
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels[TRACK_LABEL] = "primary"
+    labels[METRICS_TRACK_LABEL] = BASELINE_TRACK
     return template
 
 

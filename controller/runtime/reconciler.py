@@ -50,6 +50,13 @@ from controller.core.release_machine import (
     decide,
     inconsistency,
 )
+from controller.core.replica_plan import (
+    ReplicaSplit,
+    availability_safe,
+    ready_replicas,
+    rollout_complete,
+    split_for,
+)
 from controller.runtime.gates import FLAG_SOURCE, flag_source_of, release_spec_from_template
 from controller.runtime.lane_validity import (
     INVALID_REASON,
@@ -186,6 +193,8 @@ class Reconciler:
         if primary is None:
             self._adopt(lane, dep)
             return 1.0
+        if not self._handed_over(lane, dep, primary):
+            return 1.0
         to_hash = mech.template_hash(_spec(dep)["template"])
         stable_hash = _meta(primary).get("annotations", {}).get(mech.TEMPLATE_HASH_ANNOTATION)
         workload_releases = self._releases_of(namespace, name)
@@ -286,11 +295,27 @@ class Reconciler:
         self.api.patch_lane_status(lane.name, {"conditions": conditions})
 
     def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
+        """Create the primary beside the original; the original keeps serving until the
+        primary is ready (:meth:`_handed_over`)."""
         meta = _meta(dep)
         total = int(_spec(dep).get("replicas") or 1)
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
             self.api.create_deployment(meta["namespace"], primary)
+        log.info("adopting", lane=lane.name, namespace=meta["namespace"], workload=meta["name"])
+
+    def _handed_over(self, lane: ChangeLane, dep: JsonDict, primary: JsonDict) -> bool:
+        """Whether the original has handed its traffic to the primary; it does so (scaled
+        to zero, annotated as adopted) only once the primary has rolled out completely."""
+        meta = _meta(dep)
+        if (meta.get("annotations") or {}).get(mech.LANE_ANNOTATION):
+            return True
+        # A template that changed during adoption is a release nobody has gated yet: it
+        # must not serve, even at the cost of waiting for the primary with fewer pods.
+        changed = mech.template_hash(_spec(dep)["template"]) != _template_hash_of(primary)
+        if not changed and not rollout_complete(primary):
+            return False
+        total = _total_replicas(primary)
         self.api.patch_deployment(
             meta["namespace"],
             meta["name"],
@@ -311,6 +336,7 @@ class Reconciler:
             f"now serves with {total} replicas",
         )
         log.info("adopted", lane=lane.name, namespace=meta["namespace"], workload=meta["name"])
+        return True
 
     def _reconcile_native(self, lane: ChangeLane, dep: JsonDict) -> float | None:
         """Shadow and flag-only lanes never adopt: the Deployment rolls out as Kubernetes
@@ -620,10 +646,13 @@ class Reconciler:
             )
         promotion_complete = phase is Phase.PROMOTING and template_done and flag_done
         rollback_complete = phase is Phase.ROLLING_BACK and self._canary_gone(lane, rel, dep)
+        replica_mode = not native and not lane.spec.strategy.flag_only and primary is not None
+        replica_mode = replica_mode and lane.spec.strategy.traffic.mode is TrafficMode.REPLICAS
         return Observation(
             now=now,
             gates=gates,
             canary=canary_obs,
+            replica_total=_total_replicas(primary) if replica_mode and primary else None,
             measurements=measurements,
             promotion_complete=promotion_complete,
             rollback_complete=rollback_complete,
@@ -739,7 +768,10 @@ class Reconciler:
                 replicas = 0
             if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
                 self._route_weights(lane, dep, 0 if status.phase is Phase.PROMOTED else weight)
-            self._scale(dep, replicas)
+                self._scale(dep, replicas)
+            else:
+                promoting = status.phase in (Phase.PROMOTING, Phase.PROMOTED)
+                self._move_pods(lane, dep, primary, weight, promoting=promoting)
         if flag_last:
             self._converge_flag(lane, rel, status)
 
@@ -842,7 +874,59 @@ class Reconciler:
         """No traffic to the canary: route weights back to the primary, no replicas."""
         if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
             self._route_weights(lane, dep, 0)
-        self._scale(dep, 0)
+            self._scale(dep, 0)
+            return
+        meta = _meta(dep)
+        primary = self.caches.deployment(meta["namespace"], mech.primary_name(meta["name"]))
+        if primary is None:
+            self._scale(dep, 0)
+            return
+        self._move_pods(lane, dep, primary, 0, promoting=False)
+
+    def _move_pods(
+        self, lane: ChangeLane, dep: JsonDict, primary: JsonDict, weight: int, *, promoting: bool
+    ) -> None:
+        """Replica mode: the primary and the canary share the workload's replicas by
+        ``weight`` (docs/traffic-shares.md), moving pods without the ready pods of both
+        falling below the lane's minimum. Promoting, the primary (now on the canary's
+        template) grows back to every replica before the canary lets go."""
+        total = _total_replicas(primary)
+        traffic = lane.spec.strategy.traffic
+        target = split_for(
+            total, weight, surge=traffic.surge, keep_baseline=lane.compares_to_baseline
+        )
+        if promoting:
+            target = ReplicaSplit(total, target.canary if weight else 0)
+        safe = availability_safe(
+            target,
+            total=total,
+            max_unavailable=traffic.max_unavailable,
+            primary_ready=ready_replicas(primary),
+            canary_ready=ready_replicas(dep),
+        )
+        # Grow first, then shrink: whichever copy grows is asked before the other shrinks.
+        if safe.primary > int(_spec(primary).get("replicas") or 0):
+            self._scale(primary, safe.primary)
+            self._scale_canary(dep, safe.canary)
+        else:
+            self._scale_canary(dep, safe.canary)
+            self._scale(primary, safe.primary)
+
+    def _scale_canary(self, dep: JsonDict, replicas: int) -> None:
+        """Scale the canary; its pods get the ``track: canary`` label on the way up."""
+        labels = (_spec(dep).get("template", {}).get("metadata") or {}).get("labels") or {}
+        if replicas == 0 or labels.get(mech.METRICS_TRACK_LABEL) == mech.CANARY_TRACK:
+            self._scale(dep, replicas)
+            return
+        meta = _meta(dep)
+        patch = {
+            "spec": {
+                "replicas": replicas,
+                "template": {"metadata": {"labels": {mech.METRICS_TRACK_LABEL: mech.CANARY_TRACK}}},
+            }
+        }
+        self.api.patch_deployment(meta["namespace"], meta["name"], patch)
+        dep.setdefault("spec", {})["replicas"] = replicas
 
     def _scale(self, dep: JsonDict, replicas: int) -> None:
         if int(_spec(dep).get("replicas") or 0) == replicas:
@@ -943,13 +1027,7 @@ def _total_replicas(primary: JsonDict) -> int:
 
 
 def _rolled_out(dep: JsonDict) -> bool:
-    status = dep.get("status") or {}
-    want = int(_spec(dep).get("replicas") or 0)
-    return (
-        int(status.get("observedGeneration") or 0) >= int(_meta(dep).get("generation") or 0)
-        and int(status.get("updatedReplicas") or 0) >= want
-        and int(status.get("readyReplicas") or 0) >= want
-    )
+    return rollout_complete(dep)
 
 
 def _command_from(raw: JsonDict | None) -> HumanCommand | None:

@@ -95,6 +95,7 @@ class CanaryReplicas:
 def adopted(env: Env) -> CanaryReplicas:
     env.sim.store.create("deployments", deployment_doc())
     wait(lambda: env.sim.deployment_ready(NS, "web-primary"))
+    wait(lambda: env.deployment("web")["spec"]["replicas"] == 0)  # handed over
     replicas = CanaryReplicas()
     env.sim.store.add_listener(replicas)
     return replicas

@@ -221,6 +221,17 @@ class TrafficSpec(CamelModel):
     http_route: DnsLabel | None = Field(
         default=None, description="HTTPRoute (same namespace) whose backend weights to set."
     )
+    surge: bool = Field(
+        default=False,
+        description="replicas mode: add canary pods beside the primary's (up to as many "
+        "again) instead of moving pods from the primary to the canary.",
+    )
+    max_unavailable: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=0,
+        description="replicas mode: how far below the workload's replica count the ready pods "
+        "of both copies may drop while pods move between them (adoption, ramp, promotion, "
+        "rollback).",
+    )
 
     @model_validator(mode="after")
     def _route_for_gateway(self) -> Self:
@@ -468,6 +479,13 @@ class ChangeLane(CamelModel):
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def compares_to_baseline(self) -> bool:
+        """Whether a check judges the canary against the baseline (relative, sequential):
+        then the baseline must keep serving some traffic even at weight 100."""
+        kinds = (CheckKind.RELATIVE, CheckKind.SEQUENTIAL)
+        return any(check.kind in kinds for check in self.spec.analysis.checks)
 
     @property
     def kill_switch_flag(self) -> str:

@@ -151,6 +151,11 @@ class LaneReleaseStatus(CamelModel):
     current_step: int = 0
     weight: Annotated[int, Field(ge=0, le=100)] = 0
     max_weight_reached: Annotated[int, Field(ge=0, le=100)] = 0
+    traffic_share: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="The canary's share of traffic at the current step as achieved: in "
+        "replica mode the closest share the workload's replicas allow to the weight.",
+    )
     step_started_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
