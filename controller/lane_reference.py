@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
 
 from controller.core.models import ChangeLane
+from controller.core.models.lane import (
+    AutonomyMode,
+    CheckKind,
+    Direction,
+    LimitAction,
+    ProvenanceField,
+    TrafficMode,
+)
+from controller.core.provenance_annotations import FIELD_ANNOTATION, FIELD_TRAILER, TRAILERS
+
+#: What each value of the lane's enumerations means (the value tables of the reference).
+VALUE_MEANINGS: dict[StrEnum, str] = {
+    AutonomyMode.ENFORCE: "Gates, ramps and rollbacks act on the cluster.",
+    AutonomyMode.SHADOW: "The controller records what it would decide but moves no traffic; "
+    "workloads roll out natively.",
+    CheckKind.THRESHOLD: "The canary's value (query) against a fixed threshold.",
+    CheckKind.RELATIVE: "Canary against baseline: fails when canary/baseline exceeds maxRatio "
+    "(threshold is a floor that always passes).",
+    CheckKind.BURN_RATE: "Error-budget burn rate (errorsQuery/totalQuery against sloTarget) "
+    "over a short and a long window; fails when both exceed maxBurnRate.",
+    CheckKind.SEQUENTIAL: "Anytime-valid sequential test of canary vs baseline error ratios "
+    "(errorsQuery/totalQuery): checking as often as you like keeps false rollbacks at alpha.",
+    Direction.LOWER_IS_BETTER: "Higher values are worse (errors, latency).",
+    Direction.HIGHER_IS_BETTER: "Lower values are worse (success ratio, throughput).",
+    LimitAction.HOLD: "Stay at the current weight and keep measuring.",
+    LimitAction.PAUSE: "Stop where it is; only a human resumes (changelane resume).",
+    LimitAction.ROLLBACK: "Roll back at once: flag off, canary to zero, primary untouched.",
+    ProvenanceField.AGENT: "The agent that made the change.",
+    ProvenanceField.MODEL: "The model the agent ran.",
+    ProvenanceField.CHANGE: "The change reference (pull request, commit).",
+    ProvenanceField.TESTS: "Evidence that the tests ran, and how they ended.",
+    ProvenanceField.REVIEWER: "Who reviewed the change.",
+    TrafficMode.REPLICAS: "Traffic follows replicas: canary replicas beside the primary's, "
+    "behind one Service.",
+    TrafficMode.GATEWAY_API: "A Gateway API HTTPRoute's backend weights (strategy.traffic."
+    "httpRoute) split traffic between the primary and canary Services.",
+}
+#: Models of the status, not of what a lane author writes.
+_NOT_AUTHORED = ("ObjectMeta", "ChangeLaneStatus", "Condition", "ConditionStatus")
 
 HEADER = """# ChangeLane reference
 
@@ -49,7 +89,31 @@ def _constraints(schema: dict[str, Any]) -> str:
     return ", ".join(out)
 
 
+def _values(name: str, schema: dict[str, Any]) -> list[str]:
+    """An enumeration: one row per value, with what it means."""
+    meanings = {str(value): text for value, text in VALUE_MEANINGS.items()}
+    lines = [f"## {name}", "", "| value | meaning |", "|---|---|"]
+    for value in schema["enum"]:
+        text = meanings.get(str(value), "")
+        if name == "ProvenanceField":
+            text += _carried_by(str(value))
+        lines.append(f"| `{value}` | {text} |")
+    return [*lines, ""]
+
+
+def _carried_by(field: str) -> str:
+    annotation = f" Pod-template annotation `{FIELD_ANNOTATION[field]}`"
+    trailer = FIELD_TRAILER.get(field)
+    return (
+        f"{annotation}, or a `{trailer}:` git trailer in `{TRAILERS}`."
+        if trailer
+        else f"{annotation}."
+    )
+
+
 def _section(name: str, schema: dict[str, Any]) -> list[str]:
+    if "enum" in schema:
+        return _values(name, schema)
     lines = [f"## {name}", ""]
     if schema.get("description"):
         lines += [" ".join(schema["description"].split()), ""]
@@ -93,9 +157,7 @@ def render(model: type[BaseModel] = ChangeLane) -> str:
         "RollbackPolicy",
     ]
     names = [n for n in order if n in defs] + sorted(
-        n
-        for n in defs
-        if n not in order and n not in ("ObjectMeta", "ChangeLaneStatus", "Condition")
+        n for n in defs if n not in order and n not in _NOT_AUTHORED
     )
     lines = [HEADER]
     for name in names:

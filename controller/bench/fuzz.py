@@ -10,7 +10,7 @@ Three corpora, all generated from a seed so a failure reproduces:
 * **annotation maps**: pod-template annotations mixing valid provenance with hostile values
   (control characters raw and JSON-escaped, lone surrogates, deep JSON, values at and over
   their size limits, 16 KB trailers), through the path the controller takes when it records
-  a release (:func:`controller.runtime.gates.release_spec_from_template`) and the gate.
+  a release (:func:`controller.core.gates.lane.release_spec_from_template`) and the gate.
 * **injection corpus**: hostile label values rendered into templates (``=`` and ``=~``);
   the rendered query is parsed offline and its selectors compared with what the template
   meant. ``tests/integration/test_injection_prometheus.py`` replays the same corpus against
@@ -38,6 +38,7 @@ from typing import Any
 import promql_parser
 import yaml
 
+from controller.core.gates.lane import release_spec_from_template
 from controller.core.gates.provenance import evaluate_provenance
 from controller.core.models.lane import ChangeLane
 from controller.core.promql import escape_regex, render
@@ -54,7 +55,6 @@ from controller.core.provenance_annotations import (
 )
 from controller.core.text import first_unsafe
 from controller.lanefiles import check_text
-from controller.runtime.gates import release_spec_from_template
 
 BASE_LANE: dict[str, Any] = {
     "apiVersion": "changelane.dev/v1alpha1",

@@ -18,6 +18,7 @@ from typing import Any
 
 import urllib3
 
+from controller.core.formatting import Columns
 from controller.sim.cluster import SimCluster
 from controller.sim.deployments import HASH_LABEL, REVISION, pod_template_hash
 from controller.sim.store import Store
@@ -270,11 +271,9 @@ def table(results: list[Result]) -> str:
     for r in results:
         met = "" if r.ok is None else ("yes" if r.ok else "NO")
         rows.append((r.name, f"{r.value:,.1f}", r.unit, r.target, met))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    columns = Columns(rows[0], rows[1:])
+    lines = [columns.line(row) for row in rows]
+    lines.insert(1, columns.rule())
     return "\n".join(lines)
 
 

@@ -28,6 +28,8 @@ from controller.core.audit_query import (
     parse_since,
     release_timeline,
 )
+from controller.core.formatting import Columns, human_time
+from controller.core.outcomes import parse_outcome
 from controller.core.text import printable
 
 EXIT_DAMAGED = 1
@@ -45,15 +47,13 @@ def _source(
     if file is not None:
         return FileAuditSource(file)
     # Imported here: the kubernetes client is slow to import and --file does not need it.
-    from kubernetes import config
-
     from controller.adapters.audit.cluster import ClusterAuditSource
     from controller.adapters.kube.api import KubeApi
-    from controller.adapters.kube.client import api_client
+    from controller.adapters.kube.client import KubeconfigError, api_client
 
     try:
         client = api_client(kubeconfig)
-    except (config.ConfigException, OSError) as err:
+    except (KubeconfigError, OSError) as err:
         raise click.UsageError(
             f"no --file given and no cluster to read: cannot load a kubeconfig ({err})"
         ) from None
@@ -97,6 +97,13 @@ _kubeconfig_option = click.option(
 )
 
 
+def _outcome(value: str | None) -> Outcome | None:
+    try:
+        return parse_outcome(value) if value else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--outcome") from None
+
+
 @click.group("audit", invoke_without_command=True)
 @_file_option
 @_cluster_option
@@ -106,7 +113,11 @@ _kubeconfig_option = click.option(
 @click.option("--namespace")
 @click.option("--workload")
 @click.option("--agent", help="Provenance agent identity.")
-@click.option("--outcome", type=click.Choice([o.value for o in Outcome]))
+@click.option(
+    "--outcome",
+    callback=lambda _ctx, _param, value: _outcome(value),
+    help=f"One of {', '.join(o.value for o in Outcome)} (rolled_back etc. also accepted).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per release.")
 @click.pass_context
 def audit(
@@ -119,14 +130,14 @@ def audit(
     namespace: str | None,
     workload: str | None,
     agent: str | None,
-    outcome: str | None,
+    outcome: Outcome | None,
     as_json: bool,
 ) -> None:
     """What changed, and why was it rolled back? One line per release, newest last.
 
     \b
     changelane audit --file LOG --since 1h
-    changelane audit --file LOG --since 1h --outcome rolled_back --json
+    changelane audit --file LOG --since 1h --outcome RolledBack --json
     changelane audit --cluster --since 1h          (no --file: the cluster is read)
     changelane audit show RELEASE --file LOG [--plot release.png]
     changelane audit verify LOG
@@ -144,7 +155,7 @@ def audit(
         namespace=namespace,
         workload=workload,
         agent=agent,
-        outcome=Outcome(outcome) if outcome else None,
+        outcome=outcome,
     )
     items = run_query(source, flt)
     lines = render_json(items) if as_json else render_table(items, source.name)
@@ -159,10 +170,6 @@ def run_query(source: AuditSource, flt: AuditFilter) -> Iterator[ReleaseSummary 
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def _time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _num(value: float | None) -> str:
@@ -198,7 +205,7 @@ TABLE_SIZING_ROWS = 500  # column widths come from the first rows; later ones ju
 def _row(s: ReleaseSummary) -> tuple[str, ...]:
     workload = f"{s.namespace or '-'}/{s.workload or '-'}"
     return (
-        _time(s.last_time),
+        human_time(s.last_time),
         s.release,
         s.lane,
         workload,
@@ -217,20 +224,16 @@ def render_table(items: Iterable[ReleaseSummary | LaneEvent], source_name: str) 
         head.append(item)
         if len(head) >= TABLE_SIZING_ROWS:
             break
-    rows = [_row(i) for i in head if isinstance(i, ReleaseSummary)]
-    widths = [max([len(h), *(len(r[n]) for r in rows)]) for n, h in enumerate(TABLE_HEADERS[:-1])]
-
-    def line(cells: tuple[str, ...]) -> str:
-        fixed = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
-        return f"{fixed}  {cells[-1]}".rstrip()
-
+    columns = Columns(TABLE_HEADERS[:-1], [_row(i) for i in head if isinstance(i, ReleaseSummary)])
+    line = columns.line
+    widths = columns.widths
     yield line(TABLE_HEADERS)
     counts: dict[str, int] = {}
     for item in [*head, *iterator]:
         if isinstance(item, LaneEvent):
             message = f": {item.message}" if item.message else ""
             yield (
-                f"{_time(item.time)}  lane {item.lane}: {item.decision.value} by {item.actor}"
+                f"{human_time(item.time)}  lane {item.lane}: {item.decision.value} by {item.actor}"
                 f" ({item.reason}{message})"
             )
             continue
@@ -266,7 +269,7 @@ def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
             position.append(f"step {record.step}")
         if record.weight is not None:
             position.append(f"weight {record.weight}%")
-        text = f"{_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "
+        text = f"{human_time(record.time)}  {record.decision.value:<14} {', '.join(position):<28} "
         text += record.reason + (f": {record.message}" if record.message else "")
         if record.actor != "controller":
             text += f"  (by {record.actor})"

@@ -16,24 +16,23 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
 import urllib3
-from kubernetes import config
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
-from controller.adapters.kube.client import api_client
+from controller.adapters.kube.api import ApiError, ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.adapters.kube.client import KubeconfigError, api_client, kubeconfig_user
+from controller.core.commands import COMMAND_ANNOTATION, encode_command
+from controller.core.formatting import iso_z, table
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase
 from controller.core.release_machine import CommandKind
 from controller.core.text import printable
 
-COMMAND_ANNOTATION = "changelane.dev/command"
 EXIT_NOT_FOUND = 1
 EXIT_NOT_APPLIED = 2
 MAX_IDENTITY = 253
@@ -60,7 +59,7 @@ class Target:
     def connect(cls, kubeconfig: str | None) -> Target:
         try:
             return cls(KubeApi(api_client(kubeconfig)), kubeconfig)
-        except (config.ConfigException, OSError) as err:
+        except (KubeconfigError, OSError) as err:
             raise click.ClickException(f"cannot load a kubeconfig: {err}") from None
 
 
@@ -69,21 +68,12 @@ def identity(as_: str | None, kubeconfig: str | None) -> str:
     if as_ and as_.strip():
         who = as_.strip()
     else:
-        who = _kubeconfig_user(kubeconfig) or os.environ.get("USER") or getpass.getuser()
+        who = kubeconfig_user(kubeconfig) or os.environ.get("USER") or getpass.getuser()
     if not who.isprintable() or len(who) > MAX_IDENTITY:
         raise click.BadParameter(
             "expected a printable name of at most 253 characters", param_hint="--as"
         )
     return who
-
-
-def _kubeconfig_user(kubeconfig: str | None) -> str | None:
-    try:
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    except Exception:  # no kubeconfig (in a pod): fall back to the login name
-        return None
-    user = ((active or {}).get("context") or {}).get("user")
-    return str(user) if user else None
 
 
 def _options(fn: Any) -> Any:
@@ -123,7 +113,7 @@ class _FriendlyCommand(click.Command):
             return super().invoke(ctx)
         except ConflictError:
             _fail("the object changed while we wrote it; run the command again", EXIT_NOT_APPLIED)
-        except ApiException as err:
+        except ApiError as err:
             hint = " (does your identity have RBAC for changelane.dev?)"
             hint = hint if err.status == 403 else ""
             _fail(f"the API server said {err.status} {err.reason}{hint}", EXIT_NOT_APPLIED)
@@ -145,28 +135,12 @@ def _parse_release(raw: JsonDict) -> LaneRelease:
         _fail(f"LaneRelease {meta.get('namespace')}/{meta.get('name')} is invalid: {detail}")
 
 
-def _time(when: datetime | None) -> str:
-    return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if when is None else iso_z(when)
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
-
-
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers[:-1])]
-
-    def line(cells: tuple[str, ...]) -> str:
-        fixed = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True))
-        return f"{fixed}  {cells[-1]}".rstrip()
-
-    yield line(headers)
-    for row in rows:
-        yield line(row)
 
 
 # --------------------------------------------------------------------------- views
@@ -278,7 +252,7 @@ def _lane_rows(views: list[dict[str, Any]]) -> Iterator[str]:
     for v in views:
         suspended = f"yes: {v['suspendedReason'] or ''}".rstrip(": ") if v["suspended"] else "no"
         rows.append((v["lane"], v["mode"], ", ".join(v["activeReleases"]) or "-", suspended))
-    yield from _table(("LANE", "MODE", "ACTIVE RELEASES", "SUSPENDED"), rows)
+    yield from table(("LANE", "MODE", "ACTIVE RELEASES", "SUSPENDED"), rows)
 
 
 def _release_rows(views: list[dict[str, Any]]) -> Iterator[str]:
@@ -293,7 +267,7 @@ def _release_rows(views: list[dict[str, Any]]) -> Iterator[str]:
         )
         for v in views
     ]
-    yield from _table(("RELEASE", "LANE", "PHASE", "STEP", "WEIGHT", "MESSAGE"), rows)
+    yield from table(("RELEASE", "LANE", "PHASE", "STEP", "WEIGHT", "MESSAGE"), rows)
 
 
 def _describe_release(v: dict[str, Any]) -> Iterator[str]:
@@ -461,7 +435,7 @@ def _verb(kind: CommandKind) -> click.Command:
         pending = rel.metadata.annotations.get(COMMAND_ANNOTATION)
         if pending:
             click.echo(f"warning: replacing a command not yet applied: {pending!r}", err=True)
-        text = f"{kind.value} by {who}"
+        text = encode_command(kind, who)
         target.api.patch_release_metadata(ns, rel.name, {"annotations": {COMMAND_ANNOTATION: text}})
         click.echo(f"{ns}/{rel.name}: {text} requested (was {phase.value})")
         if wait_s is not None:
@@ -528,7 +502,7 @@ def lanes_resume(lane: str, kubeconfig: str | None, as_: str | None) -> None:
     if current.get("suspended") is not True:
         click.echo(f"lane {lane} is not suspended; nothing to do")
         return
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = iso_z(datetime.now(UTC))
     target.api.patch_lane_status(
         lane,
         {

@@ -19,10 +19,10 @@ from pydantic import ValidationError
 
 from controller import strict_yaml
 from controller.core import canary as mech
+from controller.core.gates.lane import provenance_gate_results, release_spec_from_template
 from controller.core.models import LaneRelease
 from controller.core.text import printable
 from controller.lanefiles import load_lanes
-from controller.runtime.gates import provenance_gate_results, release_spec_from_template
 
 
 @click.group("provenance")

@@ -24,13 +24,14 @@ import structlog
 from controller.adapters.audit.log import AuditLog, FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
 from controller.adapters.audit.sink import AuditSink, build_audit_sink
+from controller.adapters.flags.flag_ramp import FlagWriterRamp
 from controller.adapters.flags.kill_switch import KillSwitch
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.core.audit import AuditRecord
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
-from controller.runtime.flag_ramp import FlagWriterRamp
-from controller.runtime.gates import LaneGates
 from controller.runtime.health import serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
@@ -272,7 +273,7 @@ def run(
     sinks: list[AuditSink] = [sink]
     client = api_client(kubeconfig, context)
     controller = Controller(
-        client,
+        KubeConnection(client),
         gates=LaneGates(kill_switch),
         analyzer=build_analyzer(prometheus_url),
         sinks=sinks,

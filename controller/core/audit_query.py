@@ -17,36 +17,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.formatting import iso_z
+from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF, Outcome
+
+__all__ = ["FINAL_OUTCOMES", "Outcome"]
 
 
-class Outcome(StrEnum):
-    IN_PROGRESS = "in_progress"
-    GATED = "gated"
-    PAUSED = "paused"
-    REJECTED = "rejected"
-    ROLLING_BACK = "rolling_back"
-    ROLLED_BACK = "rolled_back"
-    PROMOTING = "promoting"
-    PROMOTED = "promoted"
-
-
-_OUTCOME_OF: dict[Decision, Outcome] = {
-    Decision.RELEASE_SEEN: Outcome.IN_PROGRESS,
-    Decision.GATED: Outcome.GATED,
-    Decision.REJECTED: Outcome.REJECTED,
-    Decision.STARTED: Outcome.IN_PROGRESS,
-    Decision.PAUSED: Outcome.PAUSED,
-    Decision.RESUMED: Outcome.IN_PROGRESS,
-    Decision.PROMOTING: Outcome.PROMOTING,
-    Decision.PROMOTED: Outcome.PROMOTED,
-    Decision.ROLLING_BACK: Outcome.ROLLING_BACK,
-    Decision.ROLLED_BACK: Outcome.ROLLED_BACK,
-}
-FINAL_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.ROLLED_BACK, Outcome.PROMOTED})
 # Records whose evidence is the reason for the outcome (as opposed to routine measurements).
 _DECIDING = frozenset(
     {
@@ -145,7 +124,7 @@ class ReleaseSummary:
         if record.decision is Decision.MEASUREMENT:
             for evidence in record.evidence:
                 self.last_measurement[evidence.check] = evidence
-        outcome = _OUTCOME_OF.get(record.decision)
+        outcome = OUTCOME_OF.get(record.decision)
         # A final outcome sticks: a late record (e.g. a note) must not reopen it.
         if outcome is not None and self.outcome not in FINAL_OUTCOMES:
             self.outcome = outcome
@@ -168,8 +147,8 @@ class ReleaseSummary:
             "outcome": self.outcome.value,
             "reason": self.reason,
             "message": self.message,
-            "first_time": _iso(self.first_time),
-            "last_time": _iso(self.last_time),
+            "first_time": iso_z(self.first_time),
+            "last_time": iso_z(self.last_time),
             "from_images": self.from_images,
             "to_images": self.to_images,
             "max_weight": self.max_weight,
@@ -192,10 +171,6 @@ class ReleaseSummary:
                 for e in self.evidence
             ],
         }
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -15,16 +15,17 @@ import json
 import math
 from typing import Any
 
+from controller.core import labels
 from controller.core.models import ChangeLane, LabelSelectorRequirement
 
 JsonDict = dict[str, Any]
 
 PRIMARY_SUFFIX = "-primary"
-TRACK_LABEL = "changelane.dev/track"
-LANE_ANNOTATION = "changelane.dev/lane"
-TEMPLATE_HASH_ANNOTATION = "changelane.dev/template-hash"
-TOTAL_REPLICAS_ANNOTATION = "changelane.dev/replicas"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+TRACK_LABEL = labels.TRACK
+LANE_ANNOTATION = labels.LANE
+TEMPLATE_HASH_ANNOTATION = labels.TEMPLATE_HASH
+TOTAL_REPLICAS_ANNOTATION = labels.TOTAL_REPLICAS
+MANAGED_BY_LABEL = labels.MANAGED_BY
 #: The pod label that says which copy a pod belongs to, with the values ``{{ track }}``
 #: renders in PromQL templates (docs/traffic-shares.md).
 METRICS_TRACK_LABEL = "track"
@@ -32,7 +33,7 @@ CANARY_TRACK, BASELINE_TRACK = "canary", "baseline"
 
 #: Annotations on the pod template that say who made the change, not what runs; they are
 #: excluded from the template hash so re-annotating does not look like a new release.
-_NON_SPEC_PREFIXES = ("changelane.dev/", "kubectl.kubernetes.io/")
+_NON_SPEC_PREFIXES = (labels.PREFIX, "kubectl.kubernetes.io/")
 
 
 def primary_name(name: str) -> str:

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core.audit import AuditRecord, Decision
+from controller.core.models import Verdict
 
 #: Releases followed at once; beyond that the oldest is forgotten (bounded memory).
 MAX_TRACKED_RELEASES = 10_000
 CONTROLLER = "controller"
 
 _CHECK_REASON = re.compile(r"^(?:critical )?check \S+ (Fail|Error|Inconclusive)\b")
-_CLASS_OF_VERDICT = {"Fail": "analysis_failed", "Error": "analysis_error"}
+_CLASS_OF_VERDICT = {Verdict.FAIL: "analysis_failed", Verdict.ERROR: "analysis_error"}
 _PREFIX_CLASSES = (
     ("canary is crash-looping", "crash_loop"),
     ("canary not ready", "progress_deadline"),
@@ -55,7 +56,7 @@ def rollback_reason_class(reason: str, actor: str = CONTROLLER) -> str:
         return "aborted"
     match = _CHECK_REASON.match(reason)
     if match:
-        return _CLASS_OF_VERDICT.get(match[1], "inconclusive")
+        return _CLASS_OF_VERDICT.get(Verdict(match[1]), "inconclusive")
     for prefix, name in _PREFIX_CLASSES:
         if reason.startswith(prefix):
             return name
@@ -114,9 +115,9 @@ class RegressionOnsets:
             if record.step != state.step:
                 state.step, state.first_fail, state.first_error = record.step, None, None
             verdicts = {e.verdict for e in record.evidence}
-            if "Fail" in verdicts and state.first_fail is None:
+            if Verdict.FAIL in verdicts and state.first_fail is None:
                 state.first_fail = record.time
-            if "Error" in verdicts and state.first_error is None:
+            if Verdict.ERROR in verdicts and state.first_error is None:
                 state.first_error = record.time
         elif decision is Decision.ROLLING_BACK:
             cls = rollback_reason_class(record.reason, record.actor)

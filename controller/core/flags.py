@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FINGERPRINT_ANNOTATION = "changelane.dev/flag-fingerprints"
+from controller.core import labels
+
+FINGERPRINT_ANNOTATION = labels.FLAG_FINGERPRINTS
 TOTAL_WEIGHT = 100
 
 

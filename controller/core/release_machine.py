@@ -35,8 +35,10 @@ from controller.core.models import (
     LaneReleaseStatus,
     Measurement,
     Phase,
+    Verdict,
     parse_duration,
 )
+from controller.core.models.common import set_condition
 from controller.core.replica_plan import achievable_share
 
 #: Measurements kept in the status; the durable audit log keeps them all.
@@ -256,28 +258,15 @@ def _set_condition(
     now: datetime,
     generation: int | None,
 ) -> None:
-    for i, existing in enumerate(status.conditions):
-        if existing.type == type_:
-            changed = existing.status != value
-            status.conditions[i] = Condition(
-                type=type_,
-                status=value,
-                reason=reason,
-                message=message,
-                last_transition_time=now if changed else existing.last_transition_time,
-                observed_generation=generation,
-            )
-            return
-    status.conditions.append(
-        Condition(
-            type=type_,
-            status=value,
-            reason=reason,
-            message=message,
-            last_transition_time=now,
-            observed_generation=generation,
-        )
+    condition = Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=now,
+        observed_generation=generation,
     )
+    status.conditions = set_condition(status.conditions, condition)
 
 
 def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseDecision:
@@ -390,7 +379,7 @@ def _checks_passed(lane: ChangeLane, status: LaneReleaseStatus) -> bool:
         c = by_name.get(check.name)
         if c is None or c.last_step != status.current_step or c.passes_at_step < 1:
             return False
-        if c.last_verdict is None or c.last_verdict.value != "Pass":
+        if c.last_verdict is not Verdict.PASS:
             return False
     return True
 

@@ -26,14 +26,16 @@ from types import FrameType
 from typing import Any, TextIO
 
 import structlog
-from kubernetes import client
 
 from controller.adapters.audit.log import AuditLog
 from controller.adapters.audit.sink import FanOutAuditSink
+from controller.adapters.flags.flag_ramp import FlagWriterRamp
 from controller.adapters.flags.kill_switch import KillSwitch
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.flags.provider_config import FlagProviderConfig, build_provider
-from controller.adapters.kube.api import ConflictError, call
+from controller.adapters.kube.api import ConflictError, KubeApi
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.adapters.metrics.analyzer import PrometheusAnalyzer
 from controller.adapters.metrics.prometheus import PrometheusMetrics
 from controller.adapters.metrics.prometheus_process import (
@@ -41,21 +43,28 @@ from controller.adapters.metrics.prometheus_process import (
     ScrapeTarget,
     prometheus_binary,
 )
+from controller.core import labels
 from controller.core.audit import AuditRecord
 from controller.core.canary import primary_name, template_hash
-from controller.core.models import API_GROUP, API_VERSION
+from controller.core.models import Phase
+from controller.core.models.release import TERMINAL_PHASES
 from controller.demo import scenario
 from controller.demo.embedded_metrics import EmbeddedMetrics
 from controller.demo.scenario import DemoRelease
 from controller.demo.workload import SimulatedWorkload
-from controller.runtime.flag_ramp import FlagWriterRamp
-from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 
-TERMINAL = ("Promoted", "RolledBack", "Rejected")
+TERMINAL = TERMINAL_PHASES
 #: Phases a release may end the demo in without being terminal (it is held by a gate).
-HELD = ("Gated",)
+HELD = frozenset({Phase.GATED})
+#: The phase each scenario's ``expected`` names.
+EXPECTED_PHASE = {
+    "promote": Phase.PROMOTED,
+    "rollback": Phase.ROLLED_BACK,
+    "reject": Phase.REJECTED,
+    "gate": Phase.GATED,
+}
 
 
 @dataclass
@@ -93,13 +102,7 @@ class DemoResult:
 
     @property
     def as_expected(self) -> bool:
-        wanted = {
-            "promote": "Promoted",
-            "rollback": "RolledBack",
-            "reject": "Rejected",
-            "gate": "Gated",
-        }
-        return all(wanted.get(r.expected) == r.outcome for r in self.releases)
+        return all(_matches(r.expected, r.outcome) for r in self.releases)
 
 
 @dataclass
@@ -185,15 +188,13 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
         say(f"simulated cluster   {sim.url}  (kubeconfig {kubeconfig})")
         api = api_client(str(kubeconfig))
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-        custom = client.CustomObjectsApi(api)
+        kube = KubeApi(api)
         _create(
-            call,
-            core.create_namespace,
+            kube.create_namespace,
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": scenario.NAMESPACE}},
         )
 
-        workload = SimulatedWorkload(api, scenario.NAMESPACE, scenario.WORKLOAD, rps=60.0)
+        workload = SimulatedWorkload(kube, scenario.NAMESPACE, scenario.WORKLOAD, rps=60.0)
         port = workload.serve_metrics()
         workload.start()
         stack.callback(workload.stop)
@@ -219,8 +220,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         )
         if chosen.flags is not None:
             _create(
-                call,
-                core.create_namespaced_config_map,
+                kube.create_config_map,
                 scenario.NAMESPACE,
                 {
                     "apiVersion": "v1",
@@ -240,7 +240,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         stack.callback(audit_log.close)
         sink = FanOutAuditSink([memory, audit_log], required=[audit_log])
         controller = Controller(
-            api,
+            KubeConnection(api),
             gates=LaneGates(kill_switch),
             analyzer=analyzer,
             sinks=[sink],
@@ -260,21 +260,14 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             f"; audit log {audit_path}"
         )
 
-        _create(
-            call,
-            custom.create_cluster_custom_object,
-            API_GROUP,
-            API_VERSION,
-            "changelanes",
-            chosen.lane_doc(),
-        )
+        _create(kube.create_lane, chosen.lane_doc())
         steps = " -> ".join(f"{s['weight']}%" for s in chosen.lane["spec"]["strategy"]["steps"])
         say(
             f"lane                {scenario.LANE}: steps {steps}, "
             "sequential error-rate test (alpha 0.01)"
         )
         say(f"scenario            {chosen.name}: {chosen.description}")
-        _create(call, apps.create_namespaced_deployment, scenario.NAMESPACE, scenario.deployment())
+        _create(kube.create_deployment, scenario.NAMESPACE, scenario.deployment())
         _wait(
             lambda: sim.deployment_ready(scenario.NAMESPACE, primary_name(scenario.WORKLOAD)),
             60,
@@ -287,7 +280,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         if opts.on_ready is not None:
             opts.on_ready(sim, kubeconfig)
 
-        outcomes = [_ship(apps, sim, release, opts.release_timeout_s, say) for release in releases]
+        outcomes = [_ship(kube, sim, release, opts.release_timeout_s, say) for release in releases]
         controller.stop()
         # Let the last records reach the sinks before the audit trail is printed.
         time.sleep(0.2)
@@ -344,9 +337,9 @@ def _autonomy_flags(lane: str, *, on: bool) -> dict[str, Any]:
     }
 
 
-def _create(call_fn: Callable[..., Any], fn: Callable[..., Any], *args: Any) -> None:
+def _create(fn: Callable[..., Any], *args: Any) -> None:
     with contextlib.suppress(ConflictError):  # already there (a re-run against a kept cluster)
-        call_fn(fn, *args)
+        fn(*args)
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -362,13 +355,13 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _ship(
-    apps: client.AppsV1Api,
+    kube: KubeApi,
     sim: SimCluster,
     release: scenario.DemoRelease,
     timeout: float,
     say: Callable[[str], None],
 ) -> ReleaseOutcome:
-    dep = call(apps.read_namespaced_deployment, scenario.WORKLOAD, scenario.NAMESPACE)
+    dep = kube.get_deployment(scenario.NAMESPACE, scenario.WORKLOAD)
     template = dep["spec"]["template"]
     template["spec"]["containers"][0]["image"] = release.image
     template.setdefault("metadata", {})["annotations"] = dict(release.annotations)
@@ -380,13 +373,7 @@ def _ship(
         f"change {release.annotations.get('changelane.dev/change', '-')}"
     )
     shipped = time.monotonic()
-    call(
-        apps.patch_namespaced_deployment,
-        scenario.WORKLOAD,
-        scenario.NAMESPACE,
-        {"spec": {"template": template}},
-        _content_type="application/merge-patch+json",
-    )
+    kube.patch_deployment(scenario.NAMESPACE, scenario.WORKLOAD, {"spec": {"template": template}})
     seen: tuple[Any, ...] = ()
     shown_measurements = 0
     status: dict[str, Any] = {}
@@ -418,7 +405,7 @@ def _ship(
     verdict = "as expected" if _matches(release.expected, phase) else "NOT as expected"
     say(f"  => {phase} after {decided:.1f}s ({verdict})\n")
     extra: dict[str, Any] = {}
-    if release.annotations.get("changelane.dev/flag"):
+    if release.annotations.get(labels.FLAG):
         extra["flag_weights"] = list(status.get("flagWeights") or [])
     if phase in HELD:
         extra["gate_reason"] = status.get("gateReason")
@@ -434,12 +421,7 @@ def _ship(
 
 
 def _matches(expected: str, phase: str) -> bool:
-    return {
-        "promote": "Promoted",
-        "rollback": "RolledBack",
-        "reject": "Rejected",
-        "gate": "Gated",
-    }.get(expected) == phase
+    return EXPECTED_PHASE.get(expected) == phase
 
 
 def _release(sim: SimCluster, name: str) -> dict[str, Any] | None:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-from controller.adapters.kube.api import call
+from controller.adapters.kube.api import KubeApi
 from controller.core.canary import TRACK_LABEL
 
 log = structlog.get_logger("changelane.demo.workload")
@@ -52,7 +51,7 @@ class Totals:
 class SimulatedWorkload:
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api: KubeApi,
         namespace: str,
         app: str,
         rps: float = 40.0,
@@ -60,7 +59,7 @@ class SimulatedWorkload:
         tick_s: float = 0.25,
         seed: int = 7,
     ) -> None:
-        self.core = client.CoreV1Api(api_client)
+        self.api = api
         self.namespace = namespace
         self.app = app
         self.rps = rps
@@ -114,9 +113,8 @@ class SimulatedWorkload:
     # ---- traffic
     def ready_pods(self) -> list[tuple[str, str]]:
         """(track, image) of every Ready pod of the workload."""
-        pods = call(self.core.list_namespaced_pod, self.namespace, label_selector=f"app={self.app}")
         out = []
-        for pod in pods.get("items") or []:
+        for pod in self.api.list_pods(self.namespace, f"app={self.app}"):
             conditions = (pod.get("status") or {}).get("conditions") or []
             if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
                 continue

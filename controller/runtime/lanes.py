@@ -1,4 +1,8 @@
-"""Lane suspension: the autonomy budget suspends a lane; a human resumes it.
+"""A lane's own status: its conditions about the workloads it selects, and suspension.
+
+``LaneConditions`` keeps the ``WorkloadConflict`` condition true to the overlaps of the
+lane's selector with other lanes' (a workload belongs to one lane). ``LaneReconciler``
+runs suspension: the autonomy budget suspends a lane; a human resumes it.
 
 Level-triggered, so a restart anywhere is safe. Each reconcile of a lane:
 
@@ -26,8 +30,12 @@ from pydantic import ValidationError
 
 from controller.adapters.audit.cluster import event_annotations, lane_record_id
 from controller.adapters.audit.sink import AuditSink
-from controller.adapters.kube.api import ConflictError, JsonDict, KubeApi, NotFoundError
+from controller.core import canary as mech
 from controller.core.audit import AuditRecord, Decision
+from controller.core.formatting import iso_z
+from controller.core.gates import flag_source
+from controller.core.gates.flag_source import FlagSourceState
+from controller.core.gates.lane import finished_outcomes
 from controller.core.gates.policy import autonomy_budget_decision
 from controller.core.models import (
     ChangeLane,
@@ -36,12 +44,15 @@ from controller.core.models import (
     ConditionStatus,
     LaneRelease,
 )
-from controller.runtime.gates import finished_outcomes
+from controller.core.models.common import set_condition
 from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.objects import Caches, meta
+from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
 
 log = structlog.get_logger("changelane.lanes")
 
 SUSPENDED_CONDITION = "Suspended"
+CONFLICT_CONDITION = "WorkloadConflict"
 HUMAN_SUSPENSION = "suspended by a human (status.suspended set by hand)"
 
 
@@ -49,14 +60,101 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def flag_source_of(gates: object) -> FlagSourceState | None:
+    """The flag source health the gate evaluator reports (unwrapping instrumentation that
+    wraps it as ``inner``), if it reports one."""
+    for _ in range(5):
+        report = getattr(gates, "flag_source", None)
+        if callable(report):
+            state = report()
+            return state if isinstance(state, FlagSourceState) else None
+        gates = getattr(gates, "inner", None)
+    return None
+
+
+class LaneConditions:
+    """The ``WorkloadConflict`` condition of each lane."""
+
+    def __init__(self, api: Cluster, caches: Caches, clock: Callable[[], datetime]) -> None:
+        self.api = api
+        self.caches = caches
+        self.clock = clock
+
+    def reconcile(
+        self,
+        lanes: dict[str, ChangeLane],
+        name: str,
+        flag_source_state: FlagSourceState | None = None,
+    ) -> float | None:
+        lane = lanes.get(name)
+        if lane is None:
+            return None
+        conflicts = self._conflicts(lanes, lane)
+        if conflicts:
+            message = "not adopted: " + "; ".join(sorted(conflicts))
+            self._set(lane, CONFLICT_CONDITION, ConditionStatus.TRUE, "SelectorOverlap", message)
+        else:
+            message = "every workload this lane selects is its own"
+            self._set(lane, CONFLICT_CONDITION, ConditionStatus.FALSE, "NoOverlap", message)
+        self._set(lane, "Ready", ConditionStatus.TRUE, "Valid", "the lane's spec is valid")
+        if flag_source_state is None:
+            return None
+        value, reason, message = flag_source.lane_condition(flag_source_state)
+        self._set(lane, flag_source.CONDITION, ConditionStatus(value), reason, message)
+        return flag_source.recheck_after(flag_source_state)
+
+    def _conflicts(self, lanes: dict[str, ChangeLane], lane: ChangeLane) -> list[str]:
+        """Workloads the lane selects that are not its own, and why."""
+        conflicts = []
+        for dep in self.caches.deployments():
+            dep_meta = meta(dep)
+            if mech.is_primary(dep):
+                continue
+            ns, labels = str(dep_meta.get("namespace")), dep_meta.get("labels") or {}
+            if not mech.lane_selects(lane, ns, labels):
+                continue
+            matching = [ln.name for ln in mech.lanes_for(list(lanes.values()), ns, labels)]
+            owner = (dep_meta.get("annotations") or {}).get(mech.LANE_ANNOTATION)
+            if len(matching) < 2 or owner == lane.name:
+                continue
+            if owner in matching:
+                conflicts.append(f"{ns}/{dep_meta.get('name')} is already in lane {owner}")
+            else:
+                others = ", ".join(n for n in matching if n != lane.name)
+                conflicts.append(
+                    f"{ns}/{dep_meta.get('name')} is also selected by lane(s) {others}"
+                )
+        return conflicts
+
+    def _set(
+        self, lane: ChangeLane, type_: str, value: ConditionStatus, reason: str, message: str
+    ) -> None:
+        current = lane.status.conditions if lane.status is not None else []
+        existing = next((c for c in current if c.type == type_), None)
+        if existing is None and value is ConditionStatus.FALSE:
+            return  # nothing to clear
+        if existing is not None and (existing.status, existing.message) == (value, message):
+            return
+        condition = Condition(
+            type=type_,
+            status=value,
+            reason=reason,
+            message=message,
+            last_transition_time=self.clock(),
+            observed_generation=lane.metadata.generation,
+        )
+        conditions = set_condition(current, condition)
+        self.api.patch_lane_status(lane.name, {"conditions": [c.to_wire() for c in conditions]})
+        # The patch replaces the list: the next condition set in this reconcile builds on it.
+        if lane.status is None:
+            lane.status = ChangeLaneStatus()
+        lane.status.conditions = conditions
 
 
 class LaneReconciler:
     def __init__(
         self,
-        api: KubeApi,
+        api: Cluster,
         releases: Callable[[], list[JsonDict]],
         sinks: Sequence[AuditSink],
         metrics: ControllerMetrics | None = None,
@@ -110,7 +208,7 @@ class LaneReconciler:
         patch: JsonDict = {}
         if status.suspended and status.suspended_at is None:
             # Suspended by hand: date it, so that its announcement has a stable id.
-            patch = {"suspendedAt": _iso(now)}
+            patch = {"suspendedAt": iso_z(now)}
             if not status.suspended_reason:
                 patch["suspendedReason"] = HUMAN_SUSPENSION
         elif not status.suspended:
@@ -121,7 +219,7 @@ class LaneReconciler:
             patch = {
                 "suspended": True,
                 "suspendedReason": f"autonomy budget spent: {decision.reason}",
-                "suspendedAt": _iso(now),
+                "suspendedAt": iso_z(now),
             }
             log.warning("lane suspended", lane=lane.name, reason=decision.reason)
         if not patch:
@@ -215,8 +313,10 @@ class LaneReconciler:
             last_transition_time=at,
             observed_generation=lane.metadata.generation,
         )
-        others = [c for c in status.conditions if c.type != SUSPENDED_CONDITION]
-        conditions = [c.to_wire() for c in [*others, condition]]
+        # The time says which suspension or resumption was announced (see the module
+        # docstring): it is the event's time, also when the status does not flip.
+        updated = set_condition(status.conditions, condition, keep_transition_time=False)
+        conditions = [c.to_wire() for c in updated]
         try:
             self.api.patch_lane_status(lane.name, {"conditions": conditions})
         except Exception:

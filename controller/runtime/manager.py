@@ -1,10 +1,10 @@
 """The controller process: informers feed a work queue; workers reconcile; only the leader
 mutates.
 
-Informers (the official client's ``SharedInformer``) watch ChangeLanes, LaneReleases and
-Deployments, relist on 410 Gone and reconnect after errors; their handlers only enqueue
-keys. Workers take keys from the queue; a worker that is not the leader puts the key back
-for later instead of acting on it.
+Informers (the ``ClusterConnection`` port's; in production the official client's
+``SharedInformer``) watch ChangeLanes, LaneReleases and Deployments, relist on 410 Gone and
+reconnect after errors; their handlers only enqueue keys. Workers take keys from the
+queue; a worker that is not the leader puts the key back for later instead of acting on it.
 """
 
 from __future__ import annotations
@@ -13,24 +13,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
-from kubernetes import client
-from kubernetes.informer import SharedInformer
-from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
 from controller.adapters.audit.sink import AuditSink
-from controller.adapters.kube.api import KubeApi, NotLeaderError
 from controller.core import canary as mech
 from controller.runtime.failures import FailureBackoff
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lanes import LaneReconciler
-from controller.runtime.leader import Leadership
 from controller.runtime.metrics import ControllerMetrics
-from controller.runtime.ports import Analyzer, FlagRamp, GateEvaluator
+from controller.runtime.ports import (
+    Analyzer,
+    ClusterConnection,
+    Elector,
+    FlagRamp,
+    GateEvaluator,
+    JsonDict,
+    NotLeaderError,
+)
 from controller.runtime.reconciler import Caches, Key, Reconciler
-from controller.runtime.workqueue import ShutDownError, WorkQueue
+from controller.workqueue import ShutDownError, WorkQueue
 
 log = structlog.get_logger("changelane.manager")
 
@@ -54,28 +56,27 @@ class Settings:
     on_reconcile: list[Callable[[Key, float], None]] = field(default_factory=list)
 
 
-def _key_of(obj: Any) -> tuple[str, str]:
-    meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
+def _key_of(obj: JsonDict) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 class Controller:
     def __init__(
         self,
-        api_client: client.ApiClient,
+        connection: ClusterConnection,
         gates: GateEvaluator,
         analyzer: Analyzer,
         sinks: Sequence[AuditSink],
         flags: FlagRamp | None = None,
         settings: Settings | None = None,
         reconciler_factory: Callable[..., Reconciler] = Reconciler,
-        api_factory: Callable[..., KubeApi] = KubeApi,
         metrics: ControllerMetrics | None = None,
     ) -> None:
         self.settings = settings or Settings()
         s = self.settings
-        # Every write is fenced by leadership: see KubeApi.write.
-        self.api = api_factory(api_client, self.is_leader if s.leader_election else None)
+        # Every write is fenced by leadership: see Cluster.fence.
+        self.api = connection.cluster(self.is_leader if s.leader_election else None)
         self.queue: WorkQueue[Key] = WorkQueue()
         self.failures = FailureBackoff()
         # The server ends each watch after resync_seconds; the client gives up on a
@@ -89,18 +90,14 @@ class Controller:
         self.metrics.workqueue_depth.set_function(lambda: float(self.queue.depth()))
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
         self.informers = {
-            LANE: SharedInformer(self.api.lane_lister(wt), resync_period=s.resync_seconds),
-            RELEASE: SharedInformer(self.api.release_lister(wt), resync_period=s.resync_seconds),
-            DEPLOYMENT: SharedInformer(
-                self.api.deployment_lister(wt), resync_period=s.resync_seconds
-            ),
+            kind: connection.informer(kind, wt, s.resync_seconds)
+            for kind in (LANE, RELEASE, DEPLOYMENT)
         }
-        self._synced: set[str] = set()
         caches = Caches(
-            lanes=self.informers[LANE].cache.list,
-            deployment=lambda ns, name: self.informers[DEPLOYMENT].cache.get_by_key(f"{ns}/{name}"),
-            releases=self.informers[RELEASE].cache.list,
-            deployments=self.informers[DEPLOYMENT].cache.list,
+            lanes=self.informers[LANE].list,
+            deployment=lambda ns, name: self.informers[DEPLOYMENT].get(f"{ns}/{name}"),
+            releases=self.informers[RELEASE].list,
+            deployments=self.informers[DEPLOYMENT].list,
         )
         self.reconciler = reconciler_factory(
             api=self.api,
@@ -113,15 +110,14 @@ class Controller:
         )
         self.lane_reconciler = LaneReconciler(
             self.api,
-            releases=self.informers[RELEASE].cache.list,
+            releases=self.informers[RELEASE].list,
             sinks=sinks,
             metrics=self.metrics,
             instance=s.instance,
         )
-        self.leadership: Leadership | None = None
+        self.leadership: Elector | None = None
         if s.leader_election:
-            self.leadership = Leadership(
-                api_client,
+            self.leadership = connection.elector(
                 s.lease_namespace,
                 s.instance,
                 name=s.lease_name,
@@ -142,51 +138,50 @@ class Controller:
     # ------------------------------------------------------------------ wiring
 
     def _wire_handlers(self) -> None:
-        def on_lane(obj: Any) -> None:
+        def on_lane(obj: JsonDict) -> None:
             self.enqueue_all_deployments()
             self.enqueue_all_lanes()
 
-        def on_release(obj: Any) -> None:
+        def on_release(obj: JsonDict) -> None:
             ns, name = _key_of(obj)
             self.queue.add((RELEASE, ns, name))
             # A release that finished may spend the lane's autonomy budget.
-            lane = ((obj.get("spec") or {}).get("lane") if isinstance(obj, dict) else None) or ""
+            lane = (obj.get("spec") or {}).get("lane") or ""
             if lane:
                 self.queue.add((LANE, "", str(lane)))
 
-        def on_deployment(obj: Any) -> None:
+        def on_deployment(obj: JsonDict) -> None:
             ns, name = _key_of(obj)
-            if isinstance(obj, dict) and mech.is_primary(obj):
+            if mech.is_primary(obj):
                 name = name.removesuffix(mech.PRIMARY_SUFFIX)
             self.queue.add((DEPLOYMENT, ns, name))
-            if not (isinstance(obj, dict) and mech.is_primary(obj)):
+            if not mech.is_primary(obj):
                 self.enqueue_all_lanes()  # its labels may overlap lanes' selectors
             # A Deployment change can complete a promotion or a rollback: look at its
             # releases too.
-            for raw in self.informers[RELEASE].cache.list():
+            for raw in self.informers[RELEASE].list():
                 target = (raw.get("spec") or {}).get("target") or {}
                 if target.get("namespace") == ns and target.get("name") == name:
                     self.queue.add((RELEASE, ns, str(raw["metadata"]["name"])))
 
         for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
-            for event in (ADDED, MODIFIED, DELETED):
-                self.informers[kind].add_event_handler(event, handler)
+            self.informers[kind].on_change(handler)
 
     def enqueue_all_deployments(self) -> None:
-        for obj in self.informers[DEPLOYMENT].cache.list():
+        for obj in self.informers[DEPLOYMENT].list():
             ns, name = _key_of(obj)
             if not mech.is_primary(obj):
                 self.queue.add((DEPLOYMENT, ns, name))
 
     def enqueue_all_lanes(self) -> None:
-        for obj in self.informers[LANE].cache.list():
+        for obj in self.informers[LANE].list():
             self.queue.add((LANE, "", _key_of(obj)[1]))
 
     def _on_leading(self) -> None:
         log.info("leading", instance=self.settings.instance)
         self.enqueue_all_deployments()
         self.enqueue_all_lanes()
-        for raw in self.informers[RELEASE].cache.list():
+        for raw in self.informers[RELEASE].list():
             ns, name = _key_of(raw)
             self.queue.add((RELEASE, ns, name))
 
@@ -197,18 +192,13 @@ class Controller:
 
     def ready(self) -> bool:
         """Every informer has listed at least once (leadership is not required)."""
-        for kind, informer in self.informers.items():
-            if informer._resource_version is not None:
-                self._synced.add(kind)
-        return len(self._synced) == len(self.informers)
+        return all(informer.has_synced() for informer in self.informers.values())
 
     def alive(self) -> bool:
         """The process can still do its job: informer and worker threads are running."""
         if self._stopped.is_set():
             return False
-        informers_up = all(
-            i._thread is not None and i._thread.is_alive() for i in self.informers.values()
-        )
+        informers_up = all(i.is_alive() for i in self.informers.values())
         return informers_up and bool(self._workers) and all(t.is_alive() for t in self._workers)
 
     def start(self) -> None:
@@ -303,7 +293,5 @@ class Controller:
         if self.leadership is not None:
             self.leadership.stop(release=not any(t.is_alive() for t in self._workers))
         for informer in self.informers.values():
-            informer._stop_event.set()
-            if informer._watch is not None:
-                informer._watch.stop()
+            informer.stop()
         log.info("controller stopped", instance=self.settings.instance)

@@ -27,17 +27,15 @@ from prometheus_client import (
 
 from controller.core.audit import AuditRecord, Decision
 from controller.core.detection import rollback_reason_class
+from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF
 from controller.core.scorecard import DEFAULT_REWORK_WINDOW, LaneScorecard, ScorecardFold
 
 # Regression onset to rollback: the whole point is seconds-to-minutes, not Flagger's ~5 min.
 DETECTION_BUCKETS = (5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800)
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_OUTCOMES = {
-    Decision.PROMOTED: "promoted",
-    Decision.ROLLED_BACK: "rolled_back",
-    Decision.REJECTED: "rejected",
-}
+#: Only final outcomes are counted (``core.outcomes``: the LaneRelease phase's spelling).
+_OUTCOMES = {d: o.value for d, o in OUTCOME_OF.items() if o in FINAL_OUTCOMES}
 
 
 class ControllerMetrics:

@@ -6,25 +6,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from controller.core.text import printable
 
 JsonDict = dict[str, Any]
 
 
-def refused_reason(exc: ApiException) -> str:
-    """The API server's message for a refused write, made safe to show."""
-    message = str(exc.reason or "")
+def refused_reason(exc: Exception) -> str:
+    """The API server's message for a refused write (an ``ApiError``: ``.status``,
+    ``.reason``, ``.body``), made safe to show."""
+    message = str(getattr(exc, "reason", "") or "")
     try:
-        body = json.loads(exc.body or "{}")
+        body = json.loads(getattr(exc, "body", None) or "{}")
         message = str(body.get("message") or message)
     except (ValueError, TypeError, AttributeError):
         pass
-    return printable(f"the API refused the release record (HTTP {exc.status}): {message}")[:1000]
+    status = getattr(exc, "status", "?")
+    return printable(f"the API refused the release record (HTTP {status}): {message}")[:1000]
 
 
-def unrecordable_release(body: JsonDict, exc: ApiException) -> JsonDict:
+def unrecordable_release(body: JsonDict, exc: Exception) -> JsonDict:
     """``body`` without the values the API refused: no provenance, one problem saying why.
     The provenance gate rejects it with that reason."""
     spec = {k: v for k, v in body["spec"].items() if k in ("lane", "target", "from", "to")}

@@ -14,17 +14,19 @@ import math
 import threading
 import time
 from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
 
+from controller.core.formatting import api_time
 from controller.sim.errors import ApiError
 from controller.sim.objects import Stored
 from controller.sim.pods import is_ready, plan_pod
 from controller.sim.selectors import selector_from_spec
 from controller.sim.store import Store, StoreEvent, random_suffix
-from controller.sim.workqueue import WorkQueue
+from controller.workqueue import ShutDownError, WorkQueue
 
 JsonDict = dict[str, Any]
 log = structlog.get_logger("changelane.sim")
@@ -56,7 +58,7 @@ def _resolve(value: Any, total: int, round_up: bool) -> int:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return api_time(datetime.now(UTC))
 
 
 def _parse_time(stamp: str | None) -> float | None:
@@ -98,7 +100,7 @@ class SimController:
         self.ready_delay = ready_delay
         self.crash_restart_interval = crash_restart_interval
         self.emit_events = emit_events
-        self._queue = WorkQueue()
+        self._queue: WorkQueue[Hashable] = WorkQueue()
         self._first_seen: dict[str, float] = {}
         self._ip_counter = 0
         self._thread: threading.Thread | None = None
@@ -120,7 +122,7 @@ class SimController:
 
     def stop(self) -> None:
         self.store.remove_listener(self._on_event)
-        self._queue.close()
+        self._queue.shut_down()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -142,9 +144,12 @@ class SimController:
 
     def _run(self) -> None:
         while True:
-            key = self._queue.get()
-            if key is None:
+            try:
+                key = self._queue.get()
+            except ShutDownError:
                 return
+            if key is None:
+                continue
             try:
                 self._reconcile(key)
             except ApiError as err:
@@ -155,6 +160,8 @@ class SimController:
             except Exception:
                 log.exception("sim.reconcile_crashed", key=str(key))
                 self._queue.add_after(key, 1.0)
+            finally:
+                self._queue.done(key)
 
     def _reconcile(self, key: Hashable) -> None:
         kind, namespace, name = cast(tuple[str, str, str], key)
@@ -280,52 +287,49 @@ class SimController:
             return
         desired = int(rs["spec"].get("replicas", 1))
         pods = [p for p in self._owned(stored.uid, "pods") if not p.deleting]
-        template = rs["spec"].get("template") or {}
         if len(pods) < desired:
-            for _ in range(desired - len(pods)):
-                pod = {
-                    "metadata": {
-                        "name": f"{name}-{random_suffix()}",
-                        "namespace": namespace,
-                        "labels": dict((template.get("metadata") or {}).get("labels") or {}),
-                        "annotations": dict(
-                            (template.get("metadata") or {}).get("annotations") or {}
-                        ),
-                        "ownerReferences": [_owner_ref("ReplicaSet", "apps/v1", rs)],
-                    },
-                    "spec": json.loads(json.dumps(template.get("spec") or {})),
-                }
-                if not pod["metadata"]["annotations"]:
-                    del pod["metadata"]["annotations"]
-                created = self.store.create("pods", pod)
-                pods.append(created)
-                self._event(rs, "ReplicaSet", "SuccessfulCreate", f"Created pod: {created.name}")
+            pods += self._create_pods(rs, desired - len(pods))
         elif len(pods) > desired:
-            parsed = [(p, p.obj()) for p in pods]
-            # like the real controller: not-ready pods go first, then the newest
-            parsed.sort(key=lambda pair: (is_ready(pair[1]), -pair[0].rv))
-            for victim, _ in parsed[: len(pods) - desired]:
-                try:
-                    self.store.delete("pods", namespace, victim.name)
-                except ApiError:
-                    continue
-                pods.remove(victim)
-                self._event(rs, "ReplicaSet", "SuccessfulDelete", f"Deleted pod: {victim.name}")
-        objs = [p.obj() for p in pods]
-        ready = sum(1 for p in objs if is_ready(p))
-        selector = selector_from_spec(rs["spec"].get("selector"))
-        status = {
-            "replicas": len(objs),
-            "fullyLabeledReplicas": sum(
-                1 for p in objs if selector.matches(p["metadata"].get("labels"))
-            ),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "observedGeneration": rs["metadata"].get("generation", 1),
-        }
+            pods = self._delete_pods(rs, pods, len(pods) - desired)
+        status = _replicaset_status(rs, [p.obj() for p in pods])
         if rs.get("status") != status:
             rs["status"] = status
             self.store.update("replicasets", rs, subresource="status")
+
+    def _create_pods(self, rs: JsonDict, count: int) -> list[Stored]:
+        meta, template = rs["metadata"], rs["spec"].get("template") or {}
+        created = []
+        for _ in range(count):
+            pod = {
+                "metadata": {
+                    "name": f"{meta['name']}-{random_suffix()}",
+                    "namespace": meta["namespace"],
+                    "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                    "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
+                    "ownerReferences": [_owner_ref("ReplicaSet", "apps/v1", rs)],
+                },
+                "spec": json.loads(json.dumps(template.get("spec") or {})),
+            }
+            if not pod["metadata"]["annotations"]:
+                del pod["metadata"]["annotations"]
+            stored = self.store.create("pods", pod)
+            created.append(stored)
+            self._event(rs, "ReplicaSet", "SuccessfulCreate", f"Created pod: {stored.name}")
+        return created
+
+    def _delete_pods(self, rs: JsonDict, pods: list[Stored], count: int) -> list[Stored]:
+        """Like the real controller: not-ready pods go first, then the newest."""
+        left = list(pods)
+        parsed = [(p, p.obj()) for p in pods]
+        parsed.sort(key=lambda pair: (is_ready(pair[1]), -pair[0].rv))
+        for victim, _ in parsed[:count]:
+            try:
+                self.store.delete("pods", rs["metadata"]["namespace"], victim.name)
+            except ApiError:
+                continue
+            left.remove(victim)
+            self._event(rs, "ReplicaSet", "SuccessfulDelete", f"Deleted pod: {victim.name}")
+        return left
 
     # ------------------------------------------------------------------ deployments
 
@@ -459,55 +463,69 @@ class SimController:
     ) -> None:
         strategy = deploy["spec"].get("strategy") or {}
         if strategy.get("type") == "Recreate":
-            pending_old = False
-            for pair in old:
-                if int(pair[1]["spec"].get("replicas", 0)) or int(
-                    (pair[1].get("status") or {}).get("replicas", 0)
-                ):
-                    pending_old = True
-                self._set_replicas(deploy, pair, 0)
-            if not pending_old:
-                self._set_replicas(deploy, new, desired)
+            self._recreate(deploy, new, old, desired)
+            return
+        active_old = [p for p in old if _spec_replicas(p[1]) > 0]
+        if not active_old:
+            self._set_replicas(deploy, new, desired)
             return
         rolling = strategy.get("rollingUpdate") or {}
         surge = _resolve(rolling.get("maxSurge", "25%"), desired, True)
         unavailable = _resolve(rolling.get("maxUnavailable", "25%"), desired, False)
         if surge == 0 and unavailable == 0:
             unavailable = 1
-        active_old = [p for p in old if int(p[1]["spec"].get("replicas", 0)) > 0]
-        new_replicas = int(new[1]["spec"].get("replicas", 0))
-        if not active_old:
-            self._set_replicas(deploy, new, desired)
-            return
         # scale up the new ReplicaSet within maxSurge
-        all_pods = new_replicas + sum(int(p[1]["spec"].get("replicas", 0)) for p in active_old)
+        new_replicas = _spec_replicas(new[1])
+        all_pods = new_replicas + sum(_spec_replicas(p[1]) for p in active_old)
         target = min(desired, max(new_replicas, desired + surge - all_pods + new_replicas))
         if new_replicas > desired:
             target = desired
         new = self._set_replicas(deploy, new, target)
-        new_replicas = target
-        # scale down old ReplicaSets within maxUnavailable, unhealthy replicas first
-        min_available = desired - unavailable
-        new_ready = int((new[1].get("status") or {}).get("readyReplicas", 0))
+        self._scale_down_old(deploy, new, active_old, desired - unavailable)
+
+    def _recreate(
+        self,
+        deploy: JsonDict,
+        new: tuple[Stored, JsonDict],
+        old: list[tuple[Stored, JsonDict]],
+        desired: int,
+    ) -> None:
+        """Every old pod goes before the new ReplicaSet gets any."""
+        pending_old = False
+        for pair in old:
+            if _spec_replicas(pair[1]) or int((pair[1].get("status") or {}).get("replicas", 0)):
+                pending_old = True
+            self._set_replicas(deploy, pair, 0)
+        if not pending_old:
+            self._set_replicas(deploy, new, desired)
+
+    def _scale_down_old(
+        self,
+        deploy: JsonDict,
+        new: tuple[Stored, JsonDict],
+        active_old: list[tuple[Stored, JsonDict]],
+        min_available: int,
+    ) -> None:
+        """Old ReplicaSets down within maxUnavailable, their unhealthy replicas first."""
+        new_replicas = _spec_replicas(new[1])
+        new_ready = _ready_replicas(new[1])
         new_unavailable = max(0, new_replicas - new_ready)
-        old_ready = sum(int((p[1].get("status") or {}).get("readyReplicas", 0)) for p in active_old)
-        all_replicas = new_replicas + sum(int(p[1]["spec"].get("replicas", 0)) for p in active_old)
+        old_ready = sum(_ready_replicas(p[1]) for p in active_old)
+        all_replicas = new_replicas + sum(_spec_replicas(p[1]) for p in active_old)
         max_cleanup = all_replicas - min_available - new_unavailable
         for i, pair in enumerate(active_old):
             if max_cleanup <= 0:
                 break
-            replicas = int(pair[1]["spec"].get("replicas", 0))
-            ready = int((pair[1].get("status") or {}).get("readyReplicas", 0))
-            unhealthy = min(max(0, replicas - ready), max_cleanup)
+            replicas = _spec_replicas(pair[1])
+            unhealthy = min(max(0, replicas - _ready_replicas(pair[1])), max_cleanup)
             if unhealthy:
                 active_old[i] = self._set_replicas(deploy, pair, replicas - unhealthy)
                 max_cleanup -= unhealthy
-        available = new_ready + old_ready
-        scale_down = available - min_available - new_unavailable
+        scale_down = new_ready + old_ready - min_available - new_unavailable
         for i, pair in enumerate(active_old):
             if scale_down <= 0:
                 break
-            replicas = int(pair[1]["spec"].get("replicas", 0))
+            replicas = _spec_replicas(pair[1])
             step = min(replicas, scale_down)
             if step:
                 active_old[i] = self._set_replicas(deploy, pair, replicas - step)
@@ -537,101 +555,36 @@ class SimController:
         desired: int,
         created_new: bool,
     ) -> None:
+        """Status as kube-controller-manager keeps it: replica counts from the ReplicaSets,
+        and the Available and Progressing conditions."""
         fresh = [f for f in [self._fresh(new)] + [self._fresh(p) for p in old] if f is not None]
-        new_rs = fresh[0] if fresh and fresh[0]["metadata"]["name"] == new[0].name else None
-        statuses = [f.get("status") or {} for f in fresh]
-        replicas = sum(int(s.get("replicas", 0)) for s in statuses)
-        ready = sum(int(s.get("readyReplicas", 0)) for s in statuses)
-        available = sum(int(s.get("availableReplicas", 0)) for s in statuses)
-        updated = int(((new_rs or {}).get("status") or {}).get("replicas", 0))
+        new_fresh = fresh[0] if fresh and fresh[0]["metadata"]["name"] == new[0].name else None
+        counts = _rollout_counts(fresh, new_fresh)
         old_status = deploy.get("status") or {}
-        rolling = (deploy["spec"].get("strategy") or {}).get("rollingUpdate") or {}
-        max_unavailable = _resolve(rolling.get("maxUnavailable", "25%"), desired, False)
-        if (deploy["spec"].get("strategy") or {}).get("type") == "Recreate":
-            max_unavailable = desired
         now = _now()
-        counts = {
-            "replicas": replicas,
-            "updatedReplicas": updated,
-            "readyReplicas": ready,
-            "availableReplicas": available,
-        }
         status: JsonDict = {"observedGeneration": deploy["metadata"].get("generation", 1)}
         status.update({k: v for k, v in counts.items() if v})
+        available = counts["availableReplicas"]
         if desired - available > 0:
             status["unavailableReplicas"] = desired - available
-        progressed = created_new or any(old_status.get(k, 0) != v for k, v in counts.items())
         conditions = {c.get("type"): c for c in old_status.get("conditions") or []}
-        minimum = available >= desired - max_unavailable
-        avail_cond = _cond(
+        avail_cond = _available_condition(
             conditions.get("Available"),
-            "Available",
-            minimum,
-            "MinimumReplicasAvailable" if minimum else "MinimumReplicasUnavailable",
-            "Deployment has minimum availability."
-            if minimum
-            else "Deployment does not have minimum availability.",
+            available >= desired - _max_unavailable(deploy, desired),
             now,
-            touch=False,
         )
-        rs_name = new[0].name
-        complete = updated == desired and available == desired and replicas == desired
-        prev = conditions.get("Progressing")
-        if complete:
-            prog = _cond(
-                prev,
-                "Progressing",
-                True,
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs_name}" has successfully progressed.',
-                now,
-                touch=progressed or (prev or {}).get("reason") != "NewReplicaSetAvailable",
-            )
-        elif created_new:
-            prog = _cond(
-                prev,
-                "Progressing",
-                True,
-                "NewReplicaSetCreated",
-                f'Created new replica set "{rs_name}"',
-                now,
-                touch=True,
-            )
-        elif progressed or prev is None or (prev or {}).get("reason") == "NewReplicaSetAvailable":
-            prog = _cond(
-                prev,
-                "Progressing",
-                True,
-                "ReplicaSetUpdated",
-                f'ReplicaSet "{rs_name}" is progressing.',
-                now,
-                touch=True,
-            )
-        else:
-            prog = prev
-            deadline = int(deploy["spec"].get("progressDeadlineSeconds", 600))
-            last = _parse_time((prev or {}).get("lastUpdateTime"))
-            if (
-                last is not None
-                and prog is not None
-                and prog.get("reason") != "ProgressDeadlineExceeded"
-            ):
-                remaining = last + deadline - time.time()
-                if remaining <= 0:
-                    prog = _cond(
-                        prev,
-                        "Progressing",
-                        False,
-                        "ProgressDeadlineExceeded",
-                        f'ReplicaSet "{rs_name}" has timed out progressing.',
-                        now,
-                        touch=True,
-                    )
-                else:
-                    self._queue.add_after(
-                        ("deploy", deploy["metadata"]["namespace"], deploy["metadata"]["name"]),
-                        remaining + 0.05,
-                    )
+        rollout = _Rollout(
+            rs_name=new[0].name,
+            complete=all(counts[k] == desired for k in _COMPLETE_WHEN),
+            created_new=created_new,
+            progressed=created_new or any(old_status.get(k, 0) != v for k, v in counts.items()),
+        )
+        prog, recheck_in = _progressing_condition(
+            deploy, conditions.get("Progressing"), rollout, now
+        )
+        if recheck_in is not None:
+            meta = deploy["metadata"]
+            self._queue.add_after(("deploy", meta["namespace"], meta["name"]), recheck_in)
         status["conditions"] = [c for c in (avail_cond, prog) if c is not None]
         if "collisionCount" in old_status:
             status["collisionCount"] = old_status["collisionCount"]
@@ -651,6 +604,104 @@ def _revision(obj: JsonDict) -> int:
         return int(((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION, 0))
     except ValueError:
         return 0
+
+
+def _spec_replicas(obj: JsonDict) -> int:
+    return int(obj["spec"].get("replicas", 0))
+
+
+def _ready_replicas(obj: JsonDict) -> int:
+    return int((obj.get("status") or {}).get("readyReplicas", 0))
+
+
+def _replicaset_status(rs: JsonDict, pods: list[JsonDict]) -> JsonDict:
+    ready = sum(1 for p in pods if is_ready(p))
+    selector = selector_from_spec(rs["spec"].get("selector"))
+    return {
+        "replicas": len(pods),
+        "fullyLabeledReplicas": sum(
+            1 for p in pods if selector.matches(p["metadata"].get("labels"))
+        ),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "observedGeneration": rs["metadata"].get("generation", 1),
+    }
+
+
+#: The counts that must all equal the desired replicas for a rollout to be complete.
+_COMPLETE_WHEN = ("updatedReplicas", "availableReplicas", "replicas")
+
+
+@dataclass(frozen=True)
+class _Rollout:
+    """What the Progressing condition is decided from."""
+
+    rs_name: str
+    complete: bool
+    created_new: bool
+    progressed: bool
+
+
+def _rollout_counts(replica_sets: list[JsonDict], new_rs: JsonDict | None) -> dict[str, int]:
+    """The Deployment's replica counts: sums over its ReplicaSets; updated = the new one's."""
+    statuses = [rs.get("status") or {} for rs in replica_sets]
+    return {
+        "replicas": sum(int(s.get("replicas", 0)) for s in statuses),
+        "updatedReplicas": int(((new_rs or {}).get("status") or {}).get("replicas", 0)),
+        "readyReplicas": sum(int(s.get("readyReplicas", 0)) for s in statuses),
+        "availableReplicas": sum(int(s.get("availableReplicas", 0)) for s in statuses),
+    }
+
+
+def _max_unavailable(deploy: JsonDict, desired: int) -> int:
+    strategy = deploy["spec"].get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return desired
+    rolling = strategy.get("rollingUpdate") or {}
+    return _resolve(rolling.get("maxUnavailable", "25%"), desired, False)
+
+
+def _available_condition(prev: JsonDict | None, minimum: bool, now: str) -> JsonDict:
+    if minimum:
+        reason, message = "MinimumReplicasAvailable", "Deployment has minimum availability."
+    else:
+        reason, message = (
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+    return _cond(prev, "Available", minimum, reason, message, now, touch=False)
+
+
+def _progressing_condition(
+    deploy: JsonDict, prev: JsonDict | None, rollout: _Rollout, now: str
+) -> tuple[JsonDict | None, float | None]:
+    """The Progressing condition, and in how many seconds to look again (the progress
+    deadline of a rollout that stalled)."""
+    name = rollout.rs_name
+    if rollout.complete:
+        touch = rollout.progressed or (prev or {}).get("reason") != "NewReplicaSetAvailable"
+        message = f'ReplicaSet "{name}" has successfully progressed.'
+        return _cond(
+            prev, "Progressing", True, "NewReplicaSetAvailable", message, now, touch=touch
+        ), None
+    if rollout.created_new:
+        message = f'Created new replica set "{name}"'
+        return _cond(
+            prev, "Progressing", True, "NewReplicaSetCreated", message, now, touch=True
+        ), None
+    if rollout.progressed or prev is None or prev.get("reason") == "NewReplicaSetAvailable":
+        message = f'ReplicaSet "{name}" is progressing.'
+        return _cond(prev, "Progressing", True, "ReplicaSetUpdated", message, now, touch=True), None
+    last = _parse_time(prev.get("lastUpdateTime"))
+    if last is None or prev.get("reason") == "ProgressDeadlineExceeded":
+        return prev, None
+    remaining = last + int(deploy["spec"].get("progressDeadlineSeconds", 600)) - time.time()
+    if remaining > 0:
+        return prev, remaining + 0.05
+    message = f'ReplicaSet "{name}" has timed out progressing.'
+    return _cond(
+        prev, "Progressing", False, "ProgressDeadlineExceeded", message, now, touch=True
+    ), None
 
 
 def _cond(

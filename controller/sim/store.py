@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.core.formatting import api_time
 from controller.sim import eventsv1
 from controller.sim.errors import (
     STALE,
@@ -71,7 +72,7 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return api_time(datetime.now(UTC))
 
 
 def random_suffix(length: int = 5) -> str:

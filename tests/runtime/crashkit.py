@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from controller.adapters.audit.log import AuditLog, FsyncPolicy
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.kube.api import JsonDict, KubeApi
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.core import canary as mech
 from controller.core.audit import AuditRecord
-from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 from tests.runtime.harness import NS, AlwaysOn, ImageJudge
@@ -104,12 +105,11 @@ def start_controller(
         return api
 
     controller = Controller(
-        api_client(str(kubeconfig)),
+        KubeConnection(api_client(str(kubeconfig)), api_factory),
         gates=LaneGates(AlwaysOn()),
         analyzer=ImageJudge(sim),
         sinks=[KillableLog(log, plan)],
         settings=Settings(instance=instance, leader_election=False, workers=2, resync_seconds=30),
-        api_factory=api_factory,
     )
     controller.start()
     return controller, log

@@ -11,13 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from controller.adapters.flags.flag_ramp import FlagWriterRamp
+from controller.adapters.flags.lane_gates import KillSwitchPort, LaneGates
 from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
-from controller.runtime.flag_ramp import FlagWriterRamp
-from controller.runtime.gates import KillSwitchPort, LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 
@@ -204,13 +205,12 @@ def new_controller(
     base.update(settings)
     api = api_client(str(kubeconfig))
     return Controller(
-        api,
+        KubeConnection(api, api_factory),
         gates=LaneGates(kill_switch or AlwaysOn()),
         analyzer=ImageJudge(sim),
         sinks=[sink],
         flags=FlagWriterRamp(api) if flags else None,
         settings=Settings(**base),
-        api_factory=api_factory,
     )
 
 

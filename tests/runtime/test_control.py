@@ -134,9 +134,9 @@ def test_audit_reads_the_cluster_like_a_log(tmp_path: Path) -> None:
         out = run(env, "audit", "--cluster", "--since", "1h", "--json")
         assert out.exit_code == 0, out.output
         by_release = {item["release"]: item for item in json.loads(out.stdout)}
-        assert by_release[good]["outcome"] == "promoted"
+        assert by_release[good]["outcome"] == "Promoted"
         rolled = by_release[bad]
-        assert rolled["outcome"] == "rolled_back" and rolled["workload"] == "web"
+        assert rolled["outcome"] == "RolledBack" and rolled["workload"] == "web"
         assert "critical check errors Fail" in rolled["reason"]
         assert rolled["provenance"]["agent"] == "claude-code"
         [evidence] = rolled["evidence"]
@@ -144,10 +144,10 @@ def test_audit_reads_the_cluster_like_a_log(tmp_path: Path) -> None:
         assert evidence["threshold"] == 0.05 and evidence["verdict"] == "Fail"
 
         # The same answer as the audit trail the controller wrote, from the cluster alone.
-        only_bad = run(env, "audit", "--outcome", "rolled_back", "--json")  # cluster: default
+        only_bad = run(env, "audit", "--outcome", "RolledBack", "--json")  # cluster: default
         assert [i["release"] for i in json.loads(only_bad.stdout)] == [bad]
         table = run(env, "audit", "--since", "1h").output
-        assert bad in table and "rolled_back" in table and "canary=0.3" in table
+        assert bad in table and "RolledBack" in table and "canary=0.3" in table
 
         shown = run(env, "audit", "show", bad)
         assert shown.exit_code == 0, shown.output

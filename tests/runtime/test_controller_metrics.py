@@ -9,10 +9,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.adapters.flags.lane_gates import LaneGates
 from controller.adapters.kube.client import api_client
+from controller.adapters.kube.connection import KubeConnection
 from controller.core.gates import GateResult
 from controller.core.models import ChangeLane
-from controller.runtime.gates import LaneGates
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import serve_metrics
 from tests.runtime.harness import NS, Env, ImageJudge, deployment_doc, running, wait
@@ -38,7 +39,7 @@ class Switch:
 
 def controller(env: Env, instance: str, switch: Switch) -> Controller:
     c = Controller(
-        api_client(str(env.kubeconfig)),
+        KubeConnection(api_client(str(env.kubeconfig))),
         gates=LaneGates(switch),
         analyzer=ImageJudge(env.sim),
         sinks=[env.sink],
@@ -106,7 +107,7 @@ def test_metrics_follow_a_gated_then_rolled_back_release(tmp_path: Path) -> None
                     value(
                         scrape(server.port),
                         "changelane_releases_total",
-                        outcome="rolled_back",
+                        outcome="RolledBack",
                         **lane,
                     )
                     == 1

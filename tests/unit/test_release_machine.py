@@ -450,3 +450,29 @@ def test_any_stored_status_ends_safe(
         assert SetCanaryWeight(0) in d.actions
         invalid = [c for c in d.status.conditions if c.type == "InvalidState"]
         assert invalid and problem.field in invalid[0].message
+
+
+def test_set_condition_moves_the_transition_time_only_when_the_status_flips() -> None:
+    from datetime import UTC, datetime
+
+    from controller.core.models import Condition, ConditionStatus
+    from controller.core.models.common import set_condition
+
+    def cond(status: ConditionStatus, minute: int, reason: str = "R") -> Condition:
+        when = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
+        return Condition(type="Ready", status=status, reason=reason, last_transition_time=when)
+
+    other = Condition(
+        type="Other",
+        status=ConditionStatus.TRUE,
+        reason="X",
+        last_transition_time=datetime.now(UTC),
+    )
+    first = set_condition([other], cond(ConditionStatus.TRUE, 0))
+    same = set_condition(first, cond(ConditionStatus.TRUE, 5, reason="Again"))
+    flipped = set_condition(same, cond(ConditionStatus.FALSE, 9))
+    assert [c.type for c in flipped] == ["Other", "Ready"]
+    assert same[1].reason == "Again" and same[1].last_transition_time.minute == 0
+    assert flipped[1].last_transition_time.minute == 9
+    kept = set_condition(first, cond(ConditionStatus.TRUE, 5), keep_transition_time=False)
+    assert kept[1].last_transition_time.minute == 5

@@ -5,7 +5,7 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.runtime.workqueue import ShutDownError, WorkQueue
+from controller.workqueue import ShutDownError, WorkQueue
 
 
 class FakeClock:

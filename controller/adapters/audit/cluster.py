@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from controller.core.analysis import describe
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.formatting import iso_z
 from controller.core.models import ChangeLane, LaneRelease, Phase, Verdict
 from controller.core.release_machine import evidence_of
 
@@ -39,23 +40,23 @@ ANNOTATION_STEP = "changelane.dev/step"
 ANNOTATION_WEIGHT = "changelane.dev/weight"
 
 #: The Event (reason, type) for each decision; decisions without one get no Event.
-EVENT_REASONS: dict[str, tuple[str, str]] = {
-    "release_seen": ("ReleaseSeen", "Normal"),
-    "gated": ("Gated", "Normal"),
-    "rejected": ("Rejected", "Warning"),
-    "started": ("CanaryStarted", "Normal"),
-    "step_advanced": ("StepAdvanced", "Normal"),
-    "paused": ("Paused", "Warning"),
-    "resumed": ("Resumed", "Normal"),
-    "promoting": ("Promoting", "Normal"),
-    "promoted": ("Promoted", "Normal"),
-    "rolling_back": ("RollingBack", "Warning"),
-    "rolled_back": ("RolledBack", "Warning"),
-    "human_override": ("HumanOverride", "Normal"),
-    "lane_suspended": ("LaneSuspended", "Warning"),
-    "lane_resumed": ("LaneResumed", "Normal"),
+EVENT_REASONS: dict[Decision, tuple[str, str]] = {
+    Decision.RELEASE_SEEN: ("ReleaseSeen", "Normal"),
+    Decision.GATED: ("Gated", "Normal"),
+    Decision.REJECTED: ("Rejected", "Warning"),
+    Decision.STARTED: ("CanaryStarted", "Normal"),
+    Decision.STEP_ADVANCED: ("StepAdvanced", "Normal"),
+    Decision.PAUSED: ("Paused", "Warning"),
+    Decision.RESUMED: ("Resumed", "Normal"),
+    Decision.PROMOTING: ("Promoting", "Normal"),
+    Decision.PROMOTED: ("Promoted", "Normal"),
+    Decision.ROLLING_BACK: ("RollingBack", "Warning"),
+    Decision.ROLLED_BACK: ("RolledBack", "Warning"),
+    Decision.HUMAN_OVERRIDE: ("HumanOverride", "Normal"),
+    Decision.LANE_SUSPENDED: ("LaneSuspended", "Warning"),
+    Decision.LANE_RESUMED: ("LaneResumed", "Normal"),
 }
-_DECISION_OF_REASON = {reason: Decision(d) for d, (reason, _) in EVENT_REASONS.items()}
+_DECISION_OF_REASON = {reason: d for d, (reason, _) in EVENT_REASONS.items()}
 _ACTOR_IN_TEXT = re.compile(r"\b(?:aborted|promoted|paused|resumed) by (\S+)")
 
 # The record the status stands for, per phase (None: nothing to add).
@@ -76,11 +77,10 @@ _OUTCOME_DECISIONS = frozenset(d for d in _STATUS_DECISION.values() if d is not 
 }
 
 
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = iso_z
 
 
-def event_for(decision: str) -> tuple[str | None, str]:
+def event_for(decision: Decision) -> tuple[str | None, str]:
     reason, kind = EVENT_REASONS.get(decision, (None, "Normal"))
     return reason, kind
 

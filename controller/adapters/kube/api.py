@@ -26,27 +26,28 @@ from tenacity import (
 )
 
 from controller.adapters.kube.client import REQUEST_TIMEOUT
+from controller.core.formatting import api_time
 from controller.core.models import API_GROUP, API_VERSION
 from controller.core.text import printable
+from controller.runtime.ports import ConflictError, JsonDict, NotFoundError, NotLeaderError
 
-JsonDict = dict[str, Any]
+__all__ = [
+    "ApiError",
+    "ConflictError",
+    "JsonDict",
+    "KubeApi",
+    "NotFoundError",
+    "NotLeaderError",
+    "call",
+]
+
+#: An answer of the API server other than 404/409 (``.status``, ``.reason``), after retries.
+ApiError = ApiException
 T = TypeVar("T")
 
 LANES = "changelanes"
 RELEASES = "lanereleases"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class ConflictError(Exception):
-    """The object changed since we read it (HTTP 409)."""
-
-
-class NotFoundError(Exception):
-    """The object does not exist (HTTP 404)."""
-
-
-class NotLeaderError(Exception):
-    """A write was refused because this instance does not hold the lease right now."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -117,11 +118,18 @@ class _ListMeta:
     resource_version: str | None
 
 
-def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: Any) -> Any:
+def dict_lister(
+    fn: Callable[..., Any],
+    watch_timeout: float = 90.0,
+    on_watch: Callable[[], None] | None = None,
+    **fixed: Any,
+) -> Any:
     """Wrap a client list method so the informer caches plain dicts.
 
     The wrapper has no return annotation on purpose: ``kubernetes.watch`` then hands the
     events' objects over as dicts instead of deserialising them into models.
+    ``on_watch`` runs before every watch call: the informer only watches once its list
+    is in the cache, so the first call says the informer has synced.
     """
 
     failures = 0
@@ -129,6 +137,8 @@ def dict_lister(fn: Callable[..., Any], watch_timeout: float = 90.0, **fixed: An
     def list_func(**kwargs: Any):  # type: ignore[no-untyped-def]
         nonlocal failures
         if kwargs.get("watch"):
+            if on_watch is not None:
+                on_watch()
             # A client-side read timeout beyond the server's watch timeout, so a silently
             # dead connection ends and the informer reconnects from its resourceVersion.
             kwargs.setdefault("_request_timeout", (REQUEST_TIMEOUT[0], watch_timeout))
@@ -186,26 +196,42 @@ class KubeApi:
         return call(fn, *args, _before_attempt=self.fence, **kwargs)
 
     # ---- listers for informers (``watch_timeout``: client-side read timeout of a watch)
-    def lane_lister(self, watch_timeout: float = 90.0) -> Any:
+    def lister(
+        self, kind: str, watch_timeout: float = 90.0, on_watch: Callable[[], None] | None = None
+    ) -> Any:
+        """The informer's list/watch function for ``ChangeLane``, ``LaneRelease`` or
+        ``Deployment``."""
+        if kind == "Deployment":
+            deployments = self.apps.list_deployment_for_all_namespaces
+            return dict_lister(deployments, watch_timeout, on_watch)
+        plural = {"ChangeLane": LANES, "LaneRelease": RELEASES}[kind]
         return dict_lister(
             self.custom.list_cluster_custom_object,
             watch_timeout,
+            on_watch,
             group=API_GROUP,
             version=API_VERSION,
-            plural=LANES,
+            plural=plural,
         )
 
-    def release_lister(self, watch_timeout: float = 90.0) -> Any:
-        return dict_lister(
-            self.custom.list_cluster_custom_object,
-            watch_timeout,
-            group=API_GROUP,
-            version=API_VERSION,
-            plural=RELEASES,
+    # ---- setting a cluster up (the demo and tests)
+    def create_namespace(self, body: JsonDict) -> JsonDict:
+        return self.write("create namespace", self.core.create_namespace, body)
+
+    def create_config_map(self, namespace: str, body: JsonDict) -> JsonDict:
+        return self.write(
+            "create configmap", self.core.create_namespaced_config_map, namespace, body
         )
 
-    def deployment_lister(self, watch_timeout: float = 90.0) -> Any:
-        return dict_lister(self.apps.list_deployment_for_all_namespaces, watch_timeout)
+    def create_lane(self, body: JsonDict) -> JsonDict:
+        return self.write(
+            "create changelane",
+            self.custom.create_cluster_custom_object,
+            API_GROUP,
+            API_VERSION,
+            LANES,
+            body,
+        )
 
     # ---- deployments
     def get_deployment(self, namespace: str, name: str) -> JsonDict:
@@ -228,6 +254,10 @@ class KubeApi:
 
     def list_pods(self, namespace: str, selector: str) -> list[JsonDict]:
         items = call(self.core.list_namespaced_pod, namespace, label_selector=selector)
+        return list(items.get("items") or [])
+
+    def list_replica_sets(self, namespace: str, selector: str) -> list[JsonDict]:
+        items = call(self.apps.list_namespaced_replica_set, namespace, label_selector=selector)
         return list(items.get("items") or [])
 
     # ---- lane releases
@@ -381,7 +411,7 @@ class KubeApi:
         """``annotations`` carry what the Event's own fields cannot: for a decision, the
         audit record's id, exact time, decision and actor (``changelane audit`` reads them)."""
         meta = involved.get("metadata") or {}
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = api_time(datetime.now(UTC))
         namespace = meta.get("namespace") or "default"
         metadata: JsonDict = {
             "generateName": f"{meta.get('name', 'changelane')}.",

@@ -11,6 +11,19 @@ from kubernetes import client, config
 #: (connect, read) seconds for ordinary requests: a dead API server never hangs a reconcile.
 REQUEST_TIMEOUT = (3.0, 15.0)
 
+#: A kubeconfig that cannot be loaded (callers name it without importing the client).
+KubeconfigError = config.ConfigException
+
+
+def kubeconfig_user(kubeconfig: str | None) -> str | None:
+    """The user of the kubeconfig's current context, or None when there is none."""
+    try:
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+    except Exception:  # no kubeconfig (in a pod)
+        return None
+    user = ((active or {}).get("context") or {}).get("user")
+    return str(user) if user else None
+
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
     configuration = client.Configuration()

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from controller.core.gates.report import GateResult
 from controller.core.models.lane import AutonomyBudget, AutonomyMode, ChangeLane, ChangeWindow
+from controller.core.models.release import Phase
 
 CHANGE_WINDOW = "changeWindow"
 CONCURRENCY = "concurrency"
@@ -36,8 +37,8 @@ LANE_SUSPENDED = "laneSuspended"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 #: Outcomes (LaneRelease phases) that count for the autonomy budget; others (Rejected,
 #: Gated, ...) never deployed anything and say nothing about change failure.
-FAILED_OUTCOMES = frozenset({"RolledBack"})
-SUCCEEDED_OUTCOMES = frozenset({"Promoted"})
+FAILED_OUTCOMES = frozenset({Phase.ROLLED_BACK})
+SUCCEEDED_OUTCOMES = frozenset({Phase.PROMOTED})
 
 _DAY = timedelta(days=1)
 # Far enough ahead that a window open one day a week is always found, even when a

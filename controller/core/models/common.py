@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -169,3 +170,38 @@ class Condition(CamelModel):
     def _printable(cls, message: str) -> str:
         # Conditions are what `kubectl describe` prints: no escape sequence gets there.
         return printable(message, allow="\n")
+
+
+def set_condition(
+    conditions: Sequence[Condition], condition: Condition, *, keep_transition_time: bool = True
+) -> list[Condition]:
+    """``conditions`` with ``condition`` in place of the one of its type (appended when
+    new). The one helper for every condition the controller sets.
+
+    As the Kubernetes API conventions say, ``lastTransitionTime`` moves only when the
+    status changes: unless ``keep_transition_time`` is False (a condition whose time
+    records *which* event it announces), the existing time is kept for the same status.
+    """
+    out = list(conditions)
+    for i, existing in enumerate(out):
+        if existing.type != condition.type:
+            continue
+        if keep_transition_time and existing.status == condition.status:
+            condition = condition.model_copy(
+                update={"last_transition_time": existing.last_transition_time}
+            )
+        out[i] = condition
+        return out
+    return [*out, condition]
+
+
+def conditions_from_wire(raw: object) -> list[Condition]:
+    """The conditions of a stored status that may not parse as a whole (edited by hand):
+    the ones that parse, in order; the others are dropped."""
+    out = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            out.append(Condition.model_validate(item))
+        except ValueError:
+            continue
+    return out

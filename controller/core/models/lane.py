@@ -422,10 +422,12 @@ class AnalysisSpec(CamelModel):
 
 
 class RollbackPolicy(CamelModel):
+    """A rollback always takes the canary to zero replicas and leaves the primary untouched;
+    what a lane chooses is the order of the two levers."""
+
     flag_off_first: bool = Field(
         default=True, description="Switch the release's flag off before touching replicas."
     )
-    scale_canary_to_zero: bool = True
 
 
 class ChangeLaneSpec(CamelModel):

@@ -37,13 +37,13 @@ def test_last_hour_table_says_what_changed_and_why_it_rolled_back(recent_log: Pa
     code, out, err = _run("audit", "--file", str(recent_log), "--since", "1h")
     assert code == 0, err
     expected = summarize(_records(recent_log), AuditFilter(since=now - timedelta(hours=1)))
-    rolled_back = [s for s in expected.releases if s.outcome.value == "rolled_back"]
+    rolled_back = [s for s in expected.releases if s.outcome.value == "RolledBack"]
     assert rolled_back, "the fixture should contain a rollback in the last hour"
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["TIME", "(UTC)", "RELEASE"]
     for summary in rolled_back:
         row = next(i for i, line in enumerate(lines) if summary.release in line)
-        assert "rolled_back" in lines[row] and "error-rate" in lines[row]
+        assert "RolledBack" in lines[row] and "error-rate" in lines[row]
         assert "└ error-rate Fail" in lines[row + 1] and "threshold=0.02" in lines[row + 1]
     assert lines[-1].startswith(f"{len(expected.releases)} release(s)")
     old = [s for s in summarize(_records(recent_log), AuditFilter()).releases]
@@ -52,13 +52,13 @@ def test_last_hour_table_says_what_changed_and_why_it_rolled_back(recent_log: Pa
 
 def test_json_has_one_object_per_release_with_its_deciding_evidence(recent_log: Path) -> None:
     code, out, err = _run(
-        "audit", "--file", str(recent_log), "--since", "2h", "--outcome", "rolled_back", "--json"
+        "audit", "--file", str(recent_log), "--since", "2h", "--outcome", "RolledBack", "--json"
     )
     assert code == 0, err
     releases = json.loads(out)
     assert releases
     for item in releases:
-        assert item["outcome"] == "rolled_back" and item["reason"] == "CheckFailed"
+        assert item["outcome"] == "RolledBack" and item["reason"] == "CheckFailed"
         assert set(item["provenance"]) == {"agent", "model", "change", "tests", "reviewer"}
         assert item["provenance"]["agent"] and item["workload"] and item["namespace"]
         (evidence,) = item["evidence"]
@@ -164,3 +164,16 @@ def test_lane_events_appear_in_the_table(tmp_path: Path) -> None:
     code, out, _ = _run("audit", "--file", str(path), "--since", "5m")
     assert code == 0
     assert "lane docs-site: lane_suspended by alice@example.com (ManualSuspend: incident 42)" in out
+
+
+@pytest.mark.parametrize("spelling", ["rolled_back", "rolledback", "Rolled-Back"])
+def test_outcome_accepts_the_older_spellings(recent_log: Path, spelling: str) -> None:
+    new = _run("audit", "--file", str(recent_log), "--outcome", "RolledBack", "--json")
+    old = _run("audit", "--file", str(recent_log), "--outcome", spelling, "--json")
+    assert old == new and json.loads(new[1])
+
+
+def test_an_unknown_outcome_names_the_accepted_ones(recent_log: Path) -> None:
+    code, _, err = _run("audit", "--file", str(recent_log), "--outcome", "exploded")
+    assert code == 2
+    assert "exploded" in err and "RolledBack" in err and "Promoted" in err

@@ -88,7 +88,7 @@ def event(name: str, reason: str, message: str, annotations: dict[str, str]) -> 
 def test_a_release_whose_events_expired_keeps_outcome_reason_and_evidence() -> None:
     source = ClusterAuditSource(FakeApi([release(**ROLLED_BACK)]))
     [summary] = summarize(source.records(), AuditFilter()).releases
-    assert summary.outcome.value == "rolled_back"
+    assert summary.outcome.value == "RolledBack"
     assert summary.reason == "critical check errors Fail: canary=0.3"
     assert summary.provenance.agent == "claude-code" and summary.to_images == ["web:2"]
     [evidence] = summary.evidence

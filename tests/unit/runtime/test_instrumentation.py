@@ -67,5 +67,5 @@ def test_a_record_flushed_twice_is_counted_once() -> None:
     sink.emit(record)
     sink.emit(record)
     sink.emit(record.model_copy(update={"id": "uid/8", "release": "web-def"}))
-    labels = {"lane": "docs", "outcome": "promoted"}
+    labels = {"lane": "docs", "outcome": "Promoted"}
     assert metrics.registry.get_sample_value("changelane_releases_total", labels) == 2

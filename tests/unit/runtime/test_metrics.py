@@ -57,8 +57,8 @@ def test_decisions_feed_counters_and_scorecard() -> None:
         _rec(Decision.ROLLED_BACK, "b", reason="critical check errors Fail: canary=0.3"),
     ]:
         m.emit(record)
-    assert value("changelane_releases_total", {"lane": "docs", "outcome": "promoted"}) == 1
-    assert value("changelane_releases_total", {"lane": "docs", "outcome": "rolled_back"}) == 1
+    assert value("changelane_releases_total", {"lane": "docs", "outcome": "Promoted"}) == 1
+    assert value("changelane_releases_total", {"lane": "docs", "outcome": "RolledBack"}) == 1
     # The label is the reason's class, never its text (which names values: unbounded).
     labels = {"lane": "docs", "reason": "analysis_failed"}
     assert value("changelane_rollbacks_total", labels) == 1

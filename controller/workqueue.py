@@ -1,4 +1,6 @@
-"""A keyed work queue with de-duplication and delayed requeue, after client-go's.
+"""A keyed work queue with de-duplication and delayed requeue, after client-go's. The
+one queue of the package: the controller's workers and the simulated cluster's controllers
+both use it.
 
 - A key queued twice is processed once.
 - A key is never handed to two workers at once; if it is added while being processed,

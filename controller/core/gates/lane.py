@@ -1,16 +1,14 @@
-"""The lane's gates for one release, composed from the pure gate functions and the kill
-switch (OpenFeature). Fails closed: no kill switch configured means autonomy off."""
+"""What the lane gates need from a lane's releases, and what a new release carries (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from controller.core.gates import GateReport, GateResult
-from controller.core.gates.flag_source import FlagSourceState
-from controller.core.gates.policy import evaluate_autonomy_policy
+from controller.core import labels
 from controller.core.gates.provenance import evaluate_change_history, evaluate_provenance
+from controller.core.gates.report import GateResult
 from controller.core.models import ChangeLane, LaneRelease, LaneReleaseSpec, Phase
 from controller.core.provenance_annotations import AnnotationProblem, provenance_from_annotations
 from controller.core.provenance_binding import binding_problems, image_digests
@@ -19,59 +17,7 @@ IN_FLIGHT = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING, Phase.R
 FINISHED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
 #: A passing gate result that reports a broken flag source (last good definitions in use).
 FLAG_SOURCE = "flagSource"
-
-
-class KillSwitchPort(Protocol):
-    def check(
-        self, lane: ChangeLane, *, namespace: str, workload: str, agent: str | None = None
-    ) -> GateResult: ...
-
-
-class LaneGates:
-    def __init__(self, kill_switch: KillSwitchPort | None) -> None:
-        self.kill_switch = kill_switch
-
-    def evaluate(
-        self,
-        lane: ChangeLane,
-        release: LaneRelease,
-        now: datetime,
-        lane_releases: Sequence[LaneRelease],
-    ) -> GateReport:
-        results = provenance_gate_results(lane, release.spec, lane_releases)
-        results.append(self._kill_switch(lane, release))
-        source = self.flag_source()
-        if source is not None and not source.healthy:
-            # Not a block by itself (the kill switch result above is, once the grace period
-            # is over). Carried so the lane can report it until the source is back.
-            results.append(GateResult(FLAG_SOURCE, True, source.describe()))
-        resumed_at = lane.status.resumed_at if lane.status is not None else None
-        outcomes = finished_outcomes(lane_releases, resumed_at)
-        results += evaluate_autonomy_policy(
-            lane,
-            release=release.name,
-            now=now,
-            active_releases=[r.name for r in lane_releases if r.status.phase in IN_FLIGHT],
-            started_at=[r.status.started_at for r in lane_releases if r.status.started_at],
-            recent_outcomes=outcomes,
-        )
-        return GateReport(tuple(results))
-
-    def flag_source(self) -> FlagSourceState | None:
-        """The kill switch's flag source health, where the kill switch reports it."""
-        state = getattr(self.kill_switch, "source_state", None)
-        result = state() if callable(state) else None
-        return result if isinstance(result, FlagSourceState) else None
-
-    def _kill_switch(self, lane: ChangeLane, release: LaneRelease) -> GateResult:
-        if self.kill_switch is None:
-            return GateResult("killSwitch", False, "no flag provider configured; failing closed")
-        return self.kill_switch.check(
-            lane,
-            namespace=release.spec.target.namespace,
-            workload=release.spec.target.name,
-            agent=release.spec.provenance.agent,
-        )
+FLAG_ANNOTATION = labels.FLAG
 
 
 def finished_outcomes(releases: Iterable[LaneRelease], resumed_at: datetime | None) -> list[str]:
@@ -136,19 +82,10 @@ def release_spec_from_template(
         "provenance": parsed.provenance.to_wire(),
         "provenanceProblems": [_problem_wire(p) for p in problems],
     }
-    flag = annotations.get("changelane.dev/flag")
+    flag = annotations.get(FLAG_ANNOTATION)
     if isinstance(flag, str) and 0 < len(flag) <= 253 and flag.isprintable():
         out["flag"] = {"key": flag}
     return out
-
-
-def flag_source_of(gates: object) -> FlagSourceState | None:
-    """The flag source health of ``gates`` (unwrapping instrumentation), if it has one."""
-    for _ in range(5):
-        if isinstance(gates, LaneGates):
-            return gates.flag_source()
-        gates = getattr(gates, "inner", None)
-    return None
 
 
 def _problem_wire(problem: AnnotationProblem) -> dict[str, str]:

@@ -1,0 +1,53 @@
+"""The runtime's ``ClusterConnection`` port on one official-client ``ApiClient``: the
+fenced ``KubeApi``, ``SharedInformer``-backed informers and ``LeaseLock`` leader election."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubernetes import client
+
+from controller.adapters.kube.api import KubeApi
+from controller.adapters.kube.informer import KubeInformer
+from controller.adapters.kube.leader import Leadership
+
+
+class KubeConnection:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        api_factory: Callable[[client.ApiClient, Callable[[], bool] | None], KubeApi] = KubeApi,
+    ) -> None:
+        self.api_client = api_client
+        self._api_factory = api_factory
+        self._api: KubeApi | None = None
+
+    def cluster(self, may_write: Callable[[], bool] | None) -> KubeApi:
+        self._api = self._api_factory(self.api_client, may_write)
+        return self._api
+
+    def informer(self, kind: str, watch_timeout: float, resync_seconds: int) -> KubeInformer:
+        # Informers only read: an unfenced client of the same connection.
+        api = self._api or KubeApi(self.api_client)
+        return KubeInformer(api, kind, watch_timeout, resync_seconds)
+
+    def elector(
+        self,
+        namespace: str,
+        identity: str,
+        name: str,
+        lease_duration: int,
+        renew_deadline: int,
+        retry_period: int,
+        on_started: Callable[[], None],
+    ) -> Leadership:
+        return Leadership(
+            self.api_client,
+            namespace,
+            identity,
+            name=name,
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+            on_started=on_started,
+        )

@@ -1,0 +1,128 @@
+"""Reading the plain-dict objects the informers cache: what a reconcile needs to know about
+a Deployment, a lane or a release, without deciding anything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from controller.core import canary as mech
+from controller.core.gates.policy import shadow_mode
+from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
+from controller.core.replica_plan import rollout_complete
+from controller.runtime.ports import JsonDict
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Caches:
+    """Read access to the informers' caches (dicts keyed ``ns/name`` or ``name``)."""
+
+    lanes: Callable[[], list[JsonDict]]
+    deployment: Callable[[str, str], JsonDict | None]
+    releases: Callable[[], list[JsonDict]]
+    deployments: Callable[[], list[JsonDict]] = list
+
+    def lane(self, name: str) -> JsonDict | None:
+        return next((r for r in self.lanes() if meta(r).get("name") == name), None)
+
+    def releases_of(self, namespace: str, workload: str) -> list[LaneRelease]:
+        """The readable releases of one workload (an unreadable one is handled by its own
+        reconcile)."""
+        out = []
+        for raw in self.releases():
+            if meta(raw).get("namespace") != namespace:
+                continue
+            if (spec(raw).get("target") or {}).get("name") != workload:
+                continue
+            rel = parse_release(raw)
+            if rel is not None:
+                out.append(rel)
+        return out
+
+    def lane_releases(self, lane: str) -> list[LaneRelease]:
+        out = []
+        for raw in self.releases():
+            if spec(raw).get("lane") == lane:
+                rel = parse_release(raw)
+                if rel is not None:
+                    out.append(rel)
+        return out
+
+
+def meta(obj: JsonDict) -> JsonDict:
+    found: JsonDict = obj.get("metadata") or {}
+    return found
+
+
+def spec(obj: JsonDict) -> JsonDict:
+    found: JsonDict = obj.get("spec") or {}
+    return found
+
+
+def parse_lane(raw: JsonDict) -> ChangeLane:
+    """The lane with its status (suspension, resumedAt). A status that does not parse does
+    not hide a valid lane; it is dropped, keeping only a suspension (fail safe)."""
+    try:
+        return ChangeLane.model_validate(raw)
+    except ValidationError:
+        lane = ChangeLane.model_validate({k: v for k, v in raw.items() if k != "status"})
+        if (raw.get("status") or {}).get("suspended") is True:
+            lane.status = ChangeLaneStatus(
+                suspended=True, suspended_reason="suspended (the lane status does not parse)"
+            )
+        return lane
+
+
+def parse_release(raw: JsonDict) -> LaneRelease | None:
+    try:
+        return LaneRelease.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def native(lane: ChangeLane) -> bool:
+    """Lanes whose workloads the controller does not adopt (no primary/canary split)."""
+    return shadow_mode(lane) or lane.spec.strategy.flag_only
+
+
+def current_hash(dep: JsonDict) -> str:
+    """The hash of the pod template the Deployment asks for now."""
+    return mech.template_hash(spec(dep)["template"])
+
+
+def template_hash_of(dep: JsonDict) -> str | None:
+    """The template hash a primary was last given (its annotation)."""
+    value = (meta(dep).get("annotations") or {}).get(mech.TEMPLATE_HASH_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def total_replicas(primary: JsonDict) -> int:
+    annotated = (meta(primary).get("annotations") or {}).get(mech.TOTAL_REPLICAS_ANNOTATION)
+    try:
+        return max(1, int(annotated)) if annotated else int(spec(primary).get("replicas") or 1)
+    except ValueError:
+        return int(spec(primary).get("replicas") or 1)
+
+
+def replicas(dep: JsonDict) -> int:
+    return int(spec(dep).get("replicas") or 0)
+
+
+def rolled_out(dep: JsonDict) -> bool:
+    """Rolled out as ``kubectl rollout status`` judges it (core.replica_plan)."""
+    return rollout_complete(dep)
+
+
+def selector_of(dep: JsonDict) -> str:
+    """The Deployment's ``matchLabels`` as a label-selector string."""
+    labels = (spec(dep).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in labels.items())
