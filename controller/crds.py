@@ -18,6 +18,9 @@ from pydantic import BaseModel
 
 from controller.core.models import API_GROUP, API_VERSION, ChangeLane, LaneRelease
 
+# `kubectl get changelane-all` lists every changelane object.
+CATEGORY = "changelane-all"
+
 JsonDict = dict[str, Any]
 
 
@@ -72,6 +75,8 @@ CRDS: tuple[CrdInfo, ...] = (
 _DROP_KEYS = {"title", "examples", "example", "$defs"}
 
 
+# Complexity D by design: one branch per JSON-Schema keyword pydantic emits, each a small
+# rewrite; split up, the rules for one node would be read in several places.
 def _structural(node: Any, defs: JsonDict) -> Any:
     """Rewrite one pydantic JSON-Schema node into a structural OpenAPI v3 node."""
     if isinstance(node, list):
@@ -108,6 +113,11 @@ def _structural(node: Any, defs: JsonDict) -> Any:
                 out["additionalProperties"] = _structural(value, defs)
         elif key == "default" and isinstance(value, dict | list) and value:
             continue  # non-empty object defaults are the models' job, not the API server's
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema's numeric form; a CRD (OpenAPI 3.0) says minimum + a boolean, and
+            # the API server refuses a number here.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = _structural(value, defs)
     if out.get("type") == "object" and "properties" in out:
@@ -144,7 +154,9 @@ def crd_manifest(info: CrdInfo) -> JsonDict:
                 "plural": info.plural,
                 "singular": info.singular,
                 "shortNames": list(info.short_names),
-                "categories": ["changelane"],
+                # Not "changelane": kubectl expands a category before a singular name, so
+                # `kubectl get changelane NAME` would list both kinds and fail.
+                "categories": [CATEGORY],
             },
             "scope": info.scope,
             "versions": [

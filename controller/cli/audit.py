@@ -18,6 +18,7 @@ import click
 
 from controller.adapters.audit.log import Problem, verify
 from controller.adapters.audit.source import AuditSource, FileAuditSource
+from controller.cli.extras import require_extra
 from controller.core.audit import AuditRecord, Evidence
 from controller.core.audit_query import (
     AuditFilter,
@@ -246,6 +247,7 @@ def render_table(items: Iterable[ReleaseSummary | LaneEvent], source_name: str) 
     yield f"{sum(counts.values())} release(s) ({tally}) in {source_name}"
 
 
+# Complexity D by design: one line per optional field of a release's timeline, in display order.
 def _describe_timeline(records: list[AuditRecord]) -> Iterator[str]:
     last = records[-1]
     prov = last.provenance
@@ -302,6 +304,8 @@ def show(
     as_json: bool,
 ) -> None:
     """The timeline of one release, with every measurement."""
+    if plot_file is not None:
+        require_extra("plot", "changelane audit show --plot")
     source = _source(file, cluster, kubeconfig)
     records = list(release_timeline(_records(source), release))
     _warn(source)

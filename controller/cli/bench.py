@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from controller.cli.extras import require_extra
+
 
 @click.group("bench")
 def bench() -> None:
@@ -20,6 +22,7 @@ def bench() -> None:
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path))
 def audit(records: int, runs: int, json_file: Path | None) -> None:
     """'What changed in the last hour and why was it rolled back?' on a long audit log."""
+    require_extra("demo", "changelane bench")
     from controller.bench import audit as audit_bench
 
     result = audit_bench.run(records=records, runs=runs)
@@ -34,6 +37,7 @@ def audit(records: int, runs: int, json_file: Path | None) -> None:
 @click.option("--traces", type=click.IntRange(min=1), default=200, show_default=True)
 def decisions(json_path: Path | None, seed: int, traces: int) -> None:
     """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults."""
+    require_extra("demo", "changelane bench")
     from controller.bench import decisions as bench_decisions
 
     result = bench_decisions.run(traces=traces, seed=seed)
@@ -53,6 +57,7 @@ def sim_cluster(
     json_path: Path | None, seconds: float, deployments: int, watchers: int, events: int
 ) -> None:
     """Requests/s, 1,000-object list latency, watch fan-out and memory of the simulated cluster."""
+    require_extra("demo", "changelane bench")
     from controller.bench import sim_cluster as bench_sim
 
     results = bench_sim.run(

@@ -270,6 +270,7 @@ def _release_rows(views: list[dict[str, Any]]) -> Iterator[str]:
     yield from table(("RELEASE", "LANE", "PHASE", "STEP", "WEIGHT", "MESSAGE"), rows)
 
 
+# Complexity D by design: one line per optional field of the release view, in display order.
 def _describe_release(v: dict[str, Any]) -> Iterator[str]:
     prov = v["provenance"]
     yield f"release    {v['namespace']}/{v['release']}  lane {v['lane']}  workload {v['workload']}"
@@ -334,8 +335,11 @@ def _describe_lane(v: dict[str, Any]) -> Iterator[str]:
 @click.argument("target", required=False)
 @_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--agents", is_flag=True, help="Each agent's autonomy level and track record per lane."
+)
 def status(
-    target: str | None, namespace: str | None, kubeconfig: str | None, as_json: bool
+    target: str | None, namespace: str | None, kubeconfig: str | None, as_json: bool, agents: bool
 ) -> None:
     """Lanes and releases now: a lane (mode, suspension, active releases and its
     releases), a release (phase, step, weight, last measurements, conditions), or, with
@@ -344,53 +348,64 @@ def status(
     lanes = _lanes(api)
     by_name = {lane.name: lane for lane in lanes}
     releases = _releases(api, namespace)
+    if agents:
+        from controller.cli.autonomy import agent_rows
+
+        chosen = [by_name[target]] if target in by_name else lanes
+        for text in agent_rows(chosen, releases):
+            click.echo(printable(text, allow="\n"))
+        return
 
     def steps(rel: LaneRelease) -> int | None:
         lane = by_name.get(rel.spec.lane)
         return len(lane.spec.strategy.steps) if lane else None
 
     if target is not None and target in by_name:
-        lane = by_name[target]
-        lv = lane_view(lane, releases)
         rvs = [release_view(r, steps(r)) for r in releases if r.spec.lane == target]
-        if as_json:
-            click.echo(json.dumps({**lv, "releases": rvs}, indent=2))
-            return
-        for text in _describe_lane(lv):
-            click.echo(printable(text, allow="\n"))
-        if rvs:
-            click.echo("")
-            for text in _release_rows(rvs):
-                click.echo(printable(text, allow="\n"))
-        return
-    if target is not None:
-        raw = find_release(api, target, namespace)
-        rel = _parse_release(raw)
+        lines = _show_lane(lane_view(by_name[target], releases), rvs, as_json)
+    elif target is not None:
+        rel = _parse_release(find_release(api, target, namespace))
         view = release_view(rel, steps(rel))
-        if as_json:
-            click.echo(json.dumps(view, indent=2))
-        else:
-            for text in _describe_release(view):
-                click.echo(printable(text, allow="\n"))
-        return
-    lane_views = [lane_view(lane, releases) for lane in lanes]
-    views = [release_view(r, steps(r)) for r in releases]
-    if as_json:
-        click.echo(json.dumps({"lanes": lane_views, "releases": views}, indent=2))
-        return
-    for text in _lane_rows(lane_views):
+        lines = iter([json.dumps(view, indent=2)]) if as_json else _describe_release(view)
+    else:
+        views = [release_view(r, steps(r)) for r in releases]
+        lines = _show_all(lanes, releases, views, namespace, as_json)
+    for text in lines:
         click.echo(printable(text, allow="\n"))
+
+
+def _show_lane(lv: dict[str, Any], rvs: list[dict[str, Any]], as_json: bool) -> Iterator[str]:
+    if as_json:
+        yield json.dumps({**lv, "releases": rvs}, indent=2)
+        return
+    yield from _describe_lane(lv)
+    if rvs:
+        yield ""
+        yield from _release_rows(rvs)
+
+
+def _show_all(
+    lanes: list[ChangeLane],
+    releases: list[LaneRelease],
+    views: list[dict[str, Any]],
+    namespace: str | None,
+    as_json: bool,
+) -> Iterator[str]:
+    lane_views = [lane_view(lane, releases) for lane in lanes]
+    if as_json:
+        yield json.dumps({"lanes": lane_views, "releases": views}, indent=2)
+        return
+    yield from _lane_rows(lane_views)
     active = [v for v, r in zip(views, releases, strict=True) if not r.status.phase.terminal]
     finished = [v for v, r in zip(views, releases, strict=True) if r.status.phase.terminal]
     shown = finished[-FINISHED_SHOWN:] + active
-    click.echo("")
+    yield ""
     if not shown:
-        click.echo("no LaneReleases" + (f" in namespace {namespace}" if namespace else ""))
+        yield "no LaneReleases" + (f" in namespace {namespace}" if namespace else "")
         return
-    for text in _release_rows(shown):
-        click.echo(printable(text, allow="\n"))
+    yield from _release_rows(shown)
     if len(finished) > FINISHED_SHOWN:
-        click.echo(
+        yield (
             f"({len(finished) - FINISHED_SHOWN} older finished release(s) not shown: "
             "--json lists all; changelane audit --cluster tells their story)"
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from controller.demo.runner import DemoOptions, run_demo
+from controller.cli.extras import require_extra
 from controller.demo.scenario import SCENARIOS
 
 
@@ -48,6 +48,9 @@ def demo(
 ) -> None:
     """Run the embedded demo: simulated cluster, controller, workload, Prometheus, and
     agent-authored releases (by default one promoted, one rolled back)."""
+    require_extra("demo", "changelane demo")
+    from controller.demo.runner import DemoOptions, run_demo  # the simulated cluster
+
     use = None if metrics == "auto" else metrics == "prometheus"
     try:
         result = run_demo(

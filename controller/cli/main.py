@@ -11,6 +11,7 @@ import click
 from controller import __version__
 from controller.cli import (
     audit,
+    autonomy,
     bench,
     chart,
     control,
@@ -38,6 +39,8 @@ cli.add_command(sim_cluster.sim_cluster)
 cli.add_command(audit.audit)
 cli.add_command(bench.bench)
 cli.add_command(run.run)
+cli.add_command(autonomy.autonomy)
+cli.add_command(autonomy.scorecard)
 for verb in (control.status, *control.VERBS):
     cli.add_command(verb)
 lanes.lanes.add_command(control.lanes_resume)

@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from controller.sim.cluster import SimCluster
+from controller.cli.extras import require_extra
 
 
 @click.command("sim-cluster")
@@ -42,6 +42,9 @@ def sim_cluster(
     token_auth: bool,
 ) -> None:
     """Serve a simulated cluster on loopback; kubectl works with --kubeconfig FILE."""
+    require_extra("demo", "changelane sim-cluster")
+    from controller.sim.cluster import SimCluster
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

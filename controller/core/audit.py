@@ -30,6 +30,7 @@ class Decision(StrEnum):
     LANE_SUSPENDED = "lane_suspended"
     LANE_RESUMED = "lane_resumed"
     HUMAN_OVERRIDE = "human_override"
+    AUTONOMY_CHANGED = "autonomy_changed"
     SHADOW = "shadow"
 
 

@@ -16,7 +16,8 @@ import math
 from typing import Any
 
 from controller.core import labels
-from controller.core.models import ChangeLane, LabelSelectorRequirement
+from controller.core.models import ChangeLane
+from controller.core.selectors import requirement_matches
 
 JsonDict = dict[str, Any]
 
@@ -115,24 +116,15 @@ def promoted_template(primary: JsonDict, canary_template: JsonDict) -> JsonDict:
 # --------------------------------------------------------------------------- lane selection
 
 
-def _expression_matches(req: LabelSelectorRequirement, labels: dict[str, str]) -> bool:
-    present = req.key in labels
-    if req.operator == "Exists":
-        return present
-    if req.operator == "DoesNotExist":
-        return not present
-    if req.operator == "In":
-        return present and labels[req.key] in req.values
-    return not present or labels[req.key] not in req.values  # NotIn
-
-
 def lane_selects(lane: ChangeLane, namespace: str, labels: dict[str, str]) -> bool:
     sel = lane.spec.selector
     if namespace not in sel.namespaces:
         return False
     if any(labels.get(k) != v for k, v in sel.match_labels.items()):
         return False
-    return all(_expression_matches(r, labels) for r in sel.match_expressions)
+    return all(
+        requirement_matches(r.key, r.operator, r.values, labels) for r in sel.match_expressions
+    )
 
 
 def lanes_for(lanes: list[ChangeLane], namespace: str, labels: dict[str, str]) -> list[ChangeLane]:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 #: Column separator of every text table.
 GAP = "  "
+#: How the API server writes timestamps (creationTimestamp, lastUpdateTime, ...).
+API_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def iso_z(when: datetime) -> str:
@@ -16,7 +18,18 @@ def iso_z(when: datetime) -> str:
 
 def api_time(when: datetime) -> str:
     """The API server's own timestamp form: whole seconds, UTC, ``Z``."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime(API_TIME_FORMAT)
+
+
+def parse_api_time(stamp: object) -> datetime | None:
+    """An API-server timestamp (``api_time``'s form) back as a datetime; None when it is
+    missing or not in that form."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp, API_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def human_time(when: datetime | None) -> str:

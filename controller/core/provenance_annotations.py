@@ -25,6 +25,9 @@ A dedicated annotation wins over a trailer; when both are present and disagree, 
 problem (someone's record is wrong, and the gate refuses to guess which). Parsing never
 raises: every bad value becomes a :class:`AnnotationProblem` naming the annotation key and
 what was expected, so the gate can reject the release with a precise reason.
+
+Over 400 lines on purpose: one parser per field with its size limit and its message, and
+the two spellings (annotations, trailers) reconciled in one place.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ Phases::
     Progressing(last step) -> Promoting -> Promoted
     Progressing -> Paused -> Progressing     (limits reached, autonomy off; human resume)
     any non-terminal -> RollingBack -> RolledBack
+
+Over 400 lines on purpose: it is one state machine, and the phase handlers, the consistency
+check and the transitions they share read best side by side; what is not the machine
+(judging a measurement, gates, statistics) lives in ``core.analysis`` and ``core.gates``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from enum import StrEnum
 
 from controller.core.analysis.policy import Outcome, apply_measurement
 from controller.core.audit import AuditProvenance, AuditRecord, Decision, Evidence
+from controller.core.autonomy.levels import author_of, release_level
 from controller.core.gates import GateReport
 from controller.core.models import (
+    AutonomyLevel,
     ChangeLane,
     CheckStatus,
     Condition,
@@ -278,6 +284,9 @@ def decide(lane: ChangeLane, release: LaneRelease, obs: Observation) -> ReleaseD
     ctx = _Context(lane=lane, release=release, obs=obs, status=status)
     if release.metadata.generation is not None:
         status.observed_generation = release.metadata.generation
+    if status.autonomy_level is None:
+        # Fixed when first seen: a change of the author's level applies to its next release.
+        status.autonomy_level = release_level(lane, release)
     problem = inconsistency(lane, status)
     if problem is not None:
         _contain(ctx, problem)
@@ -313,6 +322,8 @@ class Inconsistency:
     message: str
 
 
+# Complexity D by design: one guard per impossible state, checked in order; the first found
+# names the field (see the docstring).
 def inconsistency(lane: ChangeLane, status: LaneReleaseStatus) -> Inconsistency | None:
     """The first impossible thing in a non-terminal ``status``, or None. Pure.
 
@@ -608,6 +619,9 @@ def _apply_command(ctx: _Context, cmd: HumanCommand) -> None:
         ctx.status.gate_reason = None  # a human pause waits for a human resume
         _pause(ctx, f"paused by {cmd.actor}{why}", actor=cmd.actor)
     elif cmd.kind is CommandKind.RESUME and phase is Phase.PAUSED:
+        if ctx.status.autonomy_level is AutonomyLevel.SHADOW:
+            # A human let a shadow-level release ramp: it ramps supervised.
+            ctx.status.autonomy_level = AutonomyLevel.SUPERVISED
         previous = _enter(ctx, Phase.PROGRESSING if ctx.status.step_started_at else Phase.PENDING)
         ctx.status.gate_reason = None
         # Limits start counting afresh after a human looked at the release.
@@ -653,9 +667,20 @@ def _on_pending(ctx: _Context) -> None:
         wait = (min(retry) - ctx.obs.now).total_seconds() if retry else _interval(ctx)
         ctx.requeue(min(max(wait, SHORT_REQUEUE_S), _interval(ctx)))
         return
+    if ctx.status.autonomy_level is AutonomyLevel.SHADOW:
+        ctx.status.gate_reason = None  # only a human resume lets it ramp
+        _pause(
+            ctx,
+            f"{_author(ctx)} is at autonomy level shadow in this lane: nothing moves "
+            "until a human resumes the release (it then ramps supervised) or aborts it",
+            condition_reason="AwaitingHuman",
+        )
+        return
     _start(ctx)
 
 
+# Complexity D by design: the order of these checks is the safety policy (harm first, then
+# autonomy, then the flag, then readiness and time); keeping it in one body keeps it visible.
 def _on_progressing(ctx: _Context) -> None:
     obs, s = ctx.obs, ctx.status
     # Evidence of harm comes first: a crash loop or a failed check rolls back even when
@@ -710,7 +735,21 @@ def _on_progressing(ctx: _Context) -> None:
     if s.current_step + 1 < ctx.steps_count:
         _go_to_step(ctx, s.current_step + 1, Decision.STEP_ADVANCED, Phase.PROGRESSING)
         return
+    if s.autonomy_level is AutonomyLevel.SUPERVISED:
+        s.gate_reason = None  # only a human promote (or resume) continues
+        _pause(
+            ctx,
+            f"every check passed at full exposure ({s.weight}%); {_author(ctx)} is "
+            "supervised in this lane: promotion waits for a human `changelane promote`",
+            condition_reason="AwaitingPromotion",
+        )
+        return
     _promote(ctx, f"every check passed at full exposure ({s.weight}%)")
+
+
+def _author(ctx: _Context) -> str:
+    agent, model = author_of(ctx.release)
+    return f"agent {agent} (model {model})"
 
 
 def _all_checks_passed_at_step(ctx: _Context) -> bool:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controller.core.audit import AuditProvenance, AuditRecord, Decision
+from controller.core.autonomy.record import COVERAGE_FIELDS
 
 DEFAULT_REWORK_WINDOW = timedelta(hours=1)
-COVERAGE_FIELDS = ("agent", "model", "change", "tests")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ from controller.adapters.metrics.prometheus_process import (
     prometheus_binary,
 )
 from controller.core import labels
-from controller.core.audit import AuditRecord
+from controller.core.analysis.sample import DEFAULT_MIN_WINDOW_SECONDS
+from controller.core.audit import AuditRecord, Decision
 from controller.core.canary import primary_name, template_hash
 from controller.core.models import Phase
 from controller.core.models.release import TERMINAL_PHASES
@@ -57,13 +58,14 @@ from controller.sim.cluster import SimCluster
 
 TERMINAL = TERMINAL_PHASES
 #: Phases a release may end the demo in without being terminal (it is held by a gate).
-HELD = frozenset({Phase.GATED})
+HELD = frozenset({Phase.GATED, Phase.PAUSED})
 #: The phase each scenario's ``expected`` names.
 EXPECTED_PHASE = {
     "promote": Phase.PROMOTED,
     "rollback": Phase.ROLLED_BACK,
     "reject": Phase.REJECTED,
     "gate": Phase.GATED,
+    "await-promotion": Phase.PAUSED,
 }
 
 
@@ -280,7 +282,15 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         if opts.on_ready is not None:
             opts.on_ready(sim, kubeconfig)
 
-        outcomes = [_ship(kube, sim, release, opts.release_timeout_s, say) for release in releases]
+        outcomes: list[ReleaseOutcome] = []
+        for release in releases:
+            if (
+                outcomes
+                and outcomes[-1].outcome == Phase.ROLLED_BACK
+                and release.expected not in ("rollback", "reject")
+            ):
+                _let_rollback_data_age(say)
+            outcomes.append(_ship(kube, sim, release, opts.release_timeout_s, say))
         controller.stop()
         # Let the last records reach the sinks before the audit trail is printed.
         time.sleep(0.2)
@@ -354,6 +364,18 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def _let_rollback_data_age(say: Callable[[str], None]) -> None:
+    """The demo's queries select the canary by its track label, and the analysis window is
+    at least DEFAULT_MIN_WINDOW_SECONDS: a release shipped right after a rollback would be
+    judged partly on the rolled-back canary's last errors. Wait them out (a known limit of
+    track-scoped queries; scoping queries to the release's own pods removes it)."""
+    say(
+        f"  (waiting {DEFAULT_MIN_WINDOW_SECONDS}s for the rolled-back canary's errors to "
+        "leave the analysis window)\n"
+    )
+    time.sleep(DEFAULT_MIN_WINDOW_SECONDS)
+
+
 def _ship(
     kube: KubeApi,
     sim: SimCluster,
@@ -396,7 +418,7 @@ def _ship(
             say(f"           measured {m.get('check')}: {m.get('verdict')}  {m.get('message', '')}")
         shown_measurements = max(shown_measurements, len(measurements))
         if phase in TERMINAL or (
-            phase in HELD and release.expected == "gate" and time.monotonic() - shipped > 5
+            phase in HELD and _matches(release.expected, phase) and time.monotonic() - shipped > 5
         ):
             break
         time.sleep(0.2)
@@ -435,7 +457,10 @@ def _print_trail(result: DemoResult, say: Callable[[str], None]) -> None:
     say("audit trail")
     names = {r.name for r in result.releases}
     for record in result.records:
-        if record.release not in names or record.decision.value == "measurement":
+        lane_wide = record.release is None and record.decision is Decision.AUTONOMY_CHANGED
+        if (record.release not in names and not lane_wide) or (
+            record.decision is Decision.MEASUREMENT
+        ):
             continue
         when = (
             record.time.astimezone().strftime("%H:%M:%S")
@@ -446,7 +471,8 @@ def _print_trail(result: DemoResult, say: Callable[[str], None]) -> None:
         if record.evidence:
             e = record.evidence[0]
             evidence = f"  [{e.check}: {e.verdict}; {e.statistic or ''}]"
-        say(f"  {when}  {record.release}  {record.decision.value:<14} {record.reason}{evidence}")
+        who = record.release or f"lane {record.lane}"
+        say(f"  {when}  {who}  {record.decision.value:<14} {record.reason}{evidence}")
 
 
 def _printer(out: TextIO | None) -> Callable[[str], None]:

@@ -85,12 +85,12 @@ class DemoRelease:
 
 
 def agent_annotations(
-    change: str, image: str, tests: str = "passed; cmd=pytest -q"
+    change: str, image: str, tests: str = "passed; cmd=pytest -q", agent: str = "claude-code"
 ) -> dict[str, str]:
     """What the agent's pipeline writes on the pod template: who, which change, the tests
     evidence and the images this release ships (docs/release-provenance.md)."""
     return {
-        "changelane.dev/agent": "claude-code",
+        "changelane.dev/agent": agent,
         "changelane.dev/model": "claude-opus-4",
         "changelane.dev/change": change,
         "changelane.dev/tests": tests,
@@ -218,7 +218,68 @@ def _scenarios() -> dict[str, Scenario]:
                 gates={"autonomyBudget": {"maxChangeFailureRate": 0.34, "window": 3}},
             ),
         ),
+        "earned-autonomy": Scenario(
+            "earned-autonomy",
+            "two agents in one lane: the one whose releases roll back is demoted to "
+            "supervised alone; the other keeps promoting on its own",
+            (
+                DemoRelease(
+                    bad.label + " (by flaky-bot)",
+                    bad.image,
+                    "rollback",
+                    agent_annotations(
+                        "https://git.example/docs/pull/107",
+                        "registry.example/docs:1.2-bad",
+                        agent="flaky-bot",
+                    ),
+                ),
+                DemoRelease(
+                    "bad again (by flaky-bot)",
+                    "registry.example/docs:1.7-bad",
+                    "rollback",
+                    agent_annotations(
+                        "https://git.example/docs/pull/108",
+                        "registry.example/docs:1.7-bad",
+                        agent="flaky-bot",
+                    ),
+                ),
+                DemoRelease(
+                    "good (by claude-code): still autonomous, promoted on its own",
+                    "registry.example/docs:1.8",
+                    "promote",
+                    agent_annotations(
+                        "https://git.example/docs/pull/109", "registry.example/docs:1.8"
+                    ),
+                ),
+                DemoRelease(
+                    "good (by flaky-bot), now supervised: ramps, then waits for a "
+                    "human `changelane promote`",
+                    "registry.example/docs:1.9",
+                    "await-promotion",
+                    agent_annotations(
+                        "https://git.example/docs/pull/110",
+                        "registry.example/docs:1.9",
+                        agent="flaky-bot",
+                    ),
+                ),
+            ),
+            lane=_earned_autonomy_lane(),
+        ),
     }
+
+
+def _earned_autonomy_lane() -> dict[str, Any]:
+    doc = lane(
+        gates={
+            "agentAutonomy": {
+                "entryLevel": "autonomous",
+                "graduate": {"minReleases": 5, "maxChangeFailureUpper": 0.2},
+                "demote": {"rollbacks": 2, "ofLast": 3},
+            }
+        }
+    )
+    doc["spec"]["agents"].append({"id": "flaky-bot", "models": ["claude-*"]})
+    return doc
 
 
 SCENARIOS = _scenarios()

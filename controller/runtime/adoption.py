@@ -108,7 +108,7 @@ class Adoption:
         """Create the primary beside the original; the original keeps serving until the
         primary is ready (:meth:`_handed_over`)."""
         dep_meta = meta(dep)
-        total = int(spec(dep).get("replicas") or 1)
+        total = total_replicas(dep)  # the annotation when Git leaves replicas to us
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
             self.api.create_deployment(dep_meta["namespace"], primary)

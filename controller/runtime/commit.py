@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import structlog
 
 from controller.adapters.audit.cluster import event_annotations, event_for
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
+from controller.core.audit import AuditRecord
 from controller.core.commands import COMMAND_ANNOTATION, decode_command
 from controller.core.models import ChangeLane, LaneRelease, LaneReleaseStatus
 from controller.core.release_machine import (
@@ -141,7 +141,7 @@ class ReleaseCommit:
         elif primary is not None:
             self.converger.converge(lane, rel, decision.status, dep, primary)
 
-    def flush(self, records: Sequence[Any], involved: JsonDict | None = None) -> bool:
+    def flush(self, records: Sequence[AuditRecord], involved: JsonDict | None = None) -> bool:
         """Send records to every sink; False when one could not take them (the durable
         log, typically), in which case the caller must not act on the decision."""
         ok = True

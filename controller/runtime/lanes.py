@@ -36,7 +36,7 @@ from controller.core.formatting import iso_z
 from controller.core.gates import flag_source
 from controller.core.gates.flag_source import FlagSourceState
 from controller.core.gates.lane import finished_outcomes
-from controller.core.gates.policy import autonomy_budget_decision
+from controller.core.gates.policy import autonomy_budget_decision, lane_budget_applies
 from controller.core.models import (
     ChangeLane,
     ChangeLaneStatus,
@@ -45,8 +45,9 @@ from controller.core.models import (
     LaneRelease,
 )
 from controller.core.models.common import set_condition
+from controller.runtime.agent_levels import AgentLevels
 from controller.runtime.metrics import ControllerMetrics
-from controller.runtime.objects import Caches, meta
+from controller.runtime.objects import Caches, meta, releases_in_lane
 from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
 
 log = structlog.get_logger("changelane.lanes")
@@ -167,6 +168,7 @@ class LaneReconciler:
         self.metrics = metrics
         self.clock = clock
         self.instance = instance
+        self.agent_levels = AgentLevels(api, sinks, metrics, clock, instance)
 
     def reconcile(self, name: str) -> float | None:
         try:
@@ -186,20 +188,16 @@ class LaneReconciler:
         self._announce(lane, raw, status)
         if self.metrics is not None:
             self.metrics.set_lane_suspended(lane.name, status.suspended)
+        try:
+            self.agent_levels.reconcile(lane, raw, self.lane_releases(lane.name))
+        except ConflictError:
+            return 0.5
         return None
 
     # ------------------------------------------------------------------ budget
 
     def lane_releases(self, lane: str) -> list[LaneRelease]:
-        out = []
-        for raw in self.releases():
-            if (raw.get("spec") or {}).get("lane") != lane:
-                continue
-            try:
-                out.append(LaneRelease.model_validate(raw))
-            except ValidationError:
-                continue
-        return out
+        return releases_in_lane(self.releases(), lane)
 
     def _apply_budget(
         self, lane: ChangeLane, raw: JsonDict, status: ChangeLaneStatus, rv: str | None
@@ -211,7 +209,7 @@ class LaneReconciler:
             patch = {"suspendedAt": iso_z(now)}
             if not status.suspended_reason:
                 patch["suspendedReason"] = HUMAN_SUSPENSION
-        elif not status.suspended:
+        elif not status.suspended and lane_budget_applies(lane):
             outcomes = finished_outcomes(self.lane_releases(lane.name), status.resumed_at)
             decision = autonomy_budget_decision(lane.spec.gates.autonomy_budget, outcomes)
             if not decision.suspend:

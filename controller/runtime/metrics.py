@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
@@ -26,8 +26,10 @@ from prometheus_client import (
 )
 
 from controller.core.audit import AuditRecord, Decision
+from controller.core.autonomy.levels import Standing
+from controller.core.autonomy.record import TrackRecord
 from controller.core.detection import rollback_reason_class
-from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF
+from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF, Outcome
 from controller.core.scorecard import DEFAULT_REWORK_WINDOW, LaneScorecard, ScorecardFold
 
 # Regression onset to rollback: the whole point is seconds-to-minutes, not Flagger's ~5 min.
@@ -124,6 +126,35 @@ class ControllerMetrics:
             ["lane", "gate"],
             registry=r,
         )
+        pair = ["lane", "agent", "model"]
+        self.agent_releases = Gauge(
+            "changelane_agent_releases",
+            "Releases in the cluster by author and outcome (seen = all of them); authors "
+            "the lane does not allow, or beyond its maxTrackedAgents, fold into 'other'.",
+            [*pair, "outcome"],
+            registry=r,
+        )
+        self.agent_change_failure = Gauge(
+            "changelane_agent_change_failure_rate",
+            "Change-failure rate by author: the estimate and its 95% Wilson bounds.",
+            [*pair, "bound"],
+            registry=r,
+        )
+        self.agent_rates = Gauge(
+            "changelane_agent_track_record",
+            "Track-record figures by author: rework_rate, containment, provenance_coverage, "
+            "median_decision_seconds.",
+            [*pair, "figure"],
+            registry=r,
+        )
+        self.agent_level = Gauge(
+            "changelane_agent_autonomy_level",
+            "Autonomy level by author in lanes with agentAutonomy: 0 shadow, 1 supervised, "
+            "2 autonomous.",
+            pair,
+            registry=r,
+        )
+        self._published: dict[tuple[Gauge, str], set[tuple[str, ...]]] = {}
         self._scorecard = ScorecardFold(DEFAULT_REWORK_WINDOW)
         self._lock = threading.Lock()
 
@@ -152,6 +183,56 @@ class ControllerMetrics:
         ):
             if value is not None:
                 gauge.labels(lane=card.lane).set(value)
+
+    def publish_track_records(self, lane: str, records: Iterable[TrackRecord]) -> None:
+        """Replace the lane's per-author series (an author that folded into 'other' or
+        left the cluster loses its own)."""
+        releases, failure, rates = [], [], []
+        for rec in records:
+            pair = (lane, rec.agent, rec.model or "")
+            releases += [
+                ((*pair, "seen"), rec.shipped),
+                ((*pair, Outcome.PROMOTED.value), rec.promoted),
+                ((*pair, Outcome.ROLLED_BACK.value), rec.rolled_back),
+                ((*pair, Outcome.REJECTED.value), rec.rejected),
+            ]
+            interval = rec.change_failure_interval()
+            if rec.change_failure_rate is not None and interval is not None:
+                failure += [
+                    ((*pair, "estimate"), rec.change_failure_rate),
+                    ((*pair, "lower"), interval[0]),
+                    ((*pair, "upper"), interval[1]),
+                ]
+            for name, value in (
+                ("rework_rate", rec.rework_rate),
+                ("containment", rec.containment),
+                ("provenance_coverage", rec.provenance_coverage),
+                ("median_decision_seconds", rec.median_decision_seconds),
+            ):
+                if value is not None:
+                    rates.append(((*pair, name), value))
+        self._replace(self.agent_releases, lane, releases)
+        self._replace(self.agent_change_failure, lane, failure)
+        self._replace(self.agent_rates, lane, rates)
+
+    def publish_levels(self, lane: str, standings: Iterable[Standing]) -> None:
+        self._replace(
+            self.agent_level,
+            lane,
+            [((lane, s.agent, s.model), s.level.rank) for s in standings],
+        )
+
+    def _replace(
+        self, gauge: Gauge, lane: str, series: Sequence[tuple[tuple[str, ...], float]]
+    ) -> None:
+        with self._lock:
+            before = self._published.get((gauge, lane), set())
+            now = {labels for labels, _ in series}
+            for labels in before - now:
+                gauge.remove(*labels)
+            for labels, value in series:
+                gauge.labels(*labels).set(value)
+            self._published[(gauge, lane)] = now
 
     def record_gated(self, lane: str, gate: str) -> None:
         self.releases_gated.labels(lane=lane, gate=gate).inc()

@@ -49,13 +49,7 @@ class Caches:
         return out
 
     def lane_releases(self, lane: str) -> list[LaneRelease]:
-        out = []
-        for raw in self.releases():
-            if spec(raw).get("lane") == lane:
-                rel = parse_release(raw)
-                if rel is not None:
-                    out.append(rel)
-        return out
+        return releases_in_lane(self.releases(), lane)
 
 
 def meta(obj: JsonDict) -> JsonDict:
@@ -80,6 +74,17 @@ def parse_lane(raw: JsonDict) -> ChangeLane:
                 suspended=True, suspended_reason="suspended (the lane status does not parse)"
             )
         return lane
+
+
+def releases_in_lane(raws: list[JsonDict], lane: str) -> list[LaneRelease]:
+    """The readable releases of one lane."""
+    out = []
+    for raw in raws:
+        if spec(raw).get("lane") == lane:
+            rel = parse_release(raw)
+            if rel is not None:
+                out.append(rel)
+    return out
 
 
 def parse_release(raw: JsonDict) -> LaneRelease | None:

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import structlog
 
-from controller.core.formatting import api_time
+from controller.core.formatting import api_time, parse_api_time
 from controller.sim.errors import ApiError
 from controller.sim.objects import Stored
 from controller.sim.pods import is_ready, plan_pod
@@ -62,12 +62,8 @@ def _now() -> str:
 
 
 def _parse_time(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+    when = parse_api_time(stamp)
+    return when.timestamp() if when is not None else None
 
 
 def _owner_ref(kind: str, api_version: str, obj: JsonDict) -> JsonDict:

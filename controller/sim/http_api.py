@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 import yaml
 
-from controller.sim import discovery, openapi, tables
+from controller.sim import discovery, openapi, protobuf, self_review, tables
 from controller.sim.errors import (
     ApiError,
     bad_request,
@@ -33,7 +33,7 @@ from controller.sim.errors import (
 )
 from controller.sim.faults import Faults
 from controller.sim.objects import Stored, dumps
-from controller.sim.patching import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
+from controller.sim.patching import APPLY_PATCH
 from controller.sim.request_audit import (
     ANONYMOUS,
     ApiRequest,
@@ -127,10 +127,14 @@ class ApiHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         try:
             user = ANONYMOUS if path in _PUBLIC_PATHS else self._authenticate()
+            user = self._impersonate(user)
             if (self.server.request_hooks or self.server.authorizer) and not (
                 path.startswith("/_sim/") or path in _PUBLIC_PATHS
             ):
                 self._audit_and_authorize(method, path, query, user)
+            if method == "POST" and path in self_review.PATHS:
+                self._self_review(path, body, user)
+                return
             if path.startswith("/_sim/"):
                 self._admin(method, path, body)
                 return
@@ -168,6 +172,32 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise unauthorized()
         return "admin"
 
+    def _self_review(self, path: str, body: bytes, user: str) -> None:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        review = protobuf.decode(body) if ctype == protobuf.CONTENT_TYPE else self._parse_body(body)
+        answer = self_review.review(
+            path,
+            review,
+            user=user,
+            user_agent=self.headers.get("User-Agent", ""),
+            authorizers=list(self.server.authorizer),
+        )
+        self._send_json(201, answer)
+
+    def _impersonate(self, user: str) -> str:
+        """``Impersonate-User`` (``kubectl --as``), when the caller may impersonate users."""
+        target = self.headers.get("Impersonate-User")
+        if not target:
+            return user
+        request = ApiRequest(
+            user, self.headers.get("User-Agent", ""), "POST", "", "impersonate", True,
+            resource="users", name=target,
+        )  # fmt: skip
+        for authorize in list(self.server.authorizer):
+            if not authorize(request):
+                raise _forbidden(request)
+        return target
+
     def _audit_and_authorize(
         self, method: str, path: str, query: dict[str, str], user: str
     ) -> None:
@@ -176,6 +206,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         )
         for hook in list(self.server.request_hooks):
             hook(request)
+        if method == "POST" and path in self_review.PATHS:
+            return  # system:basic-user: every user may ask about itself
         for authorize in list(self.server.authorizer):
             if not authorize(request):
                 raise _forbidden(request)
@@ -280,6 +312,13 @@ class ApiHandler(BaseHTTPRequestHandler):
             return discovery.resource_list(registry, "", "v1")
         if path == "/openapi/v3":
             return openapi.root_document(registry)
+        if path == "/openapi/v2":
+            accept = self.headers.get("Accept") or "*/*"
+            if not any(t in accept for t in ("application/json", "*/*")):
+                # kubectl asks for gnostic protobuf only, which the simulated cluster does
+                # not encode: it answers as a server without v2 does (kubectl then uses v3).
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return openapi.swagger_document(registry)
         if path.startswith("/openapi/v3/"):
             rest = path[len("/openapi/v3/") :].split("/")
             if rest[0] == "api" and len(rest) == 2:
@@ -456,6 +495,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             field_validation=_field_validation(query),
             dry_run=_dry_run(query),
             warnings=warnings,
+            field_manager=self._field_manager(query),
         )
         self._send_stored(201, route.rtype, stored, warnings)
 
@@ -469,9 +509,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         if route.subresource == "scale":
             replicas = ((obj or {}).get("spec") or {}).get("replicas", 0)
             rv = ((obj or {}).get("metadata") or {}).get("resourceVersion")
-            self._send_json(
-                200, store.set_scale(route.rtype, route.namespace, route.name, int(replicas), rv)
+            manager = self._field_manager(query)
+            scaled = store.set_scale(
+                route.rtype, route.namespace, route.name, int(replicas), rv, field_manager=manager
             )
+            self._send_json(200, scaled)
             return
         warnings: list[str] = []
         stored = store.update(
@@ -483,8 +525,47 @@ class ApiHandler(BaseHTTPRequestHandler):
             field_validation=_field_validation(query),
             dry_run=_dry_run(query),
             warnings=warnings,
+            field_manager=self._field_manager(query),
         )
         self._send_stored(200, route.rtype, stored, warnings)
+
+    def _field_manager(self, query: dict[str, str]) -> str:
+        """``?fieldManager=``, else the User-Agent's product (as the API server derives it)."""
+        manager = query.get("fieldManager")
+        if manager is None:
+            agent = self.headers.get("User-Agent") or "unknown"
+            manager = agent.split("/", 1)[0].strip() or "unknown"
+        if not manager or len(manager) > 128:
+            raise ApiError(
+                422,
+                "Invalid",
+                f"fieldManager: Invalid value: {manager!r}: must be between 1 and 128 characters",
+            )
+        return manager
+
+    def _apply(self, route: Route, query: dict[str, str], body: bytes) -> None:
+        config = self._parse_body(body)
+        if "fieldManager" not in query:
+            raise ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch",
+            )
+        warnings: list[str] = []
+        stored, created = self.server.store.apply(
+            route.rtype,
+            route.namespace,
+            str(route.name),
+            config,
+            field_manager=self._field_manager(query),
+            force=_truthy(query.get("force")),
+            subresource=route.subresource,
+            field_validation=_field_validation(query),
+            dry_run=_dry_run(query),
+            warnings=warnings,
+        )
+        self._send_stored(201 if created else 200, route.rtype, stored, warnings)
 
     def _patch(self, route: Route, query: dict[str, str], body: bytes) -> None:
         if route.name is None:
@@ -493,11 +574,14 @@ class ApiHandler(BaseHTTPRequestHandler):
             )
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if ctype == APPLY_PATCH:
+            self._apply(route, query, body)
+            return
+        if query.get("force") is not None:
             raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                "server-side apply is not supported by the simulated cluster; use "
-                f"{MERGE_PATCH}, {JSON_PATCH} or {STRATEGIC_PATCH}",
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+                "for non-apply patch",
             )
         patch = self._parse_body(body)
         store = self.server.store
@@ -505,9 +589,11 @@ class ApiHandler(BaseHTTPRequestHandler):
             replicas = ((patch or {}).get("spec") or {}).get("replicas")
             if not isinstance(replicas, int):
                 raise bad_request("spec.replicas: expected an integer")
-            self._send_json(
-                200, store.set_scale(route.rtype, route.namespace, route.name, replicas)
+            manager = self._field_manager(query)
+            scaled = store.set_scale(
+                route.rtype, route.namespace, route.name, replicas, field_manager=manager
             )
+            self._send_json(200, scaled)
             return
         warnings: list[str] = []
         stored = store.patch(
@@ -520,6 +606,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             field_validation=_field_validation(query),
             dry_run=_dry_run(query),
             warnings=warnings,
+            field_manager=self._field_manager(query),
         )
         self._send_stored(200, route.rtype, stored, warnings)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,71 +212,94 @@ def apply_builtin_defaults(rtype: ResourceType, obj: JsonDict) -> None:
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
 
 
-def builtin_problems(
-    rtype: ResourceType, obj: JsonDict, old: JsonDict | None
-) -> list[tuple[str, str]]:
-    """The validation rules of built-in kinds the controller could trip over."""
-    out: list[tuple[str, str]] = []
-    key = rtype.storage_key
-    if key in {"deployments.apps", "replicasets.apps"}:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return [("spec", "Required value")]
-        selector = spec.get("selector")
-        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
-        labels = ((template or {}).get("metadata") or {}).get("labels") or {}
-        if not isinstance(selector, dict) or not (
-            selector.get("matchLabels") or selector.get("matchExpressions")
-        ):
-            out.append(("spec.selector", "Required value"))
-        else:
-            from controller.sim.selectors import selector_from_spec
+Problems = list[tuple[str, str]]
 
-            try:
-                matches = selector_from_spec(selector).matches(labels)
-            except (KeyError, TypeError):
-                matches = False
-                out.append(("spec.selector", "Invalid value: malformed label selector"))
-            if not matches:
-                out.append(
-                    (
-                        "spec.template.metadata.labels",
-                        f"Invalid value: {json.dumps(labels)}: `selector` does not match "
-                        "template `labels`",
-                    )
-                )
-            if old is not None and (old.get("spec") or {}).get("selector") != selector:
-                out.append(
-                    (
-                        "spec.selector",
-                        f"Invalid value: {json.dumps(selector)}: field is immutable",
-                    )
-                )
-        replicas = spec.get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            out.append(
-                ("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")
-            )
-        pod_spec = (template or {}).get("spec")
-        if not isinstance(pod_spec, dict) or not pod_spec.get("containers"):
-            out.append(("spec.template.spec.containers", "Required value"))
-    elif key == "pods":
-        spec = obj.get("spec")
-        if not isinstance(spec, dict) or not spec.get("containers"):
-            out.append(("spec.containers", "Required value"))
-    elif key == "configmaps":
-        for name in ("data", "binaryData"):
-            value = obj.get(name)
-            if value is not None and not (
-                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-            ):
-                out.append((name, "Invalid value: must be a map of string to string"))
-    elif key == "services" and old is not None:
-        old_ip = (old.get("spec") or {}).get("clusterIP")
-        new_ip = (obj.get("spec") or {}).get("clusterIP")
-        if old_ip and new_ip and new_ip != old_ip:
-            out.append(("spec.clusterIP", f'Invalid value: "{new_ip}": field is immutable'))
+
+def builtin_problems(rtype: ResourceType, obj: JsonDict, old: JsonDict | None) -> Problems:
+    """The validation rules of built-in kinds the controller could trip over."""
+    check = _BUILTIN_RULES.get(rtype.storage_key)
+    return check(obj, old) if check is not None else []
+
+
+def _workload_problems(obj: JsonDict, old: JsonDict | None) -> Problems:
+    """Deployments and ReplicaSets: a selector that matches the template, immutable."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    out = _selector_problems(spec.get("selector"), template or {}, old)
+    replicas = spec.get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        out.append(
+            ("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")
+        )
+    pod_spec = (template or {}).get("spec")
+    if not isinstance(pod_spec, dict) or not pod_spec.get("containers"):
+        out.append(("spec.template.spec.containers", "Required value"))
     return out
+
+
+def _selector_problems(selector: Any, template: JsonDict, old: JsonDict | None) -> Problems:
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if not isinstance(selector, dict) or not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
+        return [("spec.selector", "Required value")]
+    from controller.sim.selectors import selector_from_spec
+
+    out: Problems = []
+    try:
+        matches = selector_from_spec(selector).matches(labels)
+    except (KeyError, TypeError):
+        matches = False
+        out.append(("spec.selector", "Invalid value: malformed label selector"))
+    if not matches:
+        out.append(
+            (
+                "spec.template.metadata.labels",
+                f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`",
+            )
+        )
+    if old is not None and (old.get("spec") or {}).get("selector") != selector:
+        out.append(("spec.selector", f"Invalid value: {json.dumps(selector)}: field is immutable"))
+    return out
+
+
+def _pod_problems(obj: JsonDict, old: JsonDict | None) -> Problems:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or not spec.get("containers"):
+        return [("spec.containers", "Required value")]
+    return []
+
+
+def _configmap_problems(obj: JsonDict, old: JsonDict | None) -> Problems:
+    out: Problems = []
+    for name in ("data", "binaryData"):
+        value = obj.get(name)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            out.append((name, "Invalid value: must be a map of string to string"))
+    return out
+
+
+def _service_problems(obj: JsonDict, old: JsonDict | None) -> Problems:
+    if old is None:
+        return []
+    old_ip = (old.get("spec") or {}).get("clusterIP")
+    new_ip = (obj.get("spec") or {}).get("clusterIP")
+    if old_ip and new_ip and new_ip != old_ip:
+        return [("spec.clusterIP", f'Invalid value: "{new_ip}": field is immutable')]
+    return []
+
+
+_BUILTIN_RULES: dict[str, Callable[[JsonDict, JsonDict | None], Problems]] = {
+    "deployments.apps": _workload_problems,
+    "replicasets.apps": _workload_problems,
+    "pods": _pod_problems,
+    "configmaps": _configmap_problems,
+    "services": _service_problems,
+}
 
 
 def generation_relevant(rtype: ResourceType, obj: Mapping[str, Any]) -> JsonDict:

@@ -1,6 +1,9 @@
-"""Just enough OpenAPI v3 for kubectl: each group-version's PATCH paths, tagged with their
-GroupVersionKind and the ``fieldValidation`` query parameter, so kubectl hands validation
-to the server (which checks CRD schemas) instead of downloading schemas to check locally.
+"""OpenAPI for kubectl: v3 per group-version, and the v2 document.
+
+Each group-version's PATCH/PUT paths, tagged with their GroupVersionKind and the
+``fieldValidation`` query parameter, so kubectl hands validation to the server (which checks
+CRD schemas) instead of downloading schemas to check locally; and the component schemas
+``kubectl explain`` renders (controller/sim/openapi_schemas.py).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from controller.sim.openapi_schemas import schemas
 from controller.sim.resources import Registry, ResourceType
 
 JsonDict = dict[str, Any]
@@ -27,10 +31,20 @@ def _item_path(rtype: ResourceType) -> str:
     return f"{prefix}/{rtype.plural}/{{name}}"
 
 
+_CACHE: dict[tuple[Any, ...], JsonDict] = {}
+
+
 def group_version_document(registry: Registry, group: str, version: str) -> JsonDict | None:
     types = [t for t in registry.types if t.group == group and t.version == version]
     if not types:
         return None
+    key = ("v3", group, version, tuple(id(t) for t in types))
+    if key not in _CACHE:
+        _CACHE[key] = _group_version_document(types)
+    return _CACHE[key]
+
+
+def _group_version_document(types: list[ResourceType]) -> JsonDict:
     paths: JsonDict = {}
     for rtype in types:
         gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
@@ -58,7 +72,22 @@ def group_version_document(registry: Registry, group: str, version: str) -> Json
         "openapi": "3.0.0",
         "info": {"title": "changelane simulated cluster", "version": "v1.31.0"},
         "paths": paths,
+        "components": {"schemas": schemas(types, "#/components/schemas/")},
     }
+
+
+def swagger_document(registry: Registry) -> JsonDict:
+    """``/openapi/v2``: every kind's schema under ``definitions`` (JSON, as a client that
+    asks for application/json gets it from the API server)."""
+    key = ("v2", tuple(id(t) for t in registry.types))
+    if key not in _CACHE:
+        _CACHE[key] = {
+            "swagger": "2.0",
+            "info": {"title": "changelane simulated cluster", "version": "v1.31.0"},
+            "paths": {},
+            "definitions": schemas(list(registry.types), "#/definitions/"),
+        }
+    return _CACHE[key]
 
 
 def root_document(registry: Registry) -> JsonDict:

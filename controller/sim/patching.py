@@ -97,6 +97,8 @@ def strategic_merge_patch(target: JsonDict, patch: Any) -> JsonDict:
     return result
 
 
+# Complexity D by design: each branch is one of the strategic-merge-patch directives
+# ($patch, $retainKeys, $deleteFromPrimitiveList, ...) as the apiserver applies them.
 def _smp_map(target: Any, patch: JsonDict, path: tuple[str, ...]) -> Any:
     directive = patch.get("$patch")
     if directive == "delete":
@@ -134,6 +136,8 @@ def _smp_map(target: Any, patch: JsonDict, path: tuple[str, ...]) -> Any:
     return result
 
 
+# Complexity D by design: list merge by key with the directives ($patch replace/delete,
+# primitive lists, $setElementOrder) in the order the apiserver applies them.
 def _smp_list(current: Any, patch: list[Any], path: tuple[str, ...], field: str) -> list[Any]:
     if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
         return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]

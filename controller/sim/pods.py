@@ -64,6 +64,8 @@ def _conditions(old: list[JsonDict], wanted: dict[str, bool], now: str) -> list[
     return out
 
 
+# Complexity D by design: the simulated kubelet's one decision per pod (scheduled, started,
+# crash-looping, ready, start delay), kept in one place so its timeline reads top to bottom.
 def plan_pod(
     pod: JsonDict,
     *,

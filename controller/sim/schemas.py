@@ -40,8 +40,13 @@ def to_json_schema(node: Any) -> Any:
             out[key] = to_json_schema(value)
         elif key in {"anyOf", "oneOf", "allOf"}:
             out[key] = [to_json_schema(v) for v in value]
+        elif key in {"exclusiveMinimum", "exclusiveMaximum"} and isinstance(value, bool):
+            continue  # OpenAPI 3.0's flag on minimum/maximum; translated below
         else:
             out[key] = value
+    for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if node.get(flag) is True and bound in out:
+            out[flag] = out.pop(bound)
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]

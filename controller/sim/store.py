@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.core.formatting import api_time
+from controller.sim import apply as ssa
 from controller.sim import eventsv1
 from controller.sim.errors import (
     STALE,
@@ -67,7 +68,15 @@ Listener = Callable[["StoreEvent"], None]
 ResourceRef = ResourceType | str
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+_SYSTEM_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",  # written by the server only (controller/sim/apply.py)
+)
+# The manager of writes made inside the simulated cluster (its kubelet and controllers).
+INTERNAL_MANAGER = "kube-controller-manager"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -226,10 +235,13 @@ class Store:
         field_validation: str = "Strict",
         dry_run: bool = False,
         warnings: builtins.list[str] | None = None,
+        field_manager: str | None = None,
+        managed_fields: builtins.list[Any] | None = None,
     ) -> Stored:
         rtype = self.rtype(ref)
         obj = self._incoming(rtype, obj, namespace)
         meta = obj["metadata"]
+        meta.pop("managedFields", None)
         if not meta.get("name"):
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + random_suffix()
@@ -264,6 +276,12 @@ class Store:
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
             elif rtype.storage_key == "services":
                 self._allocate_cluster_ip(obj)
+            if managed_fields is None:
+                managed_fields = ssa.track_update(
+                    rtype, None, obj, field_manager or INTERNAL_MANAGER, None, self.clock()
+                )
+            if managed_fields:
+                meta["managedFields"] = managed_fields
             if dry_run:
                 meta["resourceVersion"] = str(self._rv)
                 return Stored.of(obj)
@@ -280,6 +298,7 @@ class Store:
         field_validation: str = "Strict",
         dry_run: bool = False,
         warnings: builtins.list[str] | None = None,
+        field_manager: str | None = None,
     ) -> Stored:
         """PUT: replace the object (or its status, with ``subresource="status"``)."""
         rtype = self.rtype(ref)
@@ -312,8 +331,9 @@ class Store:
                     ],
                 )
             return self._replace(
-                rtype, current, obj, subresource, field_validation, dry_run, warnings
-            )
+                rtype, current, obj, subresource, field_validation, dry_run, warnings,
+                field_manager=field_manager,
+            )  # fmt: skip
 
     def patch(
         self,
@@ -327,6 +347,7 @@ class Store:
         field_validation: str = "Strict",
         dry_run: bool = False,
         warnings: builtins.list[str] | None = None,
+        field_manager: str | None = None,
     ) -> Stored:
         """PATCH with a merge, JSON or strategic-merge patch (``patch_type`` is the media type)."""
         rtype = self.rtype(ref)
@@ -368,8 +389,67 @@ class Store:
                 raise conflict(rtype.group, rtype.plural, name, STALE)
             patched = self._incoming(rtype, patched, namespace)
             return self._replace(
-                rtype, current, patched, subresource, field_validation, dry_run, warnings
+                rtype, current, patched, subresource, field_validation, dry_run, warnings,
+                field_manager=field_manager,
+            )  # fmt: skip
+
+    def apply(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        config: Any,
+        *,
+        field_manager: str,
+        force: bool = False,
+        subresource: str | None = None,
+        field_validation: str = "Strict",
+        dry_run: bool = False,
+        warnings: builtins.list[str] | None = None,
+    ) -> tuple[Stored, bool]:
+        """Server-side apply (controller/sim/apply.py); ``(stored, created)``."""
+        rtype = self.rtype(ref)
+        if not isinstance(config, dict) or not config.get("apiVersion") or not config.get("kind"):
+            raise bad_request(
+                "apply requests must set apiVersion and kind (the body is the applied "
+                "configuration, a full object)"
             )
+        config = self._incoming(rtype, config, namespace)
+        meta = config["metadata"]
+        if meta.get("name", name) != name:
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the "
+                f"URL ({name})"
+            )
+        meta["name"] = name
+        with self._lock:
+            bucket = self._bucket(rtype, meta.get("namespace", ""))
+            current = bucket.get(name)
+            live = self.to_obj(rtype, current) if current is not None else None
+            merged = ssa.apply(
+                rtype,
+                live,
+                config,
+                field_manager,
+                force=force,
+                subresource=subresource,
+                now=self.clock(),
+            )
+            managed = merged["metadata"].pop("managedFields")
+            if current is None:
+                if subresource:
+                    raise not_found(rtype.group, rtype.plural, name)
+                stored = self.create(
+                    rtype, merged, namespace=namespace, field_validation=field_validation,
+                    dry_run=dry_run, warnings=warnings, managed_fields=managed,
+                )  # fmt: skip
+                return stored, True
+            merged["metadata"]["managedFields"] = managed
+            stored = self._replace(
+                rtype, current, merged, subresource, field_validation, dry_run, warnings,
+                managed_fields=managed,
+            )  # fmt: skip
+            return stored, False
 
     def delete(
         self,
@@ -520,12 +600,16 @@ class Store:
         name: str,
         replicas: int,
         rv: str | None = None,
+        field_manager: str | None = None,
     ) -> JsonDict:
         rtype = self.rtype(ref)
         patch: JsonDict = {"spec": {"replicas": replicas}}
         if rv:
             patch["metadata"] = {"resourceVersion": rv}
-        stored = self.patch(rtype, namespace, name, patch, MERGE_PATCH)
+        stored = self.patch(
+            rtype, namespace, name, patch, MERGE_PATCH, subresource="scale",
+            field_manager=field_manager,
+        )  # fmt: skip
         return _scale_of(stored.obj())
 
     # ------------------------------------------------------------------ internals
@@ -659,6 +743,9 @@ class Store:
         field_validation: str,
         dry_run: bool,
         warnings: builtins.list[str] | None,
+        *,
+        field_manager: str | None = None,
+        managed_fields: builtins.list[Any] | None = None,
     ) -> Stored:
         old = current.obj()
         if subresource == "status":
@@ -668,7 +755,7 @@ class Store:
             else:
                 merged.pop("status", None)
             new = merged
-        elif subresource not in (None, ""):
+        elif subresource not in (None, "", "scale"):  # scale: set_scale's spec.replicas
             raise not_found(rtype.group, f"{rtype.plural}/{subresource}", current.name)
         elif rtype.status_subresource:
             if "status" in old:
@@ -707,6 +794,14 @@ class Store:
         else:
             meta.pop("generation", None)
         meta["resourceVersion"] = str(current.rv)
+        if managed_fields is not None:
+            meta["managedFields"] = managed_fields
+        elif new != old:
+            meta["managedFields"] = ssa.track_update(
+                rtype, old, new, field_manager or INTERNAL_MANAGER, subresource, self.clock()
+            )
+        if not meta.get("managedFields"):
+            meta.pop("managedFields", None)
         if dry_run:
             return Stored.of(new)
         if new == old:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.core.formatting import parse_api_time
 from controller.sim.resources import PrinterColumn, ResourceType
 
 JsonDict = dict[str, Any]
@@ -23,9 +24,8 @@ def _age(obj: JsonDict) -> str:
 
 
 def human_age(stamp: str) -> str:
-    try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
+    then = parse_api_time(stamp)
+    if then is None:
         return "<unknown>"
     seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
     if seconds < 120:

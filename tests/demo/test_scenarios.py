@@ -95,6 +95,16 @@ def test_lane_suspend_holds_the_release_after_the_budget_is_spent(tmp_path: Path
     assert "laneSuspended" in held["gate_reason"] and "2 of the last 3" in held["gate_reason"]
 
 
+@pytest.mark.slow
+def test_earned_autonomy_demotes_the_failing_agent_alone(tmp_path: Path) -> None:
+    data, _ = run("earned-autonomy", tmp_path)
+    outcomes = [r["outcome"] for r in data["releases"]]
+    # flaky-bot fails twice and is demoted; claude-code still promotes on its own;
+    # flaky-bot's next good release ramps to 100% and waits for a human.
+    assert outcomes == ["RolledBack", "RolledBack", "Promoted", "Paused"]
+    assert data["releases"][-1]["canary_max_weight"] == 100
+
+
 def test_cli_lists_the_scenarios_and_refuses_an_unknown_one() -> None:
     result = CliRunner().invoke(demo, ["--scenario", "nope"])
     assert result.exit_code == 2
@@ -104,6 +114,7 @@ def test_cli_lists_the_scenarios_and_refuses_an_unknown_one() -> None:
         "autonomy-off",
         "flag-ramp",
         "lane-suspend",
+        "earned-autonomy",
     }
     for name in scenario.SCENARIOS:
         assert name in result.output

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from controller import crds
 from controller.core.models import ChangeLane
 from controller.lanefiles import field_path
+from controller.sim.schemas import to_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "changelane"
@@ -78,15 +79,9 @@ def _crd_schema(kind: str) -> dict[str, Any]:
 
 
 def _openapi_to_jsonschema(node: Any) -> Any:
-    """OpenAPI v3 ``nullable: true`` is JSON Schema's ``type: [T, "null"]``."""
-    if isinstance(node, list):
-        return [_openapi_to_jsonschema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _openapi_to_jsonschema(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    return out
+    """OpenAPI v3 (``nullable``, boolean ``exclusiveMinimum``) as JSON Schema 2020-12, the
+    way the simulated API server reads a CRD's schema."""
+    return to_json_schema(node)
 
 
 def lane_problems(obj: dict[str, Any]) -> list[str]:

@@ -77,3 +77,13 @@ def test_lane_reference_is_generated_from_the_models() -> None:
     assert checked_in == lane_reference.render(), (
         "docs/lane-reference.md is stale: run `changelane lanes reference > docs/lane-reference.md`"
     )
+
+
+def test_no_category_is_also_a_resource_name() -> None:
+    """kubectl expands a category before it looks a name up: a category equal to a singular,
+    plural or short name turns `kubectl get changelane NAME` into 'you must specify only one
+    resource' (on the simulated cluster and on a real one alike)."""
+    names = {n for info in crds.CRDS for n in (info.plural, info.singular, *info.short_names)}
+    for info in crds.CRDS:
+        categories = set(crds.crd_manifest(info)["spec"]["names"]["categories"])
+        assert categories and not categories & names, categories & names

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from controller import crds
 from controller.cli.main import cli
 from controller.lanefiles import load_lanes
+from controller.sim.schemas import to_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 LANE_FILES = sorted((REPO / "lanes").glob("*.yaml"))
@@ -20,7 +21,8 @@ LANE_FILES = sorted((REPO / "lanes").glob("*.yaml"))
 def _crd_schema(kind: str) -> dict[str, object]:
     info = next(i for i in crds.CRDS if i.kind == kind)
     schema = crds.crd_manifest(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return _to_jsonschema(schema)
+    # OpenAPI 3.0's boolean exclusiveMinimum/Maximum -> JSON Schema's numbers first
+    return _to_jsonschema(to_json_schema(schema))
 
 
 def _to_jsonschema(node: object) -> dict[str, object]:

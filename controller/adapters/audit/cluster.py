@@ -277,8 +277,27 @@ def _status_time(rel: LaneRelease, after: datetime) -> datetime:
 
 
 def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditRecord]:
+    """A release's audit records rebuilt from the cluster: its Events (the timeline, while
+    the API server keeps them), its measurements, and the decision its status stands for."""
     base = _base(rel)
-    s = rel.status
+    records = _timeline(rel, events, base)
+    records += [
+        AuditRecord(
+            time=m.time,
+            decision=Decision.MEASUREMENT,
+            reason=describe(m),
+            step=m.step,
+            evidence=[evidence_of(m)],
+            **base,
+        )
+        for m in rel.status.measurements
+    ]
+    _add_status_decision(rel, records, base)
+    return records
+
+
+def _timeline(rel: LaneRelease, events: Iterable[JsonDict], base: JsonDict) -> list[AuditRecord]:
+    """The records the Events carry, once each, in order, starting with the release."""
     from_events = [r for r in (_event_record(ev, base) for ev in events) if r is not None]
     seen_ids: set[str] = set()
     records: list[AuditRecord] = []
@@ -286,31 +305,25 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
         if r.id is None or r.id not in seen_ids:
             records.append(r)
             seen_ids.add(r.id or "")
-    created = rel.metadata.creation_timestamp or s.started_at
+    created = rel.metadata.creation_timestamp or rel.status.started_at
     if created is not None and not any(r.decision is Decision.RELEASE_SEEN for r in records):
-        records.insert(
-            0,
-            AuditRecord(
-                time=created,
-                decision=Decision.RELEASE_SEEN,
-                reason="new pod template on a lane workload",
-                **base,
-            ),
+        seen = AuditRecord(
+            time=created,
+            decision=Decision.RELEASE_SEEN,
+            reason="new pod template on a lane workload",
+            **base,
         )
-    for m in s.measurements:
-        records.append(
-            AuditRecord(
-                time=m.time,
-                decision=Decision.MEASUREMENT,
-                reason=describe(m),
-                step=m.step,
-                evidence=[evidence_of(m)],
-                **base,
-            )
-        )
+        records.insert(0, seen)
+    return records
+
+
+def _add_status_decision(rel: LaneRelease, records: list[AuditRecord], base: JsonDict) -> None:
+    """The decision the status stands for, with its evidence: attached to the record that
+    already says it, else added (its Event expired)."""
+    s = rel.status
     wanted = _STATUS_DECISION[s.phase]
     if wanted is None:
-        return records
+        return
     evidence = deciding_evidence(rel) if wanted in _ROLLBACK else []
     # The decision to roll back is where the audit log keeps its evidence: put it there.
     deciding = [i for i, r in enumerate(records) if r.decision is Decision.ROLLING_BACK]
@@ -327,7 +340,8 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
         found = records[found_at]
         if evidence and not found.evidence:
             records[found_at] = found.model_copy(update={"evidence": evidence})
-        return records
+        return
+    created = rel.metadata.creation_timestamp or s.started_at
     latest = max((r.time for r in records), default=created or datetime.now(UTC))
     records.append(
         AuditRecord(
@@ -342,7 +356,6 @@ def release_records(rel: LaneRelease, events: Iterable[JsonDict]) -> list[AuditR
             **base,
         )
     )
-    return records
 
 
 _ROLLBACK = frozenset({Decision.ROLLING_BACK, Decision.ROLLED_BACK})

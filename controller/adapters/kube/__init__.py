@@ -1,1 +1,2 @@
-"""The ``Cluster`` port on the official ``kubernetes`` client."""
+"""The ``Cluster`` and ``ClusterConnection`` ports on the official ``kubernetes`` client:
+operations, ``SharedInformer`` informers and ``LeaseLock`` leader election."""

@@ -170,6 +170,11 @@ def dict_lister(
     return list_func
 
 
+#: The controller's name in metadata.managedFields.
+FIELD_MANAGER = "changelane"
+_MANAGED_WRITES = ("create_", "patch_", "replace_")
+
+
 class KubeApi:
     """The writes and fresh reads the runtime needs; reads in the hot path use caches.
 
@@ -192,7 +197,13 @@ class KubeApi:
             raise NotLeaderError("not the leader: write refused")
 
     def write(self, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
-        """One mutating call (``verb`` names it for logs and tests), fenced by leadership."""
+        """One mutating call (``verb`` names it for logs and tests), fenced by leadership.
+
+        Creates, patches and replaces name the controller as their field manager, so the
+        API's managedFields say which fields it owns (a GitOps applier's server-side
+        apply then conflicts on them instead of silently fighting; docs/gitops.md)."""
+        if getattr(fn, "__name__", "").startswith(_MANAGED_WRITES):
+            kwargs.setdefault("field_manager", FIELD_MANAGER)
         return call(fn, *args, _before_attempt=self.fence, **kwargs)
 
     # ---- listers for informers (``watch_timeout``: client-side read timeout of a watch)

@@ -219,6 +219,12 @@ def autonomy_budget_decision(
     )
 
 
+def lane_budget_applies(lane: ChangeLane) -> bool:
+    """The lane-wide autonomy budget suspends the lane only when it has no per-agent levels:
+    with ``agentAutonomy`` a failing author is demoted alone and the others keep shipping."""
+    return lane.spec.gates.agent_autonomy is None
+
+
 def evaluate_lane_suspension(
     lane: ChangeLane, recent_outcomes: Sequence[str] | None = None
 ) -> GateResult:
@@ -228,6 +234,8 @@ def evaluate_lane_suspension(
     if status is not None and status.suspended:
         why = status.suspended_reason or "suspended"
         return GateResult(LANE_SUSPENDED, False, f"lane {lane.name} is suspended ({why}); {resume}")
+    if not lane_budget_applies(lane):
+        return GateResult(LANE_SUSPENDED, True, "per-agent levels replace the lane budget")
     outcomes = (
         recent_outcomes
         if recent_outcomes is not None

@@ -207,3 +207,8 @@ def _subject_digests(statement: dict[str, object]) -> set[str]:
             if isinstance(digest, dict):
                 found.update(f"{alg}:{value}" for alg, value in digest.items())
     return found
+
+
+def author_allowed(lane: ChangeLane, agent: str | None, model: str | None) -> bool:
+    """Whether the lane lets this agent ship with this model (the agent gate's rule)."""
+    return _agent_result(lane, Provenance(agent=agent, model=model)).passed

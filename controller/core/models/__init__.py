@@ -4,6 +4,12 @@ The pydantic models are the single source of truth: the CRDs under
 ``charts/changelane/crds/`` are generated from them (``changelane crds``).
 """
 
+from controller.core.models.agent_autonomy import (
+    AgentAutonomySpec,
+    AutonomyLevel,
+    DemotionRule,
+    GraduationRule,
+)
 from controller.core.models.common import (
     API_GROUP,
     API_VERSION,
@@ -14,7 +20,9 @@ from controller.core.models.common import (
     parse_duration,
 )
 from controller.core.models.lane import (
+    AgentPin,
     AgentRule,
+    AgentStanding,
     AnalysisCheck,
     AnalysisSpec,
     AutonomyBudget,
@@ -57,10 +65,14 @@ from controller.core.models.release import (
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "AgentAutonomySpec",
+    "AgentPin",
     "AgentRule",
+    "AgentStanding",
     "AnalysisCheck",
     "AnalysisSpec",
     "AutonomyBudget",
+    "AutonomyLevel",
     "AutonomyMode",
     "CanaryStep",
     "ChangeLane",
@@ -71,10 +83,12 @@ __all__ = [
     "CheckStatus",
     "Condition",
     "ConditionStatus",
+    "DemotionRule",
     "Direction",
     "Duration",
     "FlagRamp",
     "GatesSpec",
+    "GraduationRule",
     "LabelSelectorRequirement",
     "LaneRelease",
     "LaneReleaseSpec",

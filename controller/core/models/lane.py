@@ -2,6 +2,9 @@
 
 Defaults are chosen to fail safe: autonomy is off unless the lane's flag says on, a check
 without data is inconclusive, and nothing promotes without a pass at full exposure.
+
+Over 400 lines on purpose: the lane's whole schema (the CRD, the values schema and the
+reference are generated from it) with the validators that tie its fields together.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from controller.core.dsse import load_public_key
+from controller.core.models.agent_autonomy import AgentAutonomySpec, AutonomyLevel
 from controller.core.models.common import (
     CamelModel,
     Condition,
@@ -198,6 +202,12 @@ class GatesSpec(CamelModel):
     mode: AutonomyMode = AutonomyMode.ENFORCE
     when_autonomy_off: Literal["pause", "rollback"] = Field(
         default="pause", description="What happens to releases in flight when the flag goes off."
+    )
+    agent_autonomy: AgentAutonomySpec | None = Field(
+        default=None,
+        description="Per-agent autonomy levels earned from each agent's track record in "
+        "the lane; unset = every allowed agent has the lane's autonomy. When set, a failing "
+        "agent is demoted alone and the lane-wide autonomyBudget no longer suspends the lane.",
     )
 
 
@@ -449,6 +459,30 @@ class ChangeLaneSpec(CamelModel):
         return self
 
 
+class AgentStanding(CamelModel):
+    """One agent/model's level in the lane, as the controller last derived it."""
+
+    agent: str
+    model: str
+    level: AutonomyLevel
+    pinned_by: str | None = None
+    since: datetime | None = None
+    reason: str = ""
+    finished_at_level: int = 0
+    rolled_back_at_level: int = 0
+
+
+class AgentPin(CamelModel):
+    """A human's pin (``level`` set) or reset (``level`` unset) of one agent/model."""
+
+    agent: Annotated[str, Field(min_length=1, max_length=128)]
+    model: Annotated[str, Field(min_length=1, max_length=128)]
+    level: AutonomyLevel | None = None
+    by: Annotated[str, Field(min_length=1, max_length=256)]
+    at: datetime
+    reason: Annotated[str, Field(max_length=1024)] = ""
+
+
 class ChangeLaneStatus(CamelModel):
     suspended: bool = False
     suspended_reason: str | None = None
@@ -461,6 +495,13 @@ class ChangeLaneStatus(CamelModel):
     recent_outcomes: list[str] = Field(default_factory=list)
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    agents: list[AgentStanding] = Field(
+        default_factory=list, description="Each agent/model's autonomy level in the lane."
+    )
+    agent_pins: list[AgentPin] = Field(
+        default_factory=list,
+        description="Levels pinned or reset by humans (changelane autonomy set/reset).",
+    )
 
 
 class ChangeLane(CamelModel):

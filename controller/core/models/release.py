@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from controller.core.audit import AuditRecord
+from controller.core.models.agent_autonomy import AutonomyLevel
 from controller.core.models.common import (
     DNS_SUBDOMAIN_PATTERN,
     CamelModel,
@@ -171,6 +172,10 @@ class LaneReleaseStatus(CamelModel):
     gate_reason: str | None = None
     flag_weights: list[int] = Field(default_factory=list)
     human_override: str | None = None
+    autonomy_level: AutonomyLevel | None = Field(
+        default=None,
+        description="The author's autonomy level in the lane when the release was first seen.",
+    )
     record_seq: int = Field(default=0, description="Audit records issued so far.")
     outbox: list[AuditRecord] = Field(
         default_factory=list,

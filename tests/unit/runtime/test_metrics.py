@@ -24,6 +24,10 @@ NAMES = {
     "changelane_lane_provenance_coverage": "gauge",
     "changelane_lane_rework_rate": "gauge",
     "changelane_releases_gated_total": "counter",
+    "changelane_agent_releases": "gauge",
+    "changelane_agent_change_failure_rate": "gauge",
+    "changelane_agent_track_record": "gauge",
+    "changelane_agent_autonomy_level": "gauge",
 }
 
 
@@ -105,3 +109,37 @@ def test_metrics_are_served_over_http_on_loopback() -> None:
         assert "changelane_leader 1.0" in body
     finally:
         server.stop()
+
+
+def test_track_records_by_author_replace_stale_series() -> None:
+    from controller.core.autonomy.levels import Standing
+    from controller.core.autonomy.record import TrackRecord
+    from controller.core.models import AutonomyLevel
+
+    m = ControllerMetrics()
+    value = m.registry.get_sample_value
+    rec = TrackRecord("docs", "claude", "x", 4, 3, 1, 0, 0, 1, 0, 4, (60.0, 120.0))
+    m.publish_track_records("docs", [rec])
+    pair = {"lane": "docs", "agent": "claude", "model": "x"}
+    assert value("changelane_agent_releases", {**pair, "outcome": "RolledBack"}) == 1
+    assert value("changelane_agent_releases", {**pair, "outcome": "seen"}) == 4
+    assert value("changelane_agent_change_failure_rate", {**pair, "bound": "estimate"}) == 0.25
+    assert value("changelane_agent_change_failure_rate", {**pair, "bound": "upper"}) > 0.25
+    assert value("changelane_agent_track_record", {**pair, "figure": "containment"}) == 1.0
+    m.publish_levels(
+        "docs", [Standing("claude", "x", AutonomyLevel.SUPERVISED, None, None, "", 0, 0)]
+    )
+    assert value("changelane_agent_autonomy_level", pair) == 1
+    # The author folded into 'other' (or left): its own series go.
+    other = TrackRecord("docs", "other", "other", 4, 3, 1, 0, 0, 1, 0, 4, ())
+    m.publish_track_records("docs", [other])
+    m.publish_levels("docs", [])
+    assert value("changelane_agent_releases", {**pair, "outcome": "seen"}) is None
+    assert value("changelane_agent_autonomy_level", pair) is None
+    assert (
+        value(
+            "changelane_agent_releases",
+            {"lane": "docs", "agent": "other", "model": "other", "outcome": "seen"},
+        )
+        == 4
+    )
