@@ -112,6 +112,10 @@ class Adoption:
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
             self.api.create_deployment(dep_meta["namespace"], primary)
+        # While the original still serves, a template change must not roll out ungated.
+        self.api.patch_deployment(
+            dep_meta["namespace"], dep_meta["name"], {"spec": {"paused": True}}
+        )
         log.info(
             "adopting", lane=lane.name, namespace=dep_meta["namespace"], workload=dep_meta["name"]
         )
@@ -138,7 +142,7 @@ class Adoption:
                         mech.TOTAL_REPLICAS_ANNOTATION: str(total),
                     }
                 },
-                "spec": {"replicas": 0},
+                "spec": {"replicas": 0, "paused": False},
             },
         )
         self.notices.event(
