@@ -6,15 +6,17 @@ problem is reported with its file, document index, field path and what was expec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from controller import strict_yaml
 from controller.core.models import ChangeLane
+from controller.core.text import printable
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -27,10 +29,10 @@ class Problem:
     expected: str
 
     def __str__(self) -> str:
-        where = f"{self.file}: document {self.document}"
-        return (
-            f"{where}: {self.field}: {self.expected}" if self.field else f"{where}: {self.expected}"
-        )
+        # The file's content (and its name) may hold escape sequences meant for a terminal.
+        where = f"{printable(self.file)}: document {self.document}"
+        field, expected = printable(self.field), printable(self.expected)
+        return f"{where}: {field}: {expected}" if field else f"{where}: {expected}"
 
 
 @dataclass(frozen=True)
@@ -128,25 +130,42 @@ def iter_yaml_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def load_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]:
-    try:
-        return [d for d in yaml.safe_load_all(text)], []
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        return [], [Problem(file, 0, "", f"YAML does not parse{where}: {problem}")]
+def load_documents(text: str | bytes, file: str) -> tuple[list[tuple[int, Any]], list[Problem]]:
+    """``(index, document)`` pairs as plain JSON data, and every problem (never raises)."""
+    documents, yaml_problems = strict_yaml.load_documents(text)
+    problems = [Problem(file, p.document, p.path, p.message) for p in yaml_problems]
+    if not documents and not problems:
+        problems.append(Problem(file, 0, "", "file has no YAML documents; expected a ChangeLane"))
+    return documents, problems
 
 
 def validate_document(doc: Any, file: str, index: int) -> tuple[ChangeLane | None, list[Problem]]:
+    """Judge one document as the API server would: JSON types, strictly (``weight: true``
+    and ``critical: "true"`` are refused, not coerced)."""
     if not isinstance(doc, dict):
         return None, [Problem(file, index, "", "expected a mapping (a ChangeLane object)")]
     if doc.get("kind") != "ChangeLane":
         return None, [Problem(file, index, "kind", f"expected ChangeLane, got {doc.get('kind')!r}")]
     try:
-        return ChangeLane.model_validate(doc), []
+        return ChangeLane.model_validate_json(json.dumps(doc), strict=True), []
     except ValidationError as exc:
         return None, problems_from_validation(file, index, exc, doc)
+
+
+def check_text(text: str | bytes, file: str) -> tuple[list[LoadedLane], list[Problem]]:
+    """Every lane in one file's text and every problem; never raises."""
+    try:
+        documents, problems = load_documents(text, file)
+        lanes: list[LoadedLane] = []
+        for index, doc in documents:
+            lane, doc_problems = validate_document(doc, file, index)
+            reported = {(p.document, p.field) for p in problems}
+            problems.extend(p for p in doc_problems if (p.document, p.field) not in reported)
+            if lane is not None and not any(p.document == index for p in problems):
+                lanes.append(LoadedLane(file, index, lane))
+        return lanes, sorted(problems, key=lambda p: p.document)
+    except Exception as exc:  # a bug of ours must not hide the other files' results
+        return [], [Problem(file, 0, "", f"internal error while validating: {exc!r:.200}")]
 
 
 def load_lanes(paths: Iterable[Path]) -> tuple[list[LoadedLane], list[Problem]]:
@@ -157,19 +176,19 @@ def load_lanes(paths: Iterable[Path]) -> tuple[list[LoadedLane], list[Problem]]:
     for path in iter_yaml_files(paths):
         file = str(path)
         try:
+            if path.stat().st_size > strict_yaml.MAX_BYTES:
+                problems.append(
+                    Problem(file, 0, "", f"file is larger than {strict_yaml.MAX_BYTES} bytes")
+                )
+                continue
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(file, 0, "", f"cannot read file: {exc}"))
             continue
-        documents, parse_problems = load_documents(text, file)
-        problems.extend(parse_problems)
-        for index, doc in enumerate(documents):
-            if doc is None:
-                continue
-            lane, doc_problems = validate_document(doc, file, index)
-            problems.extend(doc_problems)
-            if lane is None:
-                continue
+        file_lanes, file_problems = check_text(text, file)
+        problems.extend(file_problems)
+        for loaded in file_lanes:
+            index, lane = loaded.document, loaded.lane
             where = f"{file} document {index}"
             if lane.name in seen:
                 problems.append(
@@ -182,5 +201,5 @@ def load_lanes(paths: Iterable[Path]) -> tuple[list[LoadedLane], list[Problem]]:
                 )
                 continue
             seen[lane.name] = where
-            lanes.append(LoadedLane(file, index, lane))
+            lanes.append(loaded)
     return lanes, problems

@@ -32,6 +32,7 @@ from controller.core.audit_query import (
 )
 from controller.core.formatting import Columns, human_time
 from controller.core.outcomes import parse_outcome
+from controller.core.text import printable
 
 EXIT_DAMAGED = 1
 EXIT_TRUNCATED = 3  # only the last line is torn: a crash mid-write, not tampering
@@ -161,7 +162,7 @@ def audit(
     items = run_query(source, flt)
     lines = render_json(items) if as_json else render_table(items, source.name)
     for text in lines:  # streamed: a huge answer is never held whole
-        click.echo(text)
+        click.echo(printable(text, allow="\n"))
     _warn(source)
 
 
@@ -317,7 +318,7 @@ def show(
         click.echo(json.dumps([r.model_dump(mode="json", exclude_none=True) for r in records]))
     else:
         for text in _describe_timeline(records):
-            click.echo(text)
+            click.echo(printable(text, allow="\n"))
     if plot_file is not None:
         from controller.adapters.audit.plot import plot_release  # matplotlib is slow to import
 

@@ -193,3 +193,25 @@ def controller_scale(json_path: Path | None, quick: bool) -> None:
         click.echo(f"FAILED: {failure}", err=True)
     if failures:
         sys.exit(1)
+
+
+@bench.command("fuzz")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--lanes", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--annotations", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--quick", is_flag=True, help="A small slice (500 lanes, 500 annotation maps).")
+def fuzz(json_path: Path | None, seed: int, lanes: int, annotations: int, quick: bool) -> None:
+    """Hostile and broken lanes, annotation maps and PromQL injections: crashes, wrong
+    accepts and the worst parse time (exit 1 on any crash or wrong accept)."""
+    from controller.bench import fuzz as bench_fuzz
+
+    if quick:
+        lanes, annotations = min(lanes, 500), min(annotations, 500)
+    result = bench_fuzz.run(lanes=lanes, annotations=annotations, seed=seed)
+    click.echo(bench_fuzz.table(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(f"wrote {json_path}")
+    if result["crashes"] or result["wrong_accepts"]:
+        sys.exit(1)

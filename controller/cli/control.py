@@ -31,6 +31,7 @@ from controller.core.commands import COMMAND_ANNOTATION, encode_command
 from controller.core.formatting import iso_z, table
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase
 from controller.core.release_machine import CommandKind
+from controller.core.text import printable
 
 EXIT_NOT_FOUND = 1
 EXIT_NOT_APPLIED = 2
@@ -356,7 +357,7 @@ def status(
 
         chosen = [by_name[target]] if target in by_name else lanes
         for text in agent_rows(chosen, releases):
-            click.echo(text)
+            click.echo(printable(text, allow="\n"))
         return
 
     def steps(rel: LaneRelease) -> int | None:
@@ -374,7 +375,7 @@ def status(
         views = [release_view(r, steps(r)) for r in releases]
         lines = _show_all(lanes, releases, views, namespace, as_json)
     for text in lines:
-        click.echo(text)
+        click.echo(printable(text, allow="\n"))
 
 
 def _show_lane(lv: dict[str, Any], rvs: list[dict[str, Any]], as_json: bool) -> Iterator[str]:
@@ -475,7 +476,9 @@ def _wait_applied(api: KubeApi, namespace: str, name: str, text: str, wait_s: fl
         annotations = (raw.get("metadata") or {}).get("annotations") or {}
         if annotations.get(COMMAND_ANNOTATION) != text:
             s = raw.get("status") or {}
-            click.echo(f"{namespace}/{name}: now {s.get('phase')}: {s.get('message', '')}")
+            click.echo(
+                printable(f"{namespace}/{name}: now {s.get('phase')}: {s.get('message', '')}")
+            )
             return
         if time.monotonic() >= deadline:
             _fail(

@@ -20,6 +20,7 @@ from controller.cli import (
     dashboard,
     demo,
     lanes,
+    provenance,
     run,
     sim_cluster,
 )
@@ -33,6 +34,7 @@ def cli() -> None:
 
 cli.add_command(crds.crds)
 cli.add_command(lanes.lanes)
+cli.add_command(provenance.provenance)
 cli.add_command(demo.demo)
 cli.add_command(chart.chart)
 cli.add_command(sim_cluster.sim_cluster)

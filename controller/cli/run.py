@@ -226,6 +226,14 @@ def provider_config(
     metavar="DURATION",
     help="Delete finished LaneReleases older than this (e.g. 720h; default: no age limit).",
 )
+@click.option(
+    "--flag-source-grace",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds a broken or missing flag source keeps the last good definitions before "
+    "autonomy is switched off (docs/fail-closed.md).",
+)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
 @click.option(
@@ -259,6 +267,7 @@ def run(
     dashboard_url: str | None,
     keep_releases: int,
     release_ttl: str | None,
+    flag_source_grace: float,
     workers: int,
     resync: int,
     log_level: str,
@@ -286,7 +295,11 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
 
     config = provider_config(flag_provider, flagd_host, flagd_port, flag_file, flag_entry_point)
-    kill_switch = KillSwitch(build_provider(config)) if config is not None else None
+    kill_switch = (
+        KillSwitch(build_provider(config), grace_s=flag_source_grace)
+        if config is not None
+        else None
+    )
     if kill_switch is not None:
         kill_switch.start()
     metrics = ControllerMetrics()

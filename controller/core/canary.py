@@ -27,6 +27,10 @@ LANE_ANNOTATION = labels.LANE
 TEMPLATE_HASH_ANNOTATION = labels.TEMPLATE_HASH
 TOTAL_REPLICAS_ANNOTATION = labels.TOTAL_REPLICAS
 MANAGED_BY_LABEL = labels.MANAGED_BY
+#: The pod label that says which copy a pod belongs to, with the values ``{{ track }}``
+#: renders in PromQL templates (docs/traffic-shares.md).
+METRICS_TRACK_LABEL = "track"
+CANARY_TRACK, BASELINE_TRACK = "canary", "baseline"
 
 #: Annotations on the pod template that say who made the change, not what runs; they are
 #: excluded from the template hash so re-annotating does not look like a new release.
@@ -49,6 +53,10 @@ def template_hash(template: JsonDict) -> str:
     kept = {k: v for k, v in annotations.items() if not k.startswith(_NON_SPEC_PREFIXES)}
     if t.get("metadata") is not None:
         t["metadata"]["annotations"] = kept
+        labels = t["metadata"].get("labels") or {}
+        if labels.get(METRICS_TRACK_LABEL) in (CANARY_TRACK, BASELINE_TRACK):
+            # Ours (set on each copy's pods), not part of what the release runs.
+            t["metadata"]["labels"] = {k: v for k, v in labels.items() if k != METRICS_TRACK_LABEL}
     canonical = json.dumps(t, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
@@ -72,7 +80,9 @@ def build_primary(original: JsonDict, total_replicas: int, lane: str) -> JsonDic
     selector.setdefault("matchLabels", {})[TRACK_LABEL] = "primary"
     spec["selector"] = selector
     template = spec["template"]
-    template.setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "primary"
+    template_labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    template_labels[TRACK_LABEL] = "primary"
+    template_labels[METRICS_TRACK_LABEL] = BASELINE_TRACK
     spec["replicas"] = total_replicas
     labels = dict(meta.get("labels") or {})
     labels[TRACK_LABEL] = "primary"
@@ -97,7 +107,9 @@ def build_primary(original: JsonDict, total_replicas: int, lane: str) -> JsonDic
 def promoted_template(primary: JsonDict, canary_template: JsonDict) -> JsonDict:
     """The canary's pod template, relabelled for the primary."""
     template = copy.deepcopy(canary_template)
-    template.setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "primary"
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels[TRACK_LABEL] = "primary"
+    labels[METRICS_TRACK_LABEL] = BASELINE_TRACK
     return template
 
 

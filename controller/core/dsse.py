@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from controller.core import bounded_json
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
@@ -76,7 +77,7 @@ def verify_envelope(signature: str, key: PublicKey) -> Verified | Refused:
     if not any(_verifies(key, _b64(_sig_field(s)), signed) for s in signatures):
         return Refused("no signature in the envelope verifies with the lane's public key")
     try:
-        statement = json.loads(payload)
+        statement = bounded_json.loads(payload)
     except ValueError:
         return Refused("signed payload is not JSON; expected an in-toto statement")
     if not isinstance(statement, dict) or statement.get("_type") not in STATEMENT_TYPES:
@@ -101,7 +102,7 @@ def _decode_envelope(signature: str) -> dict[str, Any] | Refused:
         except UnicodeDecodeError:
             return Refused("base64 does not decode to UTF-8 JSON; expected a DSSE envelope")
     try:
-        envelope = json.loads(text)
+        envelope = bounded_json.loads(text)
     except ValueError:
         return Refused("is not JSON; expected a DSSE envelope")
     if not isinstance(envelope, dict):

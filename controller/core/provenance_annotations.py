@@ -32,14 +32,14 @@ the two spellings (annotations, trailers) reconciled in one place.
 
 from __future__ import annotations
 
-import json
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from controller.core import bounded_json
 from controller.core.models.release import Provenance, TestsEvidence
+from controller.core.text import first_unsafe, unsafe_character
 
 PREFIX = "changelane.dev/"
 AGENT = PREFIX + "agent"
@@ -81,6 +81,10 @@ MAX_LEN = {
 }
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@+-]*$")
+#: ``alice@example.com``, ``alice`` or ``Alice Liddell <alice@example.com>``.
+_REVIEWER = re.compile(
+    r"^(?:[\w .,'()-]{1,200} )?<[^\s<>]{1,253}>$|^[A-Za-z0-9][A-Za-z0-9._/@+-]{0,252}$"
+)
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{7,64}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
@@ -233,7 +237,7 @@ def _clean_text(
                 )
             )
             return None
-        if unicodedata.category(char) in ("Cc", "Cf"):
+        if unsafe_character(char):
             problems.append(
                 AnnotationProblem(
                     key,
@@ -266,7 +270,7 @@ def _parse_agent(
     key: str, text: str, problems: list[AnnotationProblem]
 ) -> tuple[str | None, str | None]:
     """``agent`` or ``agent:model`` (the ``Assisted-by`` form). Trailing ``[tool]`` ignored."""
-    value = re.sub(r"(\s+\[[^\]]*\])+\s*$", "", text.strip())
+    value = _strip_tool_suffixes(text.strip())
     agent_text, sep, model_text = value.partition(":")
     if sep and not model_text.strip():
         problems.append(
@@ -276,6 +280,17 @@ def _parse_agent(
     agent = _parse_identifier(key, "agent", agent_text, problems)
     model = _parse_identifier(key, "model", model_text, problems) if sep else None
     return agent, model
+
+
+def _strip_tool_suffixes(value: str) -> str:
+    """``agent:model [tool] [tool2]`` -> ``agent:model``, in linear time (the regex this
+    replaces backtracked quadratically on long runs of spaces)."""
+    while value.endswith("]"):
+        start = value.rfind("[")
+        if start <= 0 or not value[start - 1].isspace() or "]" in value[start:-1]:
+            break
+        value = value[:start].rstrip()
+    return value
 
 
 def _parse_change(key: str, text: str, problems: list[AnnotationProblem]) -> str | None:
@@ -295,11 +310,15 @@ def _parse_change(key: str, text: str, problems: list[AnnotationProblem]) -> str
 
 def _parse_reviewer(key: str, text: str, problems: list[AnnotationProblem]) -> str | None:
     value = " ".join(text.split())
-    if value and any(ch.isalnum() for ch in value):
+    if value and _REVIEWER.fullmatch(value):
         return value
+    what = f"{value[:80]!r} is not an identity" if value else "is empty"
     problems.append(
         AnnotationProblem(
-            key, "is empty; expected the reviewer's identity, e.g. alice@example.com", "reviewer"
+            key,
+            f"{what}; expected the reviewer's identity, e.g. alice@example.com or "
+            "'Alice <alice@example.com>'",
+            "reviewer",
         )
     )
     return None
@@ -348,7 +367,7 @@ def _parse_tests_json(
 ) -> TestsEvidence | None:
     expected = 'expected {"result": "passed"|"failed"|"unknown", "command": str, "report": str}'
     try:
-        data = json.loads(value)
+        data = bounded_json.loads(value, max_depth=4)
     except ValueError as err:
         problems.append(AnnotationProblem(key, f"is not valid JSON ({err}); {expected}", "tests"))
         return None
@@ -371,6 +390,20 @@ def _parse_tests_json(
         what = f"unknown keys {unknown}" if unknown else f"result {result!r}"
         problems.append(AnnotationProblem(key, f"has {what}; {expected}", "tests"))
         return None
+    for name, text in (("command", command), ("report", report)):
+        # JSON escapes (\u0000, \u001b, \ud800) decode into exactly the characters the
+        # raw-text check refused: check again after decoding.
+        at = first_unsafe(text or "", allow="\t")
+        if at is not None:
+            problems.append(
+                AnnotationProblem(
+                    key,
+                    f"{name} contains control character U+{ord((text or '')[at]):04X} at "
+                    f"character {at} (after JSON decoding); expected printable text",
+                    "tests",
+                )
+            )
+            return None
     return TestsEvidence(result=_TESTS_RESULTS[result.lower()], command=command, report=report)
 
 

@@ -45,6 +45,7 @@ from controller.core.models import (
     parse_duration,
 )
 from controller.core.models.common import set_condition
+from controller.core.replica_plan import achievable_share
 
 #: Measurements kept in the status; the durable audit log keeps them all.
 MEASUREMENT_HISTORY = 100
@@ -103,6 +104,9 @@ class Observation:
     command: HumanCommand | None = None
     #: The release's flag, for flag-ramped releases (None: not observed).
     flag: FlagObservation | None = None
+    #: Replica mode: the workload's replicas, which bound the traffic shares a weight can
+    #: have (None in other modes, where the weight is exact).
+    replica_total: int | None = None
 
 
 # --------------------------------------------------------------------------- actions
@@ -397,6 +401,7 @@ def _contain(ctx: _Context, problem: Inconsistency) -> None:
     ctx.condition("InvalidState", ConditionStatus.TRUE, "InconsistentStatus", problem.message)
     if ctx.status.phase is Phase.ROLLING_BACK:
         ctx.status.weight = 0  # already going back: just stop claiming exposure
+        ctx.status.traffic_share = 0
         _rollback_actions(ctx)
         ctx.requeue(SHORT_REQUEUE_S)
         return
@@ -498,12 +503,25 @@ def _go_to_step(ctx: _Context, index: int, decision: Decision, previous: Phase) 
     s.step_started_at = ctx.obs.now
     s.last_analysis_at = None
     actions = _weight_actions(ctx, step.weight)
-    message = f"step {index + 1}/{ctx.steps_count}: canary at {step.weight}%"
+    total = ctx.obs.replica_total
+    surge = ctx.lane.spec.strategy.traffic.surge
+    baseline = ctx.lane.compares_to_baseline
+    s.traffic_share = (
+        achievable_share(total, step.weight, surge=surge, keep_baseline=baseline)
+        if total is not None
+        else step.weight
+    )
+    achievable = (
+        f" ({s.traffic_share}% of the pods: the closest {total} replicas allow)"
+        if s.traffic_share != step.weight
+        else ""
+    )
+    message = f"step {index + 1}/{ctx.steps_count}: canary at {step.weight}%{achievable}"
     s.message = message
     ctx.condition("Progressing", ConditionStatus.TRUE, "StepStarted", message)
     ctx.record(
         decision,
-        f"canary weight set to {step.weight}%",
+        f"canary weight set to {step.weight}%{achievable}",
         phase_from=previous,
         message=message,
         actions=actions,
@@ -556,6 +574,7 @@ def _roll_back(
     previous = _enter(ctx, Phase.ROLLING_BACK)
     ctx.status.rollback_reason = reason
     ctx.status.weight = 0
+    ctx.status.traffic_share = 0
     ctx.status.message = f"rolling back: {reason}"
     ctx.condition("Progressing", ConditionStatus.FALSE, condition_reason, reason)
     actions = _rollback_actions(ctx)
@@ -857,6 +876,7 @@ def _on_promoting(ctx: _Context) -> None:
         _note_flag_weight(ctx, 100)
         previous = _enter(ctx, Phase.PROMOTED)
         ctx.status.weight = 0
+        ctx.status.traffic_share = 0
         ctx.status.message = "promoted: the primary runs the new pod template"
         ctx.condition("Progressing", ConditionStatus.FALSE, "Promoted", ctx.status.message)
         ctx.record(

@@ -285,7 +285,14 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         say(f"scenario            {chosen.name}: {chosen.description}")
         _create(kube.create_deployment, scenario.NAMESPACE, scenario.deployment())
         _wait(
-            lambda: sim.deployment_ready(scenario.NAMESPACE, primary_name(scenario.WORKLOAD)),
+            # adopted: the primary is ready and the original has handed over to it
+            lambda: (
+                sim.deployment_ready(scenario.NAMESPACE, primary_name(scenario.WORKLOAD))
+                and sim.store.get_obj("deployments", scenario.NAMESPACE, scenario.WORKLOAD)["spec"][
+                    "replicas"
+                ]
+                == 0
+            ),
             60,
             "the lane to adopt the workload",
         )

@@ -85,13 +85,16 @@ class DemoRelease:
 
 
 def agent_annotations(
-    change: str, tests: str = "passed; cmd=pytest -q", agent: str = "claude-code"
+    change: str, image: str, tests: str = "passed; cmd=pytest -q", agent: str = "claude-code"
 ) -> dict[str, str]:
+    """What the agent's pipeline writes on the pod template: who, which change, the tests
+    evidence and the images this release ships (docs/release-provenance.md)."""
     return {
         "changelane.dev/agent": agent,
         "changelane.dev/model": "claude-opus-4",
         "changelane.dev/change": change,
         "changelane.dev/tests": tests,
+        "changelane.dev/images": image,
     }
 
 
@@ -100,13 +103,13 @@ DEFAULT_RELEASES = (
         "good: fix typos in the install guide",
         "registry.example/docs:1.1",
         "promote",
-        agent_annotations("https://git.example/docs/pull/101"),
+        agent_annotations("https://git.example/docs/pull/101", "registry.example/docs:1.1"),
     ),
     DemoRelease(
         "bad: new search page that fails a quarter of its requests",
         "registry.example/docs:1.2-bad",
         "rollback",
-        agent_annotations("https://git.example/docs/pull/102"),
+        agent_annotations("https://git.example/docs/pull/102", "registry.example/docs:1.2-bad"),
     ),
 )
 
@@ -179,7 +182,9 @@ def _scenarios() -> dict[str, Scenario]:
                     "registry.example/docs:1.4",
                     "promote",
                     {
-                        **agent_annotations("https://git.example/docs/pull/104"),
+                        **agent_annotations(
+                            "https://git.example/docs/pull/104", "registry.example/docs:1.4"
+                        ),
                         "changelane.dev/flag": FLAG_KEY,
                     },
                 ),
@@ -196,13 +201,17 @@ def _scenarios() -> dict[str, Scenario]:
                     "bad again: a search page that fails its requests",
                     "registry.example/docs:1.5-bad",
                     "rollback",
-                    agent_annotations("https://git.example/docs/pull/105"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/105", "registry.example/docs:1.5-bad"
+                    ),
                 ),
                 DemoRelease(
                     "good, but the lane is suspended: held until a human resumes it",
                     "registry.example/docs:1.6",
                     "gate",
-                    agent_annotations("https://git.example/docs/pull/106"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/106", "registry.example/docs:1.6"
+                    ),
                 ),
             ),
             lane=lane(
@@ -218,26 +227,40 @@ def _scenarios() -> dict[str, Scenario]:
                     bad.label + " (by flaky-bot)",
                     bad.image,
                     "rollback",
-                    agent_annotations("https://git.example/docs/pull/107", agent="flaky-bot"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/107",
+                        "registry.example/docs:1.2-bad",
+                        agent="flaky-bot",
+                    ),
                 ),
                 DemoRelease(
                     "bad again (by flaky-bot)",
                     "registry.example/docs:1.7-bad",
                     "rollback",
-                    agent_annotations("https://git.example/docs/pull/108", agent="flaky-bot"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/108",
+                        "registry.example/docs:1.7-bad",
+                        agent="flaky-bot",
+                    ),
                 ),
                 DemoRelease(
                     "good (by claude-code): still autonomous, promoted on its own",
                     "registry.example/docs:1.8",
                     "promote",
-                    agent_annotations("https://git.example/docs/pull/109"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/109", "registry.example/docs:1.8"
+                    ),
                 ),
                 DemoRelease(
                     "good (by flaky-bot), now supervised: ramps, then waits for a "
                     "human `changelane promote`",
                     "registry.example/docs:1.9",
                     "await-promotion",
-                    agent_annotations("https://git.example/docs/pull/110", agent="flaky-bot"),
+                    agent_annotations(
+                        "https://git.example/docs/pull/110",
+                        "registry.example/docs:1.9",
+                        agent="flaky-bot",
+                    ),
                 ),
             ),
             lane=_earned_autonomy_lane(),

@@ -19,6 +19,7 @@ import structlog
 from controller.core import canary as mech
 from controller.core import labels
 from controller.core.models import API_GROUP, API_VERSION, ChangeLane, LaneRelease
+from controller.core.replica_plan import rollout_complete
 from controller.runtime.converge import Converger
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
@@ -31,6 +32,7 @@ from controller.runtime.objects import (
     template_hash_of,
     total_replicas,
 )
+from controller.runtime.poison import refused_reason, unrecordable_release
 from controller.runtime.ports import Cluster, ConflictError, JsonDict
 
 log = structlog.get_logger("changelane.reconciler")
@@ -48,7 +50,7 @@ class Adoption:
         converger: Converger,
         notices: Notices,
         supersede: Callable[[ChangeLane, LaneRelease], object],
-        release_spec: Callable[[JsonDict], JsonDict],
+        release_spec: Callable[[JsonDict, JsonDict | None], JsonDict],
     ) -> None:
         self.api = api
         self.caches = caches
@@ -69,6 +71,8 @@ class Adoption:
         primary = self.caches.deployment(namespace, mech.primary_name(name))
         if primary is None:
             self._adopt(lane, dep)
+            return ADOPTED_REQUEUE_S
+        if not self._handed_over(lane, dep, primary):
             return ADOPTED_REQUEUE_S
         self._reconcile_adopted(lane, dep, primary)
         return None
@@ -101,11 +105,33 @@ class Adoption:
     # ------------------------------------------------------------------ adopted lanes
 
     def _adopt(self, lane: ChangeLane, dep: JsonDict) -> None:
+        """Create the primary beside the original; the original keeps serving until the
+        primary is ready (:meth:`_handed_over`)."""
         dep_meta = meta(dep)
         total = total_replicas(dep)  # the annotation when Git leaves replicas to us
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
             self.api.create_deployment(dep_meta["namespace"], primary)
+        # While the original still serves, a template change must not roll out ungated.
+        self.api.patch_deployment(
+            dep_meta["namespace"], dep_meta["name"], {"spec": {"paused": True}}
+        )
+        log.info(
+            "adopting", lane=lane.name, namespace=dep_meta["namespace"], workload=dep_meta["name"]
+        )
+
+    def _handed_over(self, lane: ChangeLane, dep: JsonDict, primary: JsonDict) -> bool:
+        """Whether the original has handed its traffic to the primary; it does so (scaled
+        to zero, annotated as adopted) only once the primary has rolled out completely."""
+        dep_meta = meta(dep)
+        if (dep_meta.get("annotations") or {}).get(mech.LANE_ANNOTATION):
+            return True
+        # A template that changed during adoption is a release nobody has gated yet: it
+        # must not serve, even at the cost of waiting for the primary with fewer pods.
+        changed = current_hash(dep) != template_hash_of(primary)
+        if not changed and not rollout_complete(primary):
+            return False
+        total = total_replicas(primary)
         self.api.patch_deployment(
             dep_meta["namespace"],
             dep_meta["name"],
@@ -116,7 +142,7 @@ class Adoption:
                         mech.TOTAL_REPLICAS_ANNOTATION: str(total),
                     }
                 },
-                "spec": {"replicas": 0},
+                "spec": {"replicas": 0, "paused": False},
             },
         )
         self.notices.event(
@@ -128,6 +154,7 @@ class Adoption:
         log.info(
             "adopted", lane=lane.name, namespace=dep_meta["namespace"], workload=dep_meta["name"]
         )
+        return True
 
     def _reconcile_adopted(self, lane: ChangeLane, dep: JsonDict, primary: JsonDict) -> None:
         namespace, name = str(meta(dep)["namespace"]), str(meta(dep)["name"])
@@ -135,7 +162,8 @@ class Adoption:
         releases = self._supersede_others(lane, namespace, name, to_hash)
         if to_hash == template_hash_of(primary):
             if all(r.status.phase.terminal for r in releases):
-                self.converger.dark(lane, dep)  # steady state: the canary has nothing to serve
+                # steady state: the canary has nothing to serve
+                self.converger.dark(lane, dep, primary)
             return
         release_name = f"{name}-{to_hash}"
         existing = next((r for r in releases if r.name == release_name), None)
@@ -146,9 +174,11 @@ class Adoption:
                 "podTemplateHash": template_hash_of(primary),
                 "images": mech.images(spec(primary).get("template", {})),
             }
-            self._create_release(lane, dep, release_name, to_hash, from_revision)
+            previous = spec(primary).get("template")
+            self._create_release(lane, dep, release_name, to_hash, from_revision, previous)
         elif existing.status.phase.terminal:
-            self.converger.dark(lane, dep)  # rejected or rolled back: the template stays dark
+            # rejected or rolled back: the template stays dark
+            self.converger.dark(lane, dep, primary)
 
     def _supersede_others(
         self, lane: ChangeLane, namespace: str, name: str, to_hash: str
@@ -177,7 +207,8 @@ class Adoption:
         previous = self._previous_template(dep, to_hash)
         if previous is None:
             return None  # the first template seen is the baseline, not a release
-        self._create_release(lane, dep, release_name, to_hash, previous)
+        previous_template = previous.pop("template", None)
+        self._create_release(lane, dep, release_name, to_hash, previous, previous_template)
         return None
 
     def _previous_template(self, dep: JsonDict, to_hash: str) -> JsonDict | None:
@@ -198,13 +229,20 @@ class Adoption:
                 continue
             revision = _revision(rs)
             if best is None or revision > best[0]:
-                best = (revision, {"podTemplateHash": rs_hash, "images": mech.images(template)})
+                found = {"podTemplateHash": rs_hash, "images": mech.images(template)}
+                best = (revision, {**found, "template": template})
         return best[1] if best is not None else None
 
     # ------------------------------------------------------------------ the record
 
     def _create_release(
-        self, lane: ChangeLane, dep: JsonDict, name: str, to_hash: str, from_revision: JsonDict
+        self,
+        lane: ChangeLane,
+        dep: JsonDict,
+        name: str,
+        to_hash: str,
+        from_revision: JsonDict,
+        previous_template: JsonDict | None = None,
     ) -> None:
         dep_meta = meta(dep)
         template = spec(dep)["template"]
@@ -225,7 +263,7 @@ class Adoption:
                 },
                 "from": {k: v for k, v in from_revision.items() if v is not None},
                 "to": {"podTemplateHash": to_hash, "images": mech.images(template)},
-                **self.release_spec(template),
+                **self.release_spec(template, previous_template),
             },
         }
         try:
@@ -235,6 +273,19 @@ class Adoption:
             )
         except ConflictError:
             pass  # already recorded
+        except Exception as exc:
+            if getattr(exc, "status", None) not in (400, 422):
+                raise
+            # The API refused the record (a value the schema cannot hold): record the
+            # release anyway, without the values, so it is Rejected and says why instead
+            # of this Deployment failing its reconcile forever.
+            reason = refused_reason(exc)
+            key = ("unrecordable", f"{dep_meta['namespace']}/{name}")
+            if not self.notices.warned(key):
+                self.notices.event(dep, "ReleaseUnrecordable", reason, "Warning")
+            self.notices.warn_once(key, "release record refused", release=name, error=reason)
+            with contextlib.suppress(ConflictError):
+                self.api.create_release(dep_meta["namespace"], unrecordable_release(body, exc))
 
 
 def _revision(replica_set: JsonDict) -> int:

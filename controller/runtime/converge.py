@@ -9,6 +9,12 @@ import structlog
 from controller.core import canary as mech
 from controller.core.gates.policy import shadow_mode
 from controller.core.models import ChangeLane, LaneRelease, LaneReleaseStatus, Phase, TrafficMode
+from controller.core.replica_plan import (
+    ReplicaSplit,
+    availability_safe,
+    ready_replicas,
+    split_for,
+)
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
     current_hash,
@@ -63,10 +69,13 @@ class Converger:
             self.promote(rel, dep, primary)
         if not lane.spec.strategy.flag_only:
             promoted = status.phase is Phase.PROMOTED
-            wanted = 0 if promoted else mech.canary_replicas(total_replicas(primary), weight)
             if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
+                wanted = 0 if promoted else mech.canary_replicas(total_replicas(primary), weight)
                 self.route_weights(lane, dep, 0 if promoted else weight)
-            self.scale(dep, wanted)
+                self.scale(dep, wanted)
+            else:
+                promoting = status.phase in (Phase.PROMOTING, Phase.PROMOTED)
+                self.move_pods(lane, dep, primary, weight, promoting=promoting)
         if flag_last:
             self.converge_flag(lane, rel, status)
 
@@ -132,11 +141,60 @@ class Converger:
             rules = [{**rules[0], "backendRefs": refs}, *rules[1:]]
             self.api.patch_http_route(dep_meta["namespace"], route, {"spec": {"rules": rules}})
 
-    def dark(self, lane: ChangeLane, dep: JsonDict) -> None:
-        """No traffic to the canary: route weights back to the primary, no replicas."""
-        if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
-            self.route_weights(lane, dep, 0)
-        self.scale(dep, 0)
+    def dark(self, lane: ChangeLane, dep: JsonDict, primary: JsonDict | None = None) -> None:
+        """No traffic to the canary: route weights back to the primary, no replicas (in
+        replica mode, the primary first grows back to every replica)."""
+        if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API or primary is None:
+            if lane.spec.strategy.traffic.mode is TrafficMode.GATEWAY_API:
+                self.route_weights(lane, dep, 0)
+            self.scale(dep, 0)
+            return
+        self.move_pods(lane, dep, primary, 0, promoting=False)
+
+    def move_pods(
+        self, lane: ChangeLane, dep: JsonDict, primary: JsonDict, weight: int, *, promoting: bool
+    ) -> None:
+        """Replica mode: the primary and the canary share the workload's replicas by
+        ``weight`` (docs/traffic-shares.md), moving pods without the ready pods of both
+        falling below the lane's minimum. Promoting, the primary (now on the canary's
+        template) grows back to every replica before the canary lets go."""
+        total = total_replicas(primary)
+        traffic = lane.spec.strategy.traffic
+        target = split_for(
+            total, weight, surge=traffic.surge, keep_baseline=lane.compares_to_baseline
+        )
+        if promoting:
+            target = ReplicaSplit(total, target.canary if weight else 0)
+        safe = availability_safe(
+            target,
+            total=total,
+            max_unavailable=traffic.max_unavailable,
+            primary_ready=ready_replicas(primary),
+            canary_ready=ready_replicas(dep),
+        )
+        # Grow first, then shrink: whichever copy grows is asked before the other shrinks.
+        if safe.primary > replicas(primary):
+            self.scale(primary, safe.primary)
+            self.scale_canary(dep, safe.canary)
+        else:
+            self.scale_canary(dep, safe.canary)
+            self.scale(primary, safe.primary)
+
+    def scale_canary(self, dep: JsonDict, wanted: int) -> None:
+        """Scale the canary; its pods get the ``track: canary`` label on the way up."""
+        labels = (spec(dep).get("template", {}).get("metadata") or {}).get("labels") or {}
+        if wanted == 0 or labels.get(mech.METRICS_TRACK_LABEL) == mech.CANARY_TRACK:
+            self.scale(dep, wanted)
+            return
+        dep_meta = meta(dep)
+        patch = {
+            "spec": {
+                "replicas": wanted,
+                "template": {"metadata": {"labels": {mech.METRICS_TRACK_LABEL: mech.CANARY_TRACK}}},
+            }
+        }
+        self.api.patch_deployment(dep_meta["namespace"], dep_meta["name"], patch)
+        dep.setdefault("spec", {})["replicas"] = wanted
 
     def scale(self, dep: JsonDict, wanted: int) -> None:
         if replicas(dep) == wanted:

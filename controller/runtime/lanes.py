@@ -33,6 +33,8 @@ from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
 from controller.core.audit import AuditRecord, Decision
 from controller.core.formatting import iso_z
+from controller.core.gates import flag_source
+from controller.core.gates.flag_source import FlagSourceState
 from controller.core.gates.lane import finished_outcomes
 from controller.core.gates.policy import autonomy_budget_decision, lane_budget_applies
 from controller.core.models import (
@@ -59,6 +61,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def flag_source_of(gates: object) -> FlagSourceState | None:
+    """The flag source health the gate evaluator reports (unwrapping instrumentation that
+    wraps it as ``inner``), if it reports one."""
+    for _ in range(5):
+        report = getattr(gates, "flag_source", None)
+        if callable(report):
+            state = report()
+            return state if isinstance(state, FlagSourceState) else None
+        gates = getattr(gates, "inner", None)
+    return None
+
+
 class LaneConditions:
     """The ``WorkloadConflict`` condition of each lane."""
 
@@ -67,7 +81,12 @@ class LaneConditions:
         self.caches = caches
         self.clock = clock
 
-    def reconcile(self, lanes: dict[str, ChangeLane], name: str) -> float | None:
+    def reconcile(
+        self,
+        lanes: dict[str, ChangeLane],
+        name: str,
+        flag_source_state: FlagSourceState | None = None,
+    ) -> float | None:
         lane = lanes.get(name)
         if lane is None:
             return None
@@ -78,7 +97,12 @@ class LaneConditions:
         else:
             message = "every workload this lane selects is its own"
             self._set(lane, CONFLICT_CONDITION, ConditionStatus.FALSE, "NoOverlap", message)
-        return None
+        self._set(lane, "Ready", ConditionStatus.TRUE, "Valid", "the lane's spec is valid")
+        if flag_source_state is None:
+            return None
+        value, reason, message = flag_source.lane_condition(flag_source_state)
+        self._set(lane, flag_source.CONDITION, ConditionStatus(value), reason, message)
+        return flag_source.recheck_after(flag_source_state)
 
     def _conflicts(self, lanes: dict[str, ChangeLane], lane: ChangeLane) -> list[str]:
         """Workloads the lane selects that are not its own, and why."""
@@ -124,6 +148,10 @@ class LaneConditions:
         )
         conditions = set_condition(current, condition)
         self.api.patch_lane_status(lane.name, {"conditions": [c.to_wire() for c in conditions]})
+        # The patch replaces the list: the next condition set in this reconcile builds on it.
+        if lane.status is None:
+            lane.status = ChangeLaneStatus()
+        lane.status.conditions = conditions
 
 
 class LaneReconciler:

@@ -20,6 +20,7 @@ from controller.adapters.audit.fenced import FencedAuditSink
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
 from controller.core.models.release import TERMINAL_PHASES
+from controller.runtime.failures import FailureBackoff
 from controller.runtime.fence import Fence
 from controller.runtime.indexes import ReleaseIndex
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
@@ -85,6 +86,7 @@ class Controller:
             self.fence = Fence(f"{s.lease_namespace}/{s.lease_name}", s.renew_deadline)
         self.api = connection.cluster(self.fence)
         self.queue: WorkQueue[Key] = WorkQueue()
+        self.failures = FailureBackoff()
         # The server ends each watch after resync_seconds; the client gives up on a
         # connection that stays silent longer than watch_read_timeout (a dead peer).
         wt = s.watch_read_timeout
@@ -144,6 +146,11 @@ class Controller:
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
         self._wire_handlers()
+        # A flag source that breaks or comes back changes every lane's FlagSourceDegraded
+        # condition: look at the lanes then, not at the next resync.
+        listen = getattr(getattr(gates, "kill_switch", None), "add_listener", None)
+        if callable(listen):
+            listen(self.enqueue_all_lanes)
 
     # ------------------------------------------------------------------ wiring
 
@@ -275,14 +282,21 @@ class Controller:
                     requeue = suspension if requeue is None else min(requeue, suspension)
             else:
                 requeue = None
+            self.failures.succeeded(key)
         except NotLeaderError:
             raise
         except Exception as exc:
-            # Never let one object stop the others: log, back off, try again.
-            log.exception(
-                "reconcile failed", kind=kind, namespace=ns, name=name, error=str(exc)[:500]
-            )
-            requeue = 5.0
+            # Never let one object stop the others: log, back off, try again, slower each
+            # time (a poison object must not be retried hot), with the traceback once.
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            requeue, new_error = self.failures.failed(key, error)
+            fields = dict(kind=kind, namespace=ns, name=name, error=error, retry_in_s=requeue)
+            if new_error:
+                log.exception("reconcile failed", **fields)
+            else:
+                log.warning(
+                    "reconcile still failing", attempts=self.failures.failures(key), **fields
+                )
         finally:
             elapsed = time.monotonic() - started
             self.metrics.record_reconcile(kind, elapsed)

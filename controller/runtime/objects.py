@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from controller.core import canary as mech
 from controller.core.gates.policy import shadow_mode
 from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
+from controller.core.replica_plan import rollout_complete
 from controller.runtime.ports import JsonDict
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -134,13 +135,8 @@ def replicas(dep: JsonDict) -> int:
 
 
 def rolled_out(dep: JsonDict) -> bool:
-    status = dep.get("status") or {}
-    want = replicas(dep)
-    return (
-        int(status.get("observedGeneration") or 0) >= int(meta(dep).get("generation") or 0)
-        and int(status.get("updatedReplicas") or 0) >= want
-        and int(status.get("readyReplicas") or 0) >= want
-    )
+    """Rolled out as ``kubectl rollout status`` judges it (core.replica_plan)."""
+    return rollout_complete(dep)
 
 
 def selector_of(dep: JsonDict) -> str:

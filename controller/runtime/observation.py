@@ -35,6 +35,7 @@ from controller.runtime.objects import (
     selector_of,
     spec,
     template_hash_of,
+    total_replicas,
 )
 from controller.runtime.ports import (
     Analyzer,
@@ -96,10 +97,17 @@ class Observer:
             measurements = self._measure(lane, rel, now)
         # A ramped flag must be at 100% (or in someone else's hands, which is reported).
         flag_done = flag is None or flag.weight == 100 or flag.problem is not None
+        replica_mode = (
+            primary is not None
+            and not native(lane)
+            and not lane.spec.strategy.flag_only
+            and lane.spec.strategy.traffic.mode is TrafficMode.REPLICAS
+        )
         return Observation(
             now=now,
             gates=gates,
             canary=canary,
+            replica_total=total_replicas(primary) if replica_mode and primary else None,
             measurements=measurements,
             promotion_complete=(
                 phase is Phase.PROMOTING and self._template_done(lane, rel, primary) and flag_done

@@ -27,7 +27,12 @@ from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
 from controller.runtime.converge import Converger
 from controller.runtime.indexes import ParseCache, parse_lane_or_none
-from controller.runtime.lanes import LaneConditions
+from controller.runtime.lane_validity import (
+    INVALID_REASON,
+    invalid_lane_message,
+    ready_false_conditions,
+)
+from controller.runtime.lanes import LaneConditions, flag_source_of
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
     Caches,
@@ -67,7 +72,7 @@ class Reconciler:
         sinks: Sequence[AuditSink],
         flags: FlagRamp | None = None,
         clock: Callable[[], datetime] = utcnow,
-        provenance_from: Callable[[JsonDict], JsonDict] | None = None,
+        provenance_from: Callable[[JsonDict, JsonDict | None], JsonDict] | None = None,
         instance: str = "changelane",
     ) -> None:
         self.api = api
@@ -93,6 +98,7 @@ class Reconciler:
         self._lane_cache: ParseCache[ChangeLane | ValidationError] = ParseCache(
             parse_lane_or_none(parse_lane)
         )
+        self.gates = gates
 
     def lanes(self) -> dict[str, ChangeLane]:
         """Valid lanes by name; an invalid one is reported and skipped, never fatal."""
@@ -103,21 +109,30 @@ class Reconciler:
             if isinstance(parsed, ChangeLane):
                 out[name] = parsed
             elif parsed is not None:
-                exc = parsed
-                self.notices.warn_once(
-                    ("lane-invalid", name),
-                    "lane is invalid; skipped",
-                    lane=name,
-                    error=str(exc).splitlines()[:3],
-                )
+                message = invalid_lane_message(parsed)
+                key = ("lane-invalid", f"{name}:{message}")
+                if not self.notices.warned(key):
+                    self._report_invalid_lane(raw, message)
+                self.notices.warn_once(key, "lane is invalid; skipped", lane=name, error=message)
         return out
+
+    def _report_invalid_lane(self, raw: JsonDict, message: str) -> None:
+        """Ready=False and a Warning Event on a lane that got past the API but does not
+        validate: where people look, not only in the controller's log."""
+        conditions = ready_false_conditions(raw, message, self.clock())
+        if conditions is not None:
+            try:
+                self.api.patch_lane_status(str(meta(raw).get("name")), {"conditions": conditions})
+            except Exception as exc:  # the lane stays skipped either way; the log says why
+                log.warning("could not record Ready=False", error=str(exc)[:300])
+        self.notices.event(raw, INVALID_REASON, message, "Warning")
 
     def reconcile_deployment(self, namespace: str, name: str) -> float | None:
         return self.adoption.reconcile(self.lanes(), namespace, name)
 
     def reconcile_lane(self, name: str) -> float | None:
         """Keep the lane's ``WorkloadConflict`` condition true to its selector's overlaps."""
-        return self.lane_conditions.reconcile(self.lanes(), name)
+        return self.lane_conditions.reconcile(self.lanes(), name, flag_source_of(self.gates))
 
     def reconcile_release(self, namespace: str, name: str) -> float | None:
         try:

@@ -18,7 +18,7 @@ LANE = {
     "kind": "ChangeLane",
     "metadata": {"name": "docs-demo"},
     "spec": {
-        "selector": {"namespaces": ["docs"]},
+        "selector": {"namespaces": ["docs"], "matchLabels": {"app": "docs"}},
         "agents": [{"id": "claude-code"}],
         "strategy": {"steps": [{"weight": 100}]},
         "analysis": {

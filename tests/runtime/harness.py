@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,19 +69,29 @@ def deployment_doc(
             "replicas": 2,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": provenance()},
+                "metadata": {"labels": {"app": name}, "annotations": provenance(image=image)},
                 "spec": {"containers": [{"name": "app", "image": image}]},
             },
         },
     }
 
 
-def provenance(agent: str = "claude-code", change: str = "abc1234") -> dict[str, str]:
+def provenance(
+    agent: str = "claude-code", change: str | None = None, image: str = "web:1"
+) -> dict[str, str]:
+    """What a pipeline sets for a release of ``image``: a change reference of its own
+    (derived from the image unless given) and the images it ships."""
     return {
         "changelane.dev/agent": agent,
         "changelane.dev/model": "claude-opus-4",
-        "changelane.dev/change": change,
+        "changelane.dev/change": change or change_for(image),
+        "changelane.dev/images": image,
     }
+
+
+def change_for(image: str) -> str:
+    """A commit SHA of its own for each image, as a pipeline would record it."""
+    return hashlib.sha1(image.encode()).hexdigest()[:12]
 
 
 class AlwaysOn:
@@ -165,8 +176,11 @@ class Env:
         dep = self.deployment(name)
         template = dep["spec"]["template"]
         template["spec"]["containers"][0]["image"] = image
-        if annotations is not None:
-            template["metadata"]["annotations"] = annotations
+        # A pipeline writes fresh provenance for each release; a test that means to carry
+        # the previous template's record over passes it explicitly.
+        template["metadata"]["annotations"] = (
+            annotations if annotations is not None else provenance(image=image)
+        )
         self.sim.store.update("deployments", dep, namespace=NS, name=name)
 
 

@@ -27,7 +27,7 @@ def _lane() -> dict[str, Any]:
 
 
 def _ship(env: Env, workload: str, image: str, agent: str, change: str) -> str:
-    env.set_image(image, name=workload, annotations=provenance(agent, change))
+    env.set_image(image, name=workload, annotations=provenance(agent, change, image=image))
     return f"{workload}-{template_hash(env.deployment(workload)['spec']['template'])}"
 
 

@@ -11,7 +11,8 @@ def test_adopts_promotes_a_good_release_and_rolls_back_a_bad_one(tmp_path: Path)
     with running(tmp_path) as env:
         env.sim.store.create("deployments", deployment_doc())
         wait(lambda: env.sim.deployment_ready(NS, "web-primary"), timeout=20)
-        assert env.deployment("web")["spec"]["replicas"] == 0
+        # The original hands over once the primary is ready (never before).
+        wait(lambda: env.deployment("web")["spec"]["replicas"] == 0)
 
         env.set_image("web:2")
         promoted = env.wait_phase(["Promoted", "RolledBack", "Rejected"])
@@ -26,7 +27,7 @@ def test_adopts_promotes_a_good_release_and_rolls_back_a_bad_one(tmp_path: Path)
         assert "errors" in rolled["status"]["rollbackReason"]
         primary = env.deployment("web-primary")
         assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "web:2"
-        assert env.deployment("web")["spec"]["replicas"] == 0
+        wait(lambda: env.deployment("web")["spec"]["replicas"] == 0)
         wait(lambda: [r.decision.value for r in env.sink.records].count("rolled_back") == 1)
         decisions = [r.decision.value for r in env.sink.records]
         assert decisions.count("promoted") == 1 and decisions.count("rolled_back") == 1

@@ -32,7 +32,7 @@ from tests.runtime.crashkit import (
     audit_ids,
     start_controller,
 )
-from tests.runtime.harness import NS, deployment_doc, lane_doc
+from tests.runtime.harness import NS, deployment_doc, lane_doc, provenance
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +119,7 @@ def run_scenario(root: Path, image: str, plan: KillPlan, point: str) -> Outcome:
                 return outcome
             dep = store.get_obj("deployments", NS, "web")
             dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
+            dep["spec"]["template"]["metadata"]["annotations"] = provenance(image=image)
             store.update("deployments", dep, namespace=NS, name="web")
             release_name = f"web-{mech.template_hash(dep['spec']['template'])}"
 

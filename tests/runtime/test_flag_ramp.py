@@ -110,7 +110,7 @@ class Timeline:
 
 
 def flagged_release(env: Env, image: str) -> str:
-    annotations = {**provenance(), "changelane.dev/flag": FLAG}
+    annotations = {**provenance(image=image), "changelane.dev/flag": FLAG}
     env.set_image(image, annotations=annotations)
     return f"web-{template_hash(env.deployment('web')['spec']['template'])}"
 

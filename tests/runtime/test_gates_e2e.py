@@ -26,6 +26,7 @@ from controller.sim.store import StoreEvent
 from tests.runtime.harness import (
     NS,
     Env,
+    change_for,
     deployment_doc,
     lane_doc,
     provenance,
@@ -94,6 +95,7 @@ class CanaryReplicas:
 def adopted(env: Env) -> CanaryReplicas:
     env.sim.store.create("deployments", deployment_doc())
     wait(lambda: env.sim.deployment_ready(NS, "web-primary"))
+    wait(lambda: env.deployment("web")["spec"]["replicas"] == 0)  # handed over
     replicas = CanaryReplicas()
     env.sim.store.add_listener(replicas)
     return replicas
@@ -232,6 +234,47 @@ def test_a_flag_file_that_stops_parsing_keeps_the_last_good_definitions(
         assert rel["status"]["phase"] == "Promoted"
 
 
+def test_a_deleted_flag_file_turns_autonomy_off_after_the_grace_period(
+    tmp_path: Path, flag_file: Path
+) -> None:
+    """Deleting the flags used to keep the last definitions (autonomy on) forever."""
+    config = FlagProviderConfig(kind="flagd-file", path=str(flag_file), poll_interval_ms=POLL_MS)
+    grace = 2.0
+    with KillSwitch(build_provider(config), domain=f"e2e-{uuid.uuid4()}", grace_s=grace) as ks:
+        lane = lane_doc(steps=[{"weight": 50, "minDuration": "30s"}, {"weight": 100}])
+        with running(tmp_path, lane=lane, kill_switch=ks) as env:
+            adopted(env)
+            env.set_image("web:2")
+            name = release_name(env)
+            env.wait_phase(["Progressing"], name=name)
+
+            def lane_condition() -> dict[str, Any]:
+                obj = env.sim.store.get_obj("changelanes", None, "web-lane")
+                found = [
+                    c
+                    for c in (obj.get("status") or {}).get("conditions") or []
+                    if c["type"] == "FlagSourceDegraded"
+                ]
+                return found[0] if found else {}
+
+            flag_file.unlink()
+            deleted = time.monotonic()
+            wait(lambda: lane_condition().get("reason") == "FlagSourceErrorGracePeriod", 5)
+            assert lane_condition()["status"] == "True"
+            assert "last good definitions in force" in lane_condition()["message"]
+            rel = env.wait_phase(["Paused"], name=name, timeout=15)
+            assert time.monotonic() - deleted >= grace
+            assert condition(rel, "Progressing")["reason"] == "AutonomyOff"
+            assert "failing closed" in condition(rel, "Progressing")["message"]
+            wait(lambda: lane_condition().get("reason") == "AutonomyOffFlagSourceLost", 5)
+            assert "Provided file path not valid" in lane_condition()["message"]
+
+            write_flags(flag_file, autonomy(True))
+            wait(lambda: lane_condition().get("status") == "False", 5)
+            assert lane_condition()["reason"] == "FlagSourceHealthy"
+            rel = env.wait_phase(["Progressing", "Promoted"], name=name, timeout=15)
+
+
 # --------------------------------------------------------------------- provenance
 
 
@@ -266,6 +309,36 @@ def test_missing_and_malformed_provenance_is_rejected_naming_each_field(tmp_path
         assert "some-other-agent" in message
         assert_untouched(env, replicas)
         wait(lambda: [r.decision.value for r in env.sink.records].count("rejected") == 2)
+
+
+def test_set_image_keeping_the_previous_provenance_is_rejected(tmp_path: Path) -> None:
+    """`kubectl set image` keeps the template's annotations: the new image would have
+    shipped under the record of the release before it."""
+    with running(tmp_path) as env:
+        adopted(env)
+        env.set_image("web:2")  # a pipeline release: fresh provenance
+        first = env.wait_phase(["Promoted", "RolledBack", "Rejected"], name=release_name(env))
+        assert first["status"]["phase"] == "Promoted", first["status"]
+        kept = env.deployment("web")["spec"]["template"]["metadata"]["annotations"]
+        rel = rejected(env, dict(kept), image="web:3")
+        message = condition(rel, "Progressing")["message"]
+        assert "carried over unchanged from the previous pod template" in message
+        assert "changelane.dev/images: does not list 'web:3'" in message
+        assert primary_image(env) == "web:2"
+
+
+def test_a_change_that_was_rolled_back_cannot_ship_again(tmp_path: Path) -> None:
+    with running(tmp_path) as env:
+        adopted(env)
+        env.set_image("web:2-bad")
+        first = env.wait_phase(["Promoted", "RolledBack", "Rejected"], name=release_name(env))
+        assert first["status"]["phase"] == "RolledBack", first["status"]
+        again = provenance(change=change_for("web:2-bad"), image="web:3")
+        rel = rejected(env, again, image="web:3")
+        message = condition(rel, "Progressing")["message"]
+        assert f"change '{change_for('web:2-bad')}' was already rolled back" in message
+        assert first["metadata"]["name"] in message
+        assert primary_image(env) == "web:1"
 
 
 def patch_through_the_api(env: Env, annotations: dict[str, str], image: str) -> None:

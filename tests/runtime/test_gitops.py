@@ -51,7 +51,10 @@ def git_manifest(image: str, change: str, **spec: Any) -> dict[str, Any]:
         "spec": {
             "selector": {"matchLabels": {"app": "web"}},
             "template": {
-                "metadata": {"labels": {"app": "web"}, "annotations": provenance(change=change)},
+                "metadata": {
+                    "labels": {"app": "web"},
+                    "annotations": provenance(change=change, image=image),
+                },
                 "spec": {"containers": [{"name": "app", "image": image}]},
             },
             **spec,

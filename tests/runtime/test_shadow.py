@@ -56,7 +56,9 @@ def shadow_lane() -> dict[str, Any]:
 
 
 def ship(env: Env, image: str) -> str:
-    env.set_image(image, annotations={**provenance(), "changelane.dev/flag": "new-search"})
+    env.set_image(
+        image, annotations={**provenance(image=image), "changelane.dev/flag": "new-search"}
+    )
     return f"web-{template_hash(env.deployment('web')['spec']['template'])}"
 
 

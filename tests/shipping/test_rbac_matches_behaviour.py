@@ -139,7 +139,9 @@ def _release_name(env: Env, workload: str) -> str:
 
 
 def _ship(env: Env, workload: str, image: str, flag: bool = False) -> str:
-    annotations = {**provenance(), "changelane.dev/flag": FLAG} if flag else provenance()
+    annotations = provenance(image=image)
+    if flag:
+        annotations["changelane.dev/flag"] = FLAG
     env.set_image(image, name=workload, annotations=annotations)
     return _release_name(env, workload)
 

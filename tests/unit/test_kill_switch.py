@@ -139,7 +139,7 @@ def test_unparseable_file_keeps_last_good_and_reports(switch: KillSwitch, flag_f
     assert result.passed, "last good definitions must stay in force"
     assert switch.source_error == "Could not parse JSON flag data from file"
     assert result.reason.endswith(
-        "; flag source error, last good definitions in force: "
+        "; flag source error, last good definitions in force for at most 60s: "
         "Could not parse JSON flag data from file"
     )
     # A good file clears the error and takes effect.
@@ -191,3 +191,66 @@ def test_entry_point_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(ProviderConfigError, match="no OpenFeature provider named 'nope'"):
         build_provider(missing)
     sys.modules.pop("fakeflags", None)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_deleted_flag_file_turns_autonomy_off_after_the_grace_period(
+    flag_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting the flags (or their ConfigMap) used to keep autonomy on indefinitely."""
+    clock = FakeClock()
+    config = FlagProviderConfig(kind="flagd-file", path=str(flag_file), poll_interval_ms=POLL_MS)
+    changes: list[str | None] = []
+    with KillSwitch(
+        build_provider(config), domain=f"test-{uuid.uuid4()}", grace_s=30, clock=clock
+    ) as ks:
+        ks.add_listener(lambda: changes.append(ks.source_error))
+        assert check(ks).passed
+        flag_file.unlink()
+        for _ in range(4):  # several polls of the file watcher, each reporting it missing
+            wait_one_poll()
+        within = check(ks)
+        assert within.passed, "inside the grace period the last good definitions hold"
+        assert "last good definitions in force for at most 30s" in within.reason
+        clock.now += 31
+        after = check(ks)
+        assert not after.passed
+        assert "flag source error for longer than the 30s grace period" in after.reason
+        assert after.reason.endswith("Provided file path not valid; autonomy off, failing closed")
+        assert ks.source_state().failing_closed
+        # Once per change of state: one listener call, one flagd log line (no traceback).
+        assert changes == ["Provided file path not valid"]
+        flagd = [r for r in caplog.records if r.name == "openfeature.contrib"]
+        assert [r.getMessage() for r in flagd] == ["Provided file path not valid"]
+        assert all(r.exc_info is None for r in flagd)
+        write(flag_file, autonomy_flag("on"))
+        deadline = time.monotonic() + 5
+        while ks.source_error is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert check(ks).passed, "a source that is back switches autonomy back on"
+        assert changes == ["Provided file path not valid", None]
+
+
+def test_unreadable_flag_file_fails_closed_after_grace(flag_file: Path) -> None:
+    clock = FakeClock()
+    config = FlagProviderConfig(kind="flagd-file", path=str(flag_file), poll_interval_ms=POLL_MS)
+    with KillSwitch(
+        build_provider(config), domain=f"t-{uuid.uuid4()}", grace_s=5, clock=clock
+    ) as ks:
+        assert check(ks).passed
+        # Unreadable, even for root: a directory where the file was.
+        flag_file.unlink()
+        flag_file.mkdir()
+        wait_one_poll()
+        wait_one_poll()
+        assert check(ks).passed
+        clock.now += 6
+        result = check(ks)
+        assert not result.passed and "failing closed" in result.reason

@@ -171,9 +171,13 @@ def ed_key() -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
+SHIPPED = ["sha256:" + "ab" * 32]  # the digest _envelope signs by default
+
+
 def signature_results(
     signing_lane: Any, provenance: Provenance, **kw: Any
 ) -> list[tuple[str, str]]:
+    kw.setdefault("subject_digests", SHIPPED)
     return [
         (g, r)
         for g, r in failed(evaluate_provenance(signing_lane, provenance, **kw))
@@ -248,3 +252,22 @@ def test_tampered_payload_is_refused(ed_key: ed25519.Ed25519PrivateKey) -> None:
 def test_lane_key_must_parse() -> None:
     with pytest.raises(ValidationError, match="not a PEM public key"):
         lane(**{"provenance.signaturePublicKey": "-----BEGIN PUBLIC KEY-----\nnope\n"})
+
+
+def test_a_signing_lane_needs_digest_pinned_images(ed_key: ed25519.Ed25519PrivateKey) -> None:
+    signing = lane(**{"provenance.signaturePublicKey": _pem(ed_key.public_key())})
+    signed = COMPLETE.model_copy(update={"signature": _envelope(ed_key.sign, COMPLETE)})
+    (result,) = signature_results(signing, signed, subject_digests=[])
+    assert "must be pinned by digest (image@sha256:...)" in result[1]
+
+
+def test_a_change_already_rolled_back_is_refused_with_that_reason() -> None:
+    from controller.core.gates.provenance import evaluate_change_history
+
+    docs = lane()
+    result = evaluate_change_history(docs, COMPLETE, {COMPLETE.change or "": "site-abc"})
+    assert not result.passed and result.permanent
+    assert f"change {COMPLETE.change!r} was already rolled back (release site-abc)" in (
+        result.reason
+    )
+    assert evaluate_change_history(docs, COMPLETE, {"other": "site-x"}).passed

@@ -9,11 +9,15 @@ from datetime import datetime
 from typing import Protocol
 
 from controller.core.gates import GateReport, GateResult
-from controller.core.gates.lane import FLAG_SOURCE, IN_FLIGHT, finished_outcomes
+from controller.core.gates.flag_source import FlagSourceState
+from controller.core.gates.lane import (
+    FLAG_SOURCE,
+    IN_FLIGHT,
+    finished_outcomes,
+    provenance_gate_results,
+)
 from controller.core.gates.policy import evaluate_autonomy_policy
-from controller.core.gates.provenance import evaluate_provenance
 from controller.core.models import ChangeLane, LaneRelease
-from controller.core.provenance_annotations import AnnotationProblem
 
 
 class KillSwitchPort(Protocol):
@@ -33,21 +37,13 @@ class LaneGates:
         now: datetime,
         lane_releases: Sequence[LaneRelease],
     ) -> GateReport:
-        spec = release.spec
-        problems = [AnnotationProblem(p.key, p.message, p.field) for p in spec.provenance_problems]
-        results = list(evaluate_provenance(lane, spec.provenance, problems=problems))
+        results = provenance_gate_results(lane, release.spec, lane_releases)
         results.append(self._kill_switch(lane, release))
-        source_error = getattr(self.kill_switch, "source_error", None)
-        if isinstance(source_error, str) and source_error:
-            # Not a block: the last good definitions stay in force. Carried so the lane
-            # can report it until the source parses again.
-            results.append(
-                GateResult(
-                    FLAG_SOURCE,
-                    True,
-                    f"flag source error, last good definitions in force: {source_error}",
-                )
-            )
+        source = self.flag_source()
+        if source is not None and not source.healthy:
+            # Not a block by itself (the kill switch result above is, once the grace period
+            # is over). Carried so the lane can report it until the source is back.
+            results.append(GateResult(FLAG_SOURCE, True, source.describe()))
         resumed_at = lane.status.resumed_at if lane.status is not None else None
         outcomes = finished_outcomes(lane_releases, resumed_at)
         results += evaluate_autonomy_policy(
@@ -59,6 +55,12 @@ class LaneGates:
             recent_outcomes=outcomes,
         )
         return GateReport(tuple(results))
+
+    def flag_source(self) -> FlagSourceState | None:
+        """The kill switch's flag source health, where the kill switch reports it."""
+        state = getattr(self.kill_switch, "source_state", None)
+        result = state() if callable(state) else None
+        return result if isinstance(result, FlagSourceState) else None
 
     def _kill_switch(self, lane: ChangeLane, release: LaneRelease) -> GateResult:
         if self.kill_switch is None:

@@ -28,6 +28,7 @@ from tenacity import (
 from controller.adapters.kube.client import REQUEST_TIMEOUT
 from controller.core.formatting import api_time
 from controller.core.models import API_GROUP, API_VERSION
+from controller.core.text import printable
 from controller.runtime.fence import Fence
 from controller.runtime.ports import ConflictError, JsonDict, NotFoundError, NotLeaderError
 
@@ -457,7 +458,7 @@ class KubeApi:
                 "resourceVersion": meta.get("resourceVersion"),
             },
             "reason": reason,
-            "message": message[:1024],
+            "message": printable(message[:1024], allow="\n"),
             "type": event_type,
             "source": {"component": component},
             "firstTimestamp": now,

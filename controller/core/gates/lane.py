@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.core import labels
-from controller.core.models import LaneRelease, Phase
-from controller.core.provenance_annotations import provenance_from_annotations
+from controller.core.gates.provenance import evaluate_change_history, evaluate_provenance
+from controller.core.gates.report import GateResult
+from controller.core.models import ChangeLane, LaneRelease, LaneReleaseSpec, Phase
+from controller.core.provenance_annotations import AnnotationProblem, provenance_from_annotations
+from controller.core.provenance_binding import binding_problems, image_digests
 
 IN_FLIGHT = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING, Phase.ROLLING_BACK})
 FINISHED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
@@ -31,19 +34,68 @@ def finished_outcomes(releases: Iterable[LaneRelease], resumed_at: datetime | No
     ]
 
 
-def release_spec_from_template(template: dict[str, Any]) -> dict[str, Any]:
+def provenance_gate_results(
+    lane: ChangeLane, spec: LaneReleaseSpec, lane_releases: Iterable[LaneRelease] = ()
+) -> list[GateResult]:
+    """The provenance, agent, signature and history gates of one release: what the
+    controller evaluates, and what ``changelane provenance check`` prints."""
+    problems = [AnnotationProblem(p.key, p.message, p.field) for p in spec.provenance_problems]
+    results = list(
+        evaluate_provenance(
+            lane,
+            spec.provenance,
+            problems=problems,
+            subject_digests=image_digests(spec.to_revision.images),
+        )
+    )
+    results.append(
+        evaluate_change_history(lane, spec.provenance, rolled_back_changes(lane_releases))
+    )
+    return results
+
+
+def rolled_back_changes(releases: Iterable[LaneRelease]) -> dict[str, str]:
+    """Change reference -> a rolled-back release that carried it."""
+    return {
+        r.spec.provenance.change: r.name
+        for r in releases
+        if r.status.phase is Phase.ROLLED_BACK and r.spec.provenance.change
+    }
+
+
+def release_spec_from_template(
+    template: dict[str, Any], previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Provenance (and the flag to ramp) for a new LaneRelease, from pod-template
-    annotations. Parsing never raises; every problem is kept for the gate to report."""
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
-    parsed = provenance_from_annotations(annotations)
+    annotations, bound to the template (and checked against the ``previous`` template the
+    workload ran). Never raises; every problem is kept for the gate to report."""
+    try:
+        metadata = template.get("metadata") or {}
+        annotations = metadata.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise TypeError(f"annotations are a {type(annotations).__name__}")
+        parsed = provenance_from_annotations(annotations)
+        problems = [*parsed.problems, *binding_problems(template, previous)]
+    except Exception as exc:  # a poison template must still become a Rejected release
+        return _unreadable_template(exc)
     out: dict[str, Any] = {
         "provenance": parsed.provenance.to_wire(),
-        "provenanceProblems": [
-            {k: v for k, v in {"key": p.key, "message": p.message, "field": p.field}.items() if v}
-            for p in parsed.problems
-        ],
+        "provenanceProblems": [_problem_wire(p) for p in problems],
     }
     flag = annotations.get(FLAG_ANNOTATION)
     if isinstance(flag, str) and 0 < len(flag) <= 253 and flag.isprintable():
         out["flag"] = {"key": flag}
     return out
+
+
+def _problem_wire(problem: AnnotationProblem) -> dict[str, str]:
+    wire = {"key": problem.key, "message": problem.message, "field": problem.field}
+    return {k: v for k, v in wire.items() if v}
+
+
+def _unreadable_template(exc: Exception) -> dict[str, Any]:
+    problem = AnnotationProblem(
+        "metadata.annotations",
+        f"cannot be read ({type(exc).__name__}: {str(exc)[:200]}); expected a map of strings",
+    )
+    return {"provenance": {}, "provenanceProblems": [_problem_wire(problem)]}

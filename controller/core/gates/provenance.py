@@ -7,8 +7,15 @@ the release is Rejected with one result per missing or bad field.
 * gate ``provenance``: required fields present and well-formed, tests passed;
 * gate ``agent``: agent (and model) matched by one of the lane's ``agents`` rules
   (shell-style wildcards, case-sensitive);
-* gate ``signature``: the DSSE envelope verifies against the lane's key and its statement
-  repeats this release's provenance.
+* gate ``signature``: the DSSE envelope verifies against the lane's key, its statement
+  repeats this release's provenance and names, as subjects, the digests of the images the
+  pod template runs (so a signing lane needs digest-pinned images);
+* gate ``history``: the change was not already rolled back in an earlier release of the
+  lane (a new attempt is a new change).
+
+Problems binding the provenance to the pod template (``changelane.dev/images``, provenance
+carried over from the previous template; see :mod:`controller.core.provenance_binding`)
+arrive with the annotation problems and are reported by the ``provenance`` gate.
 
 The agent identity is always needed, whether or not the lane lists ``agent`` as required:
 the lane's allowed-agent list always applies, and an anonymous release is outside it.
@@ -16,9 +23,10 @@ the lane's allowed-agent list always applies, and an anonymous release is outsid
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
+from controller.core import provenance_binding
 from controller.core.dsse import Refused, load_public_key, verify_envelope
 from controller.core.gates.report import GateResult
 from controller.core.models.lane import AgentRule, ChangeLane, ProvenanceField
@@ -32,6 +40,7 @@ from controller.core.provenance_annotations import (
 PROVENANCE = "provenance"
 AGENT = "agent"
 SIGNATURE = "signature"
+HISTORY = "history"
 
 
 def evaluate_provenance(
@@ -48,13 +57,15 @@ def evaluate_provenance(
     not trusted). ``subject_digests`` (``sha256:...``), when given, must all be subjects of
     the signed statement.
     """
-    problem_list = list(problems)
+    policy = lane.spec.provenance
+    problem_list = [
+        p for p in problems if policy.bind_images or p.field != provenance_binding.IMAGES_FIELD
+    ]
     failures: list[GateResult] = [
         GateResult(PROVENANCE, False, str(problem), permanent=True) for problem in problem_list
     ]
     # A field already reported as malformed is not reported again as missing.
     bad_fields = {p.field for p in problem_list if p.field}
-    policy = lane.spec.provenance
     required = {f.value for f in policy.required} | {ProvenanceField.AGENT.value}
     for name in sorted(required - bad_fields, key=_FIELD_ORDER.index):
         if getattr(provenance, name) is None:
@@ -122,6 +133,23 @@ def _model_allowed(rule: AgentRule, model: str | None) -> bool:
     return model is not None and any(fnmatchcase(model, pattern) for pattern in rule.models)
 
 
+def evaluate_change_history(
+    lane: ChangeLane, provenance: Provenance, rolled_back: Mapping[str, str]
+) -> GateResult:
+    """``rolled_back`` maps each change reference of the lane's rolled-back releases to one
+    such release. A release naming one of them carries a record that was already judged."""
+    earlier = rolled_back.get(provenance.change or "")
+    if earlier is not None:
+        return GateResult(
+            HISTORY,
+            False,
+            f"change {provenance.change!r} was already rolled back (release {earlier}) in "
+            f"lane {lane.name}; expected a new change reference for a new attempt",
+            permanent=True,
+        )
+    return GateResult(HISTORY, True, "change not rolled back before")
+
+
 def _signature_result(
     lane: ChangeLane, provenance: Provenance, subject_digests: Sequence[str]
 ) -> GateResult:
@@ -157,6 +185,11 @@ def _signature_result(
         return refuse(
             f"signed statement says tests {signed_tests.get('result')!r} but the release "
             f"carries {carried_tests.result!r}"
+        )
+    if not subject_digests:
+        return refuse(
+            f"lane {lane.name} requires a signature, so the pod template's images must be "
+            "pinned by digest (image@sha256:...) for the signed statement to name them"
         )
     subjects = _subject_digests(outcome.statement)
     unsigned = [d for d in subject_digests if d not in subjects]

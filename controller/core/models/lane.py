@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from controller.core.dsse import load_public_key
 from controller.core.models.agent_autonomy import AgentAutonomySpec, AutonomyLevel
@@ -24,9 +24,24 @@ from controller.core.models.common import (
     DnsLabel,
     Duration,
     ObjectMeta,
+    dns_subdomain_problem,
+    label_key_problem,
+    label_value_problem,
+    labels_problems,
     parse_duration,
 )
 from controller.core.models.notifications import NotificationsSpec
+from controller.core.models.validation_rules import (
+    CHECK_NAMES_UNIQUE,
+    FLAG_ONLY_NEEDS_RAMP,
+    GATEWAY_NEEDS_ROUTE,
+    LAST_STEP_ANALYSED,
+    SELECTOR_NOT_EMPTY,
+    VALUES_MATCH_OPERATOR,
+    WEIGHTS_INCREASE,
+    WINDOW_ORDERED,
+    validations,
+)
 from controller.core.promql import template_problems
 
 KIND = "ChangeLane"
@@ -34,12 +49,17 @@ PLURAL = "changelanes"
 
 
 class LabelSelectorRequirement(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(VALUES_MATCH_OPERATOR))
+
     key: Annotated[str, Field(min_length=1)]
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> Self:
+        problems = [label_key_problem(self.key)] + [label_value_problem(v) for v in self.values]
+        if any(problems):
+            raise ValueError("; ".join(p for p in problems if p))
         if self.operator in ("In", "NotIn") and not self.values:
             raise ValueError(f"operator {self.operator} needs at least one value")
         if self.operator in ("Exists", "DoesNotExist") and self.values:
@@ -50,11 +70,21 @@ class LabelSelectorRequirement(CamelModel):
 class WorkloadSelector(CamelModel):
     """Which Deployments belong to the lane: namespaces plus a label selector."""
 
+    model_config = ConfigDict(json_schema_extra=validations(SELECTOR_NOT_EMPTY))
+
     namespaces: Annotated[list[DnsLabel], Field(min_length=1)] = Field(
         description="Namespaces whose Deployments the lane may adopt."
     )
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    @field_validator("match_labels")
+    @classmethod
+    def _labels_valid(cls, labels: dict[str, str]) -> dict[str, str]:
+        problems = labels_problems(labels)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return labels
 
     @model_validator(mode="after")
     def _not_everything(self) -> Self:
@@ -98,6 +128,11 @@ class ProvenancePolicy(CamelModel):
     require_tests_passed: bool = Field(
         default=True, description="Refuse a release whose tests evidence is not a pass."
     )
+    bind_images: bool = Field(
+        default=True,
+        description="Require the changelane.dev/images annotation to list exactly the pod "
+        "template's images, so provenance vouches for what ships.",
+    )
     signature_public_key: str | None = Field(
         default=None,
         description="PEM public key (Ed25519 or ECDSA P-256/P-384); when set, releases "
@@ -114,6 +149,8 @@ class ProvenancePolicy(CamelModel):
 
 
 class ChangeWindow(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(WINDOW_ORDERED))
+
     days: Annotated[
         list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]], Field(min_length=1)
     ]
@@ -189,9 +226,22 @@ class TrafficMode(StrEnum):
 
 
 class TrafficSpec(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(GATEWAY_NEEDS_ROUTE))
+
     mode: TrafficMode = TrafficMode.REPLICAS
     http_route: DnsLabel | None = Field(
         default=None, description="HTTPRoute (same namespace) whose backend weights to set."
+    )
+    surge: bool = Field(
+        default=False,
+        description="replicas mode: add canary pods beside the primary's (up to as many "
+        "again) instead of moving pods from the primary to the canary.",
+    )
+    max_unavailable: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=0,
+        description="replicas mode: how far below the workload's replica count the ready pods "
+        "of both copies may drop while pods move between them (adoption, ramp, promotion, "
+        "rollback).",
     )
 
     @model_validator(mode="after")
@@ -213,7 +263,11 @@ class FlagRamp(CamelModel):
 
 
 class StrategySpec(CamelModel):
-    steps: Annotated[list[CanaryStep], Field(min_length=1)]
+    model_config = ConfigDict(
+        json_schema_extra=validations(WEIGHTS_INCREASE, LAST_STEP_ANALYSED, FLAG_ONLY_NEEDS_RAMP)
+    )
+
+    steps: Annotated[list[CanaryStep], Field(min_length=1, max_length=20)]
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     flag_ramp: FlagRamp | None = None
     flag_only: bool = Field(
@@ -395,8 +449,10 @@ def _camel(snake: str) -> str:
 
 
 class AnalysisSpec(CamelModel):
+    model_config = ConfigDict(json_schema_extra=validations(CHECK_NAMES_UNIQUE))
+
     interval: Duration = Field(default="30s", description="How often checks are queried.")
-    checks: Annotated[list[AnalysisCheck], Field(min_length=1)]
+    checks: Annotated[list[AnalysisCheck], Field(min_length=1, max_length=32)]
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
@@ -511,9 +567,24 @@ class ChangeLane(CamelModel):
     spec: ChangeLaneSpec
     status: ChangeLaneStatus | None = None
 
+    @field_validator("metadata")
+    @classmethod
+    def _name_is_dns(cls, metadata: ObjectMeta) -> ObjectMeta:
+        problem = dns_subdomain_problem(metadata.name)
+        if problem:
+            raise ValueError(f"name {problem}")
+        return metadata
+
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def compares_to_baseline(self) -> bool:
+        """Whether a check judges the canary against the baseline (relative, sequential):
+        then the baseline must keep serving some traffic even at weight 100."""
+        kinds = (CheckKind.RELATIVE, CheckKind.SEQUENTIAL)
+        return any(check.kind in kinds for check in self.spec.analysis.checks)
 
     @property
     def kill_switch_flag(self) -> str:

@@ -10,16 +10,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from controller.core.audit import AuditRecord
 from controller.core.models.agent_autonomy import AutonomyLevel
 from controller.core.models.common import (
+    DNS_SUBDOMAIN_PATTERN,
     CamelModel,
     Condition,
     DnsLabel,
     ObjectMeta,
 )
+from controller.core.text import printable
 
 KIND = "LaneRelease"
 PLURAL = "lanereleases"
@@ -53,7 +55,9 @@ class Verdict(StrEnum):
 
 class TargetRef(CamelModel):
     kind: Literal["Deployment"] = "Deployment"
-    name: DnsLabel
+    # A Deployment's name is a DNS subdomain (``docs.site`` is valid): a narrower pattern
+    # made such a workload's release record unwritable.
+    name: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)]
     namespace: DnsLabel
 
 
@@ -208,6 +212,11 @@ class LaneReleaseStatus(CamelModel):
     )
     weight: Annotated[int, Field(ge=0, le=100)] = 0
     max_weight_reached: Annotated[int, Field(ge=0, le=100)] = 0
+    traffic_share: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="The canary's share of traffic at the current step as achieved: in "
+        "replica mode the closest share the workload's replicas allow to the weight.",
+    )
     step_started_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -233,6 +242,16 @@ class LaneReleaseStatus(CamelModel):
         description="Audit records committed with this status but not yet confirmed "
         "written to every sink; flushed (and deduplicated by id) after a restart.",
     )
+
+    @field_validator("message", "rollback_reason", "gate_reason", "human_override")
+    @classmethod
+    def _printable(cls, text: str | None) -> str | None:
+        # What `kubectl get -o yaml` and `changelane status` show on-call.
+        return _printable_or_none(text)
+
+
+def _printable_or_none(text: str | None) -> str | None:
+    return None if text is None else printable(text, allow="\n")
 
 
 class LaneRelease(CamelModel):

@@ -5,6 +5,7 @@ parse. No HTTP, no threads: each test runs in milliseconds."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,11 +61,14 @@ def lane_doc(**strategy: Any) -> dict[str, Any]:
     }
 
 
-PROVENANCE = {
-    "changelane.dev/agent": "claude-code",
-    "changelane.dev/model": "claude-opus-4",
-    "changelane.dev/change": "abc1234",
-}
+def provenance(image: str) -> dict[str, str]:
+    """What a pipeline writes for a release of ``image``: its own change, its images."""
+    return {
+        "changelane.dev/agent": "claude-code",
+        "changelane.dev/model": "claude-opus-4",
+        "changelane.dev/change": hashlib.sha1(image.encode()).hexdigest()[:12],
+        "changelane.dev/images": image,
+    }
 
 
 def deployment_doc(name: str = "web", image: str = "web:1") -> dict[str, Any]:
@@ -76,7 +80,7 @@ def deployment_doc(name: str = "web", image: str = "web:1") -> dict[str, Any]:
             "replicas": 2,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}, "annotations": dict(PROVENANCE)},
+                "metadata": {"labels": {"app": name}, "annotations": provenance(image)},
                 "spec": {"containers": [{"name": "app", "image": image}]},
             },
         },
@@ -159,6 +163,7 @@ class World:
     def set_image(self, image: str) -> None:
         dep = self.deployment()
         dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        dep["spec"]["template"]["metadata"]["annotations"] = provenance(image)
         self.cluster.put(DEPLOYMENTS, dep)
 
     def new_release(self, image: str = "web:2") -> str:
@@ -212,6 +217,7 @@ def adopted(world: World) -> World:
     world.cluster.put(DEPLOYMENTS, deployment_doc())
     world.reconciler.reconcile_deployment(NS, "web")
     world.cluster.roll_out(NS, "web-primary")
+    world.reconciler.reconcile_deployment(NS, "web")  # hands over to the ready primary
     return world
 
 
@@ -226,6 +232,13 @@ def test_adoption_splits_the_workload_into_a_serving_primary_and_an_idle_canary(
     primary, canary = world.deployment("web-primary"), world.deployment()
     assert primary["spec"]["replicas"] == 2
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"
+    # The original serves until the primary is ready: never a moment without pods.
+    assert canary["spec"]["replicas"] == 2 and world.cluster.events == []
+    assert world.reconciler.reconcile_deployment(NS, "web") == 1.0
+    assert world.deployment()["spec"]["replicas"] == 2
+    world.cluster.roll_out(NS, "web-primary")
+    assert world.reconciler.reconcile_deployment(NS, "web") is None
+    canary = world.deployment()
     assert canary["spec"]["replicas"] == 0
     assert canary["metadata"]["annotations"]["changelane.dev/lane"] == LANE
     assert [e["reason"] for e in world.cluster.events] == ["Adopted"]
@@ -475,16 +488,24 @@ def test_a_workload_two_lanes_select_is_not_adopted_and_both_lanes_say_so(world:
     assert world.reconciler.reconcile_deployment(NS, "web") is None
     assert (DEPLOYMENTS, NS, "web-primary") not in world.cluster.objects
     assert [e["reason"] for e in world.cluster.events] == ["LaneConflict"]
+
+    def conflict(name: str) -> dict[str, Any]:
+        conditions = world.cluster.get(LANES, "", name)["status"]["conditions"]
+        (found,) = [c for c in conditions if c["type"] == "WorkloadConflict"]
+        return found
+
     for name in (LANE, "other-lane"):
         world.reconciler.reconcile_lane(name)
-        (condition,) = world.cluster.get(LANES, "", name)["status"]["conditions"]
+        condition = conflict(name)
         assert condition["type"] == "WorkloadConflict" and condition["status"] == "True"
         assert "shop/web is also selected by lane(s)" in condition["message"]
+        ready = world.cluster.get(LANES, "", name)["status"]["conditions"][-1]
+        assert (ready["type"], ready["status"]) == ("Ready", "True")
 
     del world.cluster.objects[(LANES, "", "other-lane")]
     world.clock.tick()
     world.reconciler.reconcile_lane(LANE)
-    (condition,) = world.cluster.get(LANES, "", LANE)["status"]["conditions"]
+    condition = conflict(LANE)
     assert (condition["status"], condition["reason"]) == ("False", "NoOverlap")
     assert condition["lastTransitionTime"].startswith("2026-01-01T12:00:02")
     world.cluster.writes.clear()
