@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from controller.core.models import ChangeLane
+from controller.core.models import AutonomyLevel, ChangeLane
 from controller.core.models.lane import (
     AutonomyMode,
     CheckKind,
@@ -27,6 +27,13 @@ VALUE_MEANINGS: dict[StrEnum, str] = {
     NotifyEvent.PAUSED: "The release paused and waits for a human.",
     NotifyEvent.LANE_SUSPENDED: "The lane suspended itself (autonomy budget) or was suspended.",
     NotifyEvent.PROMOTED: "The release was promoted (opt-in: not in the default events).",
+    NotifyEvent.AGENT_LEVEL_CHANGED: "An agent's autonomy level in the lane changed "
+    "(graduated, demoted, pinned or reset), with the figures that caused it.",
+    AutonomyLevel.SHADOW: "Nothing moves on its own: the release waits at step 0 for a "
+    "human, who may let it ramp supervised.",
+    AutonomyLevel.SUPERVISED: "Ramps and rolls back on its own; promotion waits for a human "
+    "`changelane promote`.",
+    AutonomyLevel.AUTONOMOUS: "The lane's full autonomy.",
     AutonomyMode.ENFORCE: "Gates, ramps and rollbacks act on the cluster.",
     AutonomyMode.SHADOW: "The controller records what it would decide but moves no traffic; "
     "workloads roll out natively.",

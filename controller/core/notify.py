@@ -30,6 +30,7 @@ EVENT_OF_DECISION: dict[Decision, NotifyEvent] = {
     Decision.PAUSED: NotifyEvent.PAUSED,
     Decision.LANE_SUSPENDED: NotifyEvent.LANE_SUSPENDED,
     Decision.PROMOTED: NotifyEvent.PROMOTED,
+    Decision.AUTONOMY_CHANGED: NotifyEvent.AGENT_LEVEL_CHANGED,
 }
 
 CLOUDEVENT_TYPE_PREFIX = "dev.changelane.release."
@@ -40,6 +41,7 @@ SEVERITY = {
     NotifyEvent.PAUSED: "warning",
     NotifyEvent.LANE_SUSPENDED: "failure",
     NotifyEvent.PROMOTED: "success",
+    NotifyEvent.AGENT_LEVEL_CHANGED: "warning",
 }
 _HEADLINE = {
     NotifyEvent.ROLLED_BACK: "rolled back",
@@ -48,6 +50,7 @@ _HEADLINE = {
     NotifyEvent.PAUSED: "paused for a human",
     NotifyEvent.LANE_SUSPENDED: "lane suspended",
     NotifyEvent.PROMOTED: "promoted",
+    NotifyEvent.AGENT_LEVEL_CHANGED: "agent autonomy level changed",
 }
 
 

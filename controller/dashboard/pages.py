@@ -14,6 +14,8 @@ from urllib.parse import quote, urlencode
 
 from controller.core.audit import AuditRecord, step_text
 from controller.core.audit_query import release_series
+from controller.core.autonomy.record import outcome_of_release, track_records
+from controller.core.autonomy.scorecard_view import interval_text, scorecard_rows
 from controller.core.gates.lane import finished_outcomes
 from controller.core.gates.policy import autonomy_budget_decision
 from controller.core.models import ChangeLane, LaneRelease, Phase
@@ -151,7 +153,34 @@ def lanes_page(
         "scorecard",
         "notifications",
     )
-    return layout("Lanes", _table(headers, rows, "lanes"))
+    return layout("Lanes", _table(headers, rows, "lanes") + _agents_table(lanes, releases))
+
+
+def _agents_table(lanes: Sequence[ChangeLane], releases: Sequence[LaneRelease]) -> str:
+    """Each author's autonomy level and track record, for lanes with per-agent levels."""
+    records = track_records(outcome_of_release(r) for r in releases)
+    rows = []
+    for lane in sorted(lanes, key=lambda x: x.name):
+        for a in lane.status.agents if lane.status else []:
+            rec = records.get((lane.name, a.agent, a.model))
+            row = scorecard_rows([rec])[0] if rec else None
+            rows.append(
+                [
+                    escape(lane.name),
+                    escape(a.agent),
+                    escape(a.model),
+                    f'<span class="level-{a.level.value}">{a.level.value}</span>',
+                    escape(a.pinned_by or "-"),
+                    str(rec.shipped) if rec else "0",
+                    escape(interval_text(row)) if row else "-",
+                    escape(a.reason or "-"),
+                ]
+            )
+    if not rows:
+        return ""
+    headers = ("lane", "agent", "model", "level", "pinned by", "releases",
+               "change failure [95%]", "why")  # fmt: skip
+    return "<h2>Agents</h2>" + _table(headers, rows, "agents")
 
 
 # --------------------------------------------------------------------------- in flight

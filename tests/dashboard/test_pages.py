@@ -56,3 +56,27 @@ def test_values_are_escaped_and_promql_stays_in_the_detail_view() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "<details><summary>PromQL</summary><pre>sum(rate(x{code=~&quot;5..&quot;}" in page
     assert '<a href="https://git.example/pr/1">https://git.example/pr/1</a>' in page
+
+
+def test_lanes_page_shows_each_agents_level_and_track_record() -> None:
+    from controller.core.models import AgentStanding, AutonomyLevel, ChangeLaneStatus
+    from controller.dashboard.pages import lanes_page
+
+    docs = lane().model_copy(
+        update={
+            "status": ChangeLaneStatus(
+                agents=[
+                    AgentStanding(
+                        agent="flaky-bot",
+                        model="m<1>",
+                        level=AutonomyLevel.SUPERVISED,
+                        reason="demoted: 2 of the last 3 releases rolled back",
+                    )
+                ]
+            )
+        }
+    )
+    page = lanes_page([docs], [_release()])
+    body = page.html
+    assert "flaky-bot" in body and "supervised" in body and "demoted: 2 of the last 3" in body
+    assert "m&lt;1&gt;" in body  # escaped

@@ -88,5 +88,23 @@ def test_only_announced_decisions_route(decision: Decision) -> None:
         Decision.PAUSED,
         Decision.LANE_SUSPENDED,
         Decision.PROMOTED,
+        Decision.AUTONOMY_CHANGED,
     }
     assert bool(route(record(decision), every)) == (decision in announced)
+
+
+def test_a_change_of_an_agents_level_is_announced_by_default() -> None:
+    change = record(
+        Decision.AUTONOMY_CHANGED,
+        release=None,
+        namespace=None,
+        workload=None,
+        evidence=[],
+        reason="agent flaky-bot (model m): autonomous -> supervised: demoted: 2 of the last 3 "
+        "releases rolled back (rule: 2 of 3)",
+        message="finished=3, rolled_back=2, change_failure_upper=0.9",
+    )
+    (d,) = route(change, spec(HOOK).destinations)
+    n = compose(change, d, NotifyEvent.AGENT_LEVEL_CHANGED, None)
+    assert "autonomous -> supervised" in n.body and "lane: docs" in n.body
+    assert n.cloudevent_type == "dev.changelane.release.agentLevelChanged"

@@ -24,6 +24,7 @@ class NotifyEvent(StrEnum):
     PAUSED = "paused"  # waiting for a human
     LANE_SUSPENDED = "laneSuspended"
     PROMOTED = "promoted"  # opt-in: not in the default set
+    AGENT_LEVEL_CHANGED = "agentLevelChanged"  # an agent graduated, was demoted or pinned
 
 
 DEFAULT_EVENTS = (
@@ -32,6 +33,7 @@ DEFAULT_EVENTS = (
     NotifyEvent.GATED,
     NotifyEvent.PAUSED,
     NotifyEvent.LANE_SUSPENDED,
+    NotifyEvent.AGENT_LEVEL_CHANGED,
 )
 
 SecretKey = Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]{1,253}$")]
