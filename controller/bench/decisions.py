@@ -1,57 +1,79 @@
 """Decision-quality benchmark: changelane's analysis against Flagger's and Argo Rollouts'
-default rules, on the same generated traces.
+default rules, per release (the whole ramp), on the same generated or recorded traces.
 
-Traces are per-scrape (every 10 s) request counts, error counts and latency-histogram
-bucket counts for a canary and a baseline arm receiving the same request rate, for one
-hour, with realistic noise (Poisson traffic, per-arm per-scrape overdispersion of the
-error ratio) and drift shared by both arms (a traffic swing and a random walk of the
-error ratio, as a dependency or diurnal load would cause). Healthy error ratio 0.5%,
-latency lognormal with p95 about 140 ms.
+The bench lane: three steps (canary weight 10%, 50%, 100%; minDuration 2m each), checks
+every 30 s: a sequential error-ratio check and a relative p95 latency check (maxRatio 1.5),
+every other setting at its default. Traffic is replica-weighted as the controller does it:
+at weight ``w`` the canary serves ``w : 100`` of the baseline's traffic (about a tenth at
+10%, half at 50%, as much at 100%) in the ``steps`` families; the historical families
+give both arms the same rate. A family's ``rps`` is the canary's request rate at the
+first step (the service's total is constant over the ramp).
 
-Judges, evaluated on the data up to each tick:
+Noise families (parameters fixed from what production shows, not from what the judge
+tolerates; see docs/judging.md):
 
-- ``changelane``: the bench lane below (a sequential error-rate check and a relative p95
-  latency check, every other setting at its default), driven through ``judge`` and
-  ``apply_measurement`` exactly as the controller does, with the window the runtime passes
-  (time since the step started), every 30 s (the lane default interval); a step of 5 min
-  minimum; promotion when every check's latest verdict at the step is a Pass.
+- ``overdispersed``: every 10 s scrape's request rate and error ratio are multiplied by
+  independent gamma variates per arm (request cv 0.22, error cv 0.71): gamma-Poisson counts;
+- ``bursts``: error bursts shared by both arms (4 an hour, about 30 s, error ratio x10
+  median, lognormal);
+- ``pods``: persistent per-pod heterogeneity of healthy code: each pod's error ratio is
+  multiplied by a lognormal factor (sd 0.2) for the whole release; the baseline has 10
+  pods, the canary ``ceil(w / 10)`` of its own (1 at 10%, 5 at 50%, 10 at 100%);
+- ``drift``: independent transient drift per arm: an Ornstein-Uhlenbeck log error ratio per
+  arm, sd 0.3, correlation time 2 minutes;
+- ``diurnal``: traffic and error ratio follow a day curve (x0.5..x1.5) from a random hour;
+- ``realistic``: all of the above at once; also at 1 and 0.2 req/s, with regressions of
+  x2, x5 and x20, an outage, a x3 regression starting mid-step, one bad pod of five
+  (error ratio x10 on it), and a Prometheus outage that ends after 10 minutes.
+
+Judges, per release, evaluated on the data up to each tick:
+
+- ``changelane``: the bench lane through ``judge`` and ``apply_measurement`` exactly as the
+  controller calls them (window = time since the step started, evidence carried in the
+  check's status), with the release machine's step rules: a step advances after its
+  minDuration once every check's latest verdict at the step is a Pass; the last step
+  promotes; Rollback and Pause outcomes end the release; a step without the evidence to
+  pass by ``evidenceDeadline`` ends as ``onEvidenceDeadline`` says (default: paused for a
+  human).
 - ``flagger``: interval 1m; request-success-rate over the last 1m >= 99%; a failed check
   (including a query error or no values) increments a cumulative counter that no success
   resets; rollback when it reaches the threshold 5; promotion after 5 successful checks.
+  Its weight follows its own schedule (2 minutes per step).
 - ``argo``: interval 1m; success rate over the last 1m; ``successCondition result[0] >=
   0.99``, ``failureCondition result[0] < 0.95`` (between the two is Inconclusive);
   failureLimit 0 (first Fail aborts), consecutiveErrorLimit 4 (the 5th error in a row
-  aborts; an empty result is an error, as ``result[0]`` of an empty vector is), an
-  Inconclusive pauses the rollout; count 5 (promoted after 5 successful measurements).
+  aborts; an empty result is an error), an Inconclusive pauses the rollout; count 5.
 
-Figures per scenario and judge: false_rollback_rate (scenarios without a regression),
-missed_regression_rate (share of regression traces not rolled back within the hour:
-promoted, paused or still undecided), promoted_rate, and the median and p90 of the time
-from regression onset to the rollback decision.
+Figures per family and judge (per release): false_rollback_rate (families without a
+regression), missed_regression_rate (regressions not rolled back within the hour),
+promoted_rate, paused_rate, undecided_rate, promote_median_s / promote_p90_s (start to
+promotion, over promoted traces), detection_median_s / detection_p90_s (onset to
+rollback), and ``endings``: how the traces ended.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from controller.core.analysis import (
-    CheckSample,
-    Outcome,
-    apply_measurement,
-    judge,
-    worst,
-)
+from controller.core.analysis import CheckSample, Outcome, apply_measurement, judge, worst
 from controller.core.analysis.sample import QueryResult, Role, SeriesKey, Track, no_data, ok
 from controller.core.analysis.stats import fixed_horizon_requests_per_arm
-from controller.core.models import AnalysisCheck, AnalysisSpec, CheckStatus, Verdict, parse_duration
+from controller.core.models import (
+    AnalysisCheck,
+    CheckStatus,
+    LimitAction,
+    StrategySpec,
+    Verdict,
+    parse_duration,
+)
 
 Array = npt.NDArray[np.float64]
 
@@ -60,9 +82,25 @@ HORIZON_S = 3600
 BASE_ERROR_RATIO = 0.005
 LATENCY_MEDIAN_S = 0.06
 LATENCY_SIGMA = 0.5
-BUCKETS = (0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0)
-MIN_STEP_S = 300  # the bench lane's one analysed step: minDuration 5m
+BUCKETS: tuple[float, ...] = (
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.125,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+BASELINE_PODS = 10
 
 SELECT = 'namespace="{{ namespace }}", app="{{ workload }}", track="{{ track }}"'
 BENCH_CHECKS: list[dict[str, Any]] = [
@@ -85,6 +123,26 @@ BENCH_CHECKS: list[dict[str, Any]] = [
         "minSamples": 200,
     },
 ]
+BENCH_STEPS: list[dict[str, Any]] = [
+    {"weight": 10, "minDuration": "2m"},
+    {"weight": 50, "minDuration": "2m"},
+    {"weight": 100, "minDuration": "2m"},
+]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Which production noise a family carries (see the module docstring)."""
+
+    legacy: bool = False  # the historical noise: per-scrape jitter and a shared walk
+    overdispersed: bool = False
+    bursts: bool = False
+    pods: bool = False
+    drift: bool = False
+    diurnal: bool = False
+
+
+REALISTIC = Noise(overdispersed=True, bursts=True, pods=True, drift=True, diurnal=True)
 
 
 @dataclass(frozen=True)
@@ -97,6 +155,10 @@ class Scenario:
     latency_multiplier: float = 1.0
     canary_missing: bool = False
     prometheus_down_from_s: float | None = None
+    prometheus_down_until_s: float | None = None
+    noise: Noise = field(default_factory=lambda: Noise(legacy=True))
+    steps_ratio: bool = False  # the arm ratio follows the steps (else equal arms)
+    bad_pod: bool = False  # one canary pod of five fails x10
 
 
 def _const(k: float) -> Callable[[Array], Array]:
@@ -112,6 +174,18 @@ def _outage(t: Array) -> Array:
     return np.where(t >= 120, 1 / BASE_ERROR_RATIO, 1.0)
 
 
+def _from(onset: float, k: float) -> Callable[[Array], Array]:
+    return lambda t: np.where(t >= onset, k, 1.0)
+
+
+def _realistic(name: str, rps: float, regression: bool = False, **kw: Any) -> Scenario:
+    return Scenario(name, rps, regression, noise=REALISTIC, steps_ratio=True, **kw)
+
+
+def _steps(name: str, noise: Noise) -> Scenario:
+    return Scenario(name, 10, False, noise=noise, steps_ratio=True)
+
+
 SCENARIOS = [
     Scenario("healthy_10rps", 10, False),
     Scenario("healthy_1rps", 1, False),
@@ -123,8 +197,40 @@ SCENARIOS = [
     Scenario("gradual_10rps", 10, True, 180, _gradual),
     Scenario("no_data", 10, False, canary_missing=True),
     Scenario("prometheus_outage", 10, False, prometheus_down_from_s=60),
+    _steps("poisson_steps_10rps", Noise()),
+    _steps("overdispersed_10rps", Noise(overdispersed=True)),
+    _steps("shared_bursts_10rps", Noise(bursts=True)),
+    _steps("pod_spread_10rps", Noise(pods=True)),
+    _steps("arm_drift_10rps", Noise(drift=True)),
+    _steps("diurnal_10rps", Noise(diurnal=True)),
+    _realistic("realistic_10rps", 10),
+    _realistic("realistic_1rps", 1),
+    _realistic("realistic_0.2rps", 0.2),
+    _realistic("realistic_x2_10rps", 10, True, onset_s=0, error_multiplier=_const(2)),
+    _realistic("realistic_x5_10rps", 10, True, onset_s=0, error_multiplier=_const(5)),
+    _realistic("realistic_x20_10rps", 10, True, onset_s=0, error_multiplier=_const(20)),
+    _realistic("realistic_outage_10rps", 10, True, onset_s=120, error_multiplier=_outage),
+    _realistic("realistic_midstep_x3_10rps", 10, True, onset_s=150, error_multiplier=_from(150, 3)),
+    _realistic("realistic_bad_pod_10rps", 10, True, onset_s=0, bad_pod=True),
+    _realistic(
+        "realistic_prometheus_outage_10rps",
+        10,
+        prometheus_down_from_s=60,
+        prometheus_down_until_s=660,
+    ),
 ]
 JUDGES = ("changelane", "flagger", "argo")
+QUICK = (
+    "healthy_10rps",
+    "errors_x5_10rps",
+    "outage_10rps",
+    "realistic_10rps",
+    "realistic_x2_10rps",
+    "realistic_x20_10rps",
+    "realistic_bad_pod_10rps",
+    "realistic_prometheus_outage_10rps",
+    "no_data",
+)
 
 
 # --------------------------------------------------------------------------- traces
@@ -132,19 +238,26 @@ JUDGES = ("changelane", "flagger", "argo")
 
 @dataclass(frozen=True)
 class Traces:
-    """Per-scrape counts, shape (traces, scrapes) and (traces, scrapes, buckets+1)."""
+    """Per-scrape counts for each step's traffic split: shape (steps, traces, scrapes) and
+    (steps, traces, scrapes, buckets+1). Step ``s``'s slice is what the arms served if the
+    release was at step ``s`` at that time; a driver reads the slice of its current step."""
 
     scenario: Scenario
     canary_requests: Array
     canary_errors: Array
     baseline_requests: Array
     baseline_errors: Array
-    canary_buckets: Array
-    baseline_buckets: Array
+    canary_buckets: npt.NDArray[np.int32] | None = None
+    baseline_buckets: npt.NDArray[np.int32] | None = None
+    interval_s: float = SCRAPE_S
 
     @property
-    def times(self) -> Array:
-        return np.arange(1, self.canary_requests.shape[1] + 1, dtype=np.float64) * SCRAPE_S
+    def traces(self) -> int:
+        return int(self.canary_requests.shape[1])
+
+    @property
+    def scrapes(self) -> int:
+        return int(self.canary_requests.shape[2])
 
 
 def _bucket_probabilities(median: float) -> Array:
@@ -153,34 +266,128 @@ def _bucket_probabilities(median: float) -> Array:
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
 
 
-def generate(scenario: Scenario, traces: int, rng: np.random.Generator) -> Traces:
+def _ou(rng: np.random.Generator, shape: tuple[int, int], sd: float, tau_s: float) -> Array:
+    """A stationary Ornstein-Uhlenbeck process sampled every scrape, per row."""
+    a = math.exp(-SCRAPE_S / tau_s)
+    eps = rng.normal(0, sd * math.sqrt(1 - a * a), shape)
+    out = np.empty(shape)
+    out[:, 0] = rng.normal(0, sd, shape[0])
+    for k in range(1, shape[1]):
+        out[:, k] = a * out[:, k - 1] + eps[:, k]
+    return out
+
+
+def _gamma(rng: np.random.Generator, shape: tuple[int, ...], cv: float) -> Array:
+    k = 1 / (cv * cv)
+    return rng.gamma(k, 1 / k, shape)
+
+
+def generate(
+    scenario: Scenario, traces: int, rng: np.random.Generator, weights: tuple[int, ...]
+) -> Traces:
     scrapes = HORIZON_S // SCRAPE_S
     t = np.arange(1, scrapes + 1, dtype=np.float64) * SCRAPE_S
+    starts = t - SCRAPE_S  # a scrape reports the interval that ended at t
     shape = (traces, scrapes)
-    # shared drift: a traffic swing of +/-20% and a random walk of the error ratio
-    phase = rng.uniform(0, 2 * np.pi, (traces, 1))
-    load = 1 + 0.2 * np.sin(2 * np.pi * t / 1800 + phase)
-    walk = np.cumsum(rng.normal(0, 0.03, shape), axis=1)
-    shared_ratio = BASE_ERROR_RATIO * np.exp(np.clip(walk, -0.5, 0.5))
-    mean_requests = scenario.rps * SCRAPE_S * load
+    noise = scenario.noise
+    steps = len(weights)
+    load = np.ones(shape)
+    shared = np.full(shape, BASE_ERROR_RATIO)
+    if noise.legacy:
+        phase = rng.uniform(0, 2 * np.pi, (traces, 1))
+        load = 1 + 0.2 * np.sin(2 * np.pi * t / 1800 + phase)
+        walk = np.cumsum(rng.normal(0, 0.03, shape), axis=1)
+        shared = BASE_ERROR_RATIO * np.exp(np.clip(walk, -0.5, 0.5))
+    if noise.diurnal:
+        hour = rng.uniform(0, 24, (traces, 1)) + t / 3600
+        day = np.sin(2 * np.pi * (hour - 9) / 24)
+        load = load * (1 + 0.5 * day)
+        shared = shared * (1 + 0.3 * day)
+    if noise.bursts:
+        per_scrape = 4 / 3600 * SCRAPE_S
+        starts_mask = rng.random(shape) < per_scrape
+        lengths = np.maximum(1, rng.exponential(30 / SCRAPE_S, shape).round()).astype(int)
+        factor = np.ones(shape)
+        for i, k in zip(*np.nonzero(starts_mask), strict=True):
+            factor[i, k : k + lengths[i, k]] *= 10 * math.exp(rng.normal(0, 0.5))
+        shared = np.clip(shared * factor, 0, 1)
+    arm_noise = {
+        "canary": np.ones(shape),
+        "baseline": np.ones(shape),
+    }
+    if noise.drift:
+        for arm in arm_noise:
+            arm_noise[arm] = arm_noise[arm] * np.exp(_ou(rng, shape, 0.3, 120.0))
+    # persistent per-pod factors: the canary's share of its pods at each step
+    canary_pod_factor = np.ones((steps, traces, 1))
+    baseline_pod_factor = np.ones((traces, 1))
+    if noise.pods or scenario.bad_pod:
+        sd = 0.2 if noise.pods else 0.0
+        base_pods = np.exp(rng.normal(0, sd, (traces, BASELINE_PODS)))
+        baseline_pod_factor = base_pods.mean(axis=1, keepdims=True)
+        canary_pods = np.exp(rng.normal(0, sd, (traces, BASELINE_PODS)))
+        for s, w in enumerate(weights):
+            k = 5 if scenario.bad_pod else max(1, math.ceil(w * BASELINE_PODS / 100))
+            pods = canary_pods[:, :k].copy()
+            if scenario.bad_pod:
+                pods[:, 0] *= 10
+            canary_pod_factor[s] = pods.mean(axis=1, keepdims=True)
+    mult = (
+        np.broadcast_to(scenario.error_multiplier(starts), shape)
+        if scenario.error_multiplier is not None
+        else np.ones(shape)
+    )
+    total = scenario.rps * (100 + weights[0]) / weights[0] if scenario.steps_ratio else 0.0
+    out: dict[str, list[Array]] = {k: [] for k in ("cr", "ce", "br", "be")}
+    cb: list[npt.NDArray[np.int32]] = []
+    bb: list[npt.NDArray[np.int32]] = []
+    c_probs = _bucket_probabilities(LATENCY_MEDIAN_S * scenario.latency_multiplier)
+    b_probs = _bucket_probabilities(LATENCY_MEDIAN_S)
+    cache: dict[tuple[float, float], tuple[Any, ...]] = {}
+    for s, w in enumerate(weights):
+        if scenario.steps_ratio:
+            c_rps, b_rps = total * w / (100 + w), total * 100 / (100 + w)
+        else:
+            c_rps = b_rps = scenario.rps
+        key = (c_rps, b_rps)
+        if key not in cache or noise.pods or scenario.bad_pod:
+            c_ratio = shared * mult * arm_noise["canary"] * canary_pod_factor[s]
+            b_ratio = shared * arm_noise["baseline"] * baseline_pod_factor
+            cr, ce = _arm(rng, c_rps * load, c_ratio, noise)
+            br, be = _arm(rng, b_rps * load, b_ratio, noise)
+            cache[key] = (cr, ce, br, be, _buckets(rng, cr, c_probs), _buckets(rng, br, b_probs))
+        cr, ce, br, be, cbk, bbk = cache[key]
+        out["cr"].append(cr)
+        out["ce"].append(ce)
+        out["br"].append(br)
+        out["be"].append(be)
+        cb.append(cbk)
+        bb.append(bbk)
+    return Traces(
+        scenario,
+        np.stack(out["cr"]),
+        np.stack(out["ce"]),
+        np.stack(out["br"]),
+        np.stack(out["be"]),
+        np.stack(cb),
+        np.stack(bb),
+    )
 
-    def arm(multiplier: Array, latency_mult: float) -> tuple[Array, Array, Array]:
-        requests = rng.poisson(mean_requests).astype(np.float64)
-        overdispersion = np.exp(rng.normal(0, 0.15, shape))
-        ratio = np.clip(shared_ratio * overdispersion * multiplier, 0, 1)
-        errors = rng.binomial(requests.astype(np.int64), ratio).astype(np.float64)
-        probs = _bucket_probabilities(LATENCY_MEDIAN_S * latency_mult)
-        buckets = rng.multinomial(requests.astype(np.int64), probs).astype(np.float64)
-        return requests, errors, buckets
 
-    ones = np.ones(scrapes)
-    # a scrape reports the interval that ended at t: a regression starting at the onset
-    # first shows in the scrape whose interval starts there
-    starts = t - SCRAPE_S
-    canary_mult = scenario.error_multiplier(starts) if scenario.error_multiplier else ones
-    c_req, c_err, c_buckets = arm(np.broadcast_to(canary_mult, shape), scenario.latency_multiplier)
-    b_req, b_err, b_buckets = arm(np.broadcast_to(ones, shape), 1.0)
-    return Traces(scenario, c_req, c_err, b_req, b_err, c_buckets, b_buckets)
+def _arm(rng: np.random.Generator, rps: Array, ratio: Array, noise: Noise) -> tuple[Array, Array]:
+    mean = rps * SCRAPE_S
+    if noise.overdispersed:
+        mean = mean * _gamma(rng, mean.shape, 0.22)
+        ratio = ratio * _gamma(rng, ratio.shape, 0.71)
+    if noise.legacy:
+        ratio = ratio * np.exp(rng.normal(0, 0.15, ratio.shape))
+    requests = rng.poisson(mean).astype(np.float64)
+    errors = rng.binomial(requests.astype(np.int64), np.clip(ratio, 0, 1)).astype(np.float64)
+    return requests, errors
+
+
+def _buckets(rng: np.random.Generator, requests: Array, probs: Array) -> npt.NDArray[np.int32]:
+    return rng.multinomial(requests.astype(np.int64), probs).astype(np.int32)
 
 
 def histogram_quantile(q: float, cumulative_buckets: Array) -> Array:
@@ -214,36 +421,80 @@ class Decision:
     at_s: float | None
 
 
-def _ticks(interval_s: float) -> Iterator[tuple[float, int]]:
-    t = interval_s
-    while t <= HORIZON_S:
-        yield t, int(t // SCRAPE_S) - 1  # index of the last scrape at or before t
-        t += interval_s
+ENDINGS = ("promote", "rollback", "pause", "undecided")
 
 
-def run_changelane(tr: Traces, checks: list[AnalysisCheck], interval_s: float) -> list[Decision]:
-    n = tr.canary_requests.shape[0]
+@dataclass(frozen=True)
+class BenchLane:
+    checks: list[AnalysisCheck]
+    interval_s: float
+    strategy: StrategySpec
+
+    @property
+    def min_durations(self) -> list[float]:
+        return [parse_duration(s.min_duration) for s in self.strategy.steps]
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        return tuple(s.weight for s in self.strategy.steps)
+
+
+def bench_lane() -> BenchLane:
+    from controller.core.models import AnalysisSpec
+
+    spec = AnalysisSpec.model_validate({"checks": BENCH_CHECKS})
+    strategy = StrategySpec.model_validate({"steps": BENCH_STEPS})
+    return BenchLane(spec.checks, parse_duration(spec.interval), strategy)
+
+
+def _down(s: Scenario, t: float) -> bool:
+    start = s.prometheus_down_from_s
+    if start is None or t < start:
+        return False
+    return s.prometheus_down_until_s is None or t < s.prometheus_down_until_s
+
+
+def _cumulative(x: npt.NDArray[Any]) -> Array:
+    """Cumulative sums over the last time axis with a leading zero: window = c[k] - c[k0]."""
+    pad = [(0, 0)] * (x.ndim - 1)
+    axis = 2
+    pad.insert(axis, (1, 0))
+    if x.ndim == 4:
+        pad = [(0, 0), (0, 0), (1, 0), (0, 0)]
+    return np.pad(np.cumsum(x, axis=axis, dtype=np.float64), pad)
+
+
+def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
     cum = {
-        (Track.CANARY, Role.TOTAL): np.cumsum(tr.canary_requests, axis=1),
-        (Track.CANARY, Role.ERRORS): np.cumsum(tr.canary_errors, axis=1),
-        (Track.BASELINE, Role.TOTAL): np.cumsum(tr.baseline_requests, axis=1),
-        (Track.BASELINE, Role.ERRORS): np.cumsum(tr.baseline_errors, axis=1),
+        (Track.CANARY, Role.TOTAL): _cumulative(tr.canary_requests),
+        (Track.CANARY, Role.ERRORS): _cumulative(tr.canary_errors),
+        (Track.BASELINE, Role.TOTAL): _cumulative(tr.baseline_requests),
+        (Track.BASELINE, Role.ERRORS): _cumulative(tr.baseline_errors),
     }
-    p95 = {
-        Track.CANARY: histogram_quantile(0.95, np.cumsum(tr.canary_buckets, axis=1)),
-        Track.BASELINE: histogram_quantile(0.95, np.cumsum(tr.baseline_buckets, axis=1)),
+    buckets = {
+        Track.CANARY: None if tr.canary_buckets is None else _cumulative(tr.canary_buckets),
+        Track.BASELINE: None if tr.baseline_buckets is None else _cumulative(tr.baseline_buckets),
     }
     s = tr.scenario
-    down_from = s.prometheus_down_from_s
+    horizon = tr.scrapes * tr.interval_s
+    steps = len(lane.weights)
+    durations = lane.min_durations
+    deadline = parse_duration(lane.strategy.evidence_deadline)
+    on_deadline = lane.strategy.on_evidence_deadline
     out: list[Decision] = []
-    for i in range(n):
-        statuses = {c.name: CheckStatus(name=c.name) for c in checks}
+    for i in range(tr.traces):
+        statuses = {c.name: CheckStatus(name=c.name) for c in lane.checks}
         decision = Decision("undecided", None)
-        for t, k in _ticks(interval_s):
-            window = int(t)
+        step, step_start = 0, 0.0
+        t = lane.interval_s
+        while t <= horizon + 1e-9:
+            k = int(t // tr.interval_s + 1e-9)
+            k0 = int(step_start // tr.interval_s + 1e-9)
+            window = max(1, math.ceil(t - step_start))
+            down = _down(s, t)
             outcomes = []
-            for c in checks:
-                if down_from is not None and t >= down_from:
+            for c in lane.checks:
+                if down:
                     sample = CheckSample(
                         "bench",
                         c.name,
@@ -257,15 +508,25 @@ def run_changelane(tr: Traces, checks: list[AnalysisCheck], interval_s: float) -
                         missing = track is Track.CANARY and s.canary_missing
                         for role in (Role.ERRORS, Role.TOTAL):
                             key = SeriesKey(track, role, window)
-                            results[key] = (
-                                no_data() if missing else ok(float(cum[(track, role)][i, k]))
-                            )
-                        value = float(p95[track][i, k])
-                        key = SeriesKey(track, Role.VALUE, window)
-                        results[key] = no_data() if missing or math.isnan(value) else ok(value)
+                            arr = cum[(track, role)]
+                            value = float(arr[step, i, k] - arr[step, i, k0])
+                            results[key] = no_data() if missing else ok(value)
+                        b = buckets[track]
+                        if b is not None:
+                            p95 = float(histogram_quantile(0.95, b[step, i, k] - b[step, i, k0]))
+                            key = SeriesKey(track, Role.VALUE, window)
+                            results[key] = no_data() if missing or math.isnan(p95) else ok(p95)
                     sample = CheckSample("bench", c.name, window, results=results)
-                m = judge(c, sample, step=0, now=T0 + timedelta(seconds=t))
-                statuses[c.name], outcome, _ = apply_measurement(c, statuses[c.name], m)
+                st = statuses[c.name]
+                m = judge(
+                    c,
+                    sample,
+                    step=step,
+                    now=T0 + timedelta(seconds=t),
+                    evidence=st.evidence,
+                    final_step=step == steps - 1,
+                )
+                statuses[c.name], outcome, _ = apply_measurement(c, st, m)
                 outcomes.append(outcome)
             o = worst(outcomes)
             if o is Outcome.ROLLBACK:
@@ -274,40 +535,78 @@ def run_changelane(tr: Traces, checks: list[AnalysisCheck], interval_s: float) -
             if o is Outcome.PAUSE:
                 decision = Decision("pause", t)
                 break
-            all_passed = all(
-                st.last_verdict is Verdict.PASS and st.passes_at_step > 0
-                for st in statuses.values()
-            )
-            if t >= MIN_STEP_S and all_passed:
-                decision = Decision("promote", t)
-                break
+            elapsed = t - step_start
+            if elapsed >= durations[step]:
+                verdicts = [
+                    st.last_verdict if st.last_step == step else None for st in statuses.values()
+                ]
+                if all(v is Verdict.PASS for v in verdicts):
+                    if step == steps - 1:
+                        decision = Decision("promote", t)
+                        break
+                    step, step_start = step + 1, t
+                elif elapsed >= deadline:
+                    ending = _deadline_ending(on_deadline, verdicts)
+                    if ending == "advance":
+                        if step == steps - 1:
+                            decision = Decision("promote", t)
+                            break
+                        step, step_start = step + 1, t
+                    else:
+                        decision = Decision(ending, t)
+                        break
+            t += lane.interval_s
         out.append(decision)
     return out
 
 
+def _deadline_ending(action: LimitAction | str, verdicts: list[Verdict | None]) -> str:
+    """The release machine's evidence-deadline rule: promote only when nothing failed
+    and nothing is missing (inconclusive is the only shortfall)."""
+    if action == "rollback":
+        return "rollback"
+    if action == "promote" and all(v in (Verdict.PASS, Verdict.INCONCLUSIVE) for v in verdicts):
+        return "advance"
+    return "pause"
+
+
+def _canary_on_schedule(tr: Traces) -> tuple[Array, Array]:
+    """The canary's per-interval counts when its weight follows Flagger's/Argo's own
+    schedule: 2 minutes per step (two passing 1m checks)."""
+    steps = tr.canary_requests.shape[0]
+    times = np.arange(tr.scrapes) * tr.interval_s
+    index = np.minimum(times // 120, steps - 1).astype(int)
+    cols = np.arange(tr.scrapes)
+    return tr.canary_requests[index, :, cols].T, tr.canary_errors[index, :, cols].T
+
+
 def _success_rate_1m(tr: Traces) -> tuple[Array, Array]:
     """Success rate over the last minute at each 1m tick, and whether the query had data."""
-    per_min = 60 // SCRAPE_S
-    scrapes = tr.canary_requests.shape[1]
-    minutes = scrapes // per_min
-    req = tr.canary_requests[:, : minutes * per_min].reshape(-1, minutes, per_min).sum(axis=2)
-    err = tr.canary_errors[:, : minutes * per_min].reshape(-1, minutes, per_min).sum(axis=2)
+    req, err = _canary_on_schedule(tr)
+    cr, ce = (
+        np.pad(np.cumsum(req, axis=1), [(0, 0), (1, 0)]),
+        np.pad(np.cumsum(err, axis=1), [(0, 0), (1, 0)]),
+    )
+    minutes = int(tr.scrapes * tr.interval_s // 60)
+    ends = np.array([int((j + 1) * 60 // tr.interval_s) for j in range(minutes)], dtype=int)
+    begins = np.array([int(j * 60 // tr.interval_s) for j in range(minutes)], dtype=int)
+    r = cr[:, ends] - cr[:, begins]
+    e = ce[:, ends] - ce[:, begins]
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = 1 - err / req
-    has_data = np.full(req.shape, not tr.scenario.canary_missing)
+        rate = 1 - e / r
+    has_data = np.full(r.shape, not tr.scenario.canary_missing)
     return rate, has_data
 
 
 def run_flagger(tr: Traces) -> list[Decision]:
     rate, has_data = _success_rate_1m(tr)
-    down = tr.scenario.prometheus_down_from_s
     out = []
     for i in range(rate.shape[0]):
         failed = succeeded = 0
         decision = Decision("undecided", None)
         for j in range(rate.shape[1]):
             t = 60.0 * (j + 1)
-            query_failed = (down is not None and t >= down) or not has_data[i, j]
+            query_failed = _down(tr.scenario, t) or not has_data[i, j]
             # rate() over a window without requests is NaN: Flagger reports no values (fail)
             if query_failed or math.isnan(rate[i, j]) or rate[i, j] * 100 < 99:
                 failed += 1
@@ -325,14 +624,13 @@ def run_flagger(tr: Traces) -> list[Decision]:
 
 def run_argo(tr: Traces) -> list[Decision]:
     rate, has_data = _success_rate_1m(tr)
-    down = tr.scenario.prometheus_down_from_s
     out = []
     for i in range(rate.shape[0]):
         consecutive_errors = successes = 0
         decision = Decision("undecided", None)
         for j in range(rate.shape[1]):
             t = 60.0 * (j + 1)
-            if (down is not None and t >= down) or not has_data[i, j]:
+            if _down(tr.scenario, t) or not has_data[i, j]:
                 consecutive_errors += 1
                 if consecutive_errors > 4:
                     decision = Decision("rollback", t)
@@ -358,35 +656,42 @@ def run_argo(tr: Traces) -> list[Decision]:
 # --------------------------------------------------------------------------- figures
 
 
-def figures(scenario: Scenario, judge_name: str, decisions: list[Decision]) -> dict[str, Any]:
+def _pct(times: list[float], q: float) -> float | None:
+    return float(np.percentile(times, q)) if times else None
+
+
+def figures(
+    name: str, judge_name: str, decisions: list[Decision], *, regression: bool, onset_s: float
+) -> dict[str, Any]:
     n = len(decisions)
     rolled = [d for d in decisions if d.kind == "rollback"]
-    promoted = sum(d.kind == "promote" for d in decisions)
+    promoted = [d.at_s or 0.0 for d in decisions if d.kind == "promote"]
+    endings = {k: sum(d.kind == k for d in decisions) for k in ENDINGS}
     row: dict[str, Any] = {
-        "scenario": scenario.name,
+        "scenario": name,
         "judge": judge_name,
         "traces": n,
         "false_rollback_rate": None,
         "missed_regression_rate": None,
-        "promoted_rate": promoted / n,
+        "promoted_rate": len(promoted) / n if n else None,
+        "paused_rate": endings["pause"] / n if n else None,
+        "undecided_rate": endings["undecided"] / n if n else None,
+        "promote_median_s": _pct(promoted, 50),
+        "promote_p90_s": _pct(promoted, 90),
         "detection_median_s": None,
         "detection_p90_s": None,
+        "endings": endings,
     }
-    if scenario.regression:
+    if not n:
+        return row
+    if regression:
         row["missed_regression_rate"] = (n - len(rolled)) / n
-        onset = scenario.onset_s or 0.0
-        times = [max(0.0, (d.at_s or 0.0) - onset) for d in rolled]
-        if times:
-            row["detection_median_s"] = float(np.median(times))
-            row["detection_p90_s"] = float(np.percentile(times, 90))
+        times = [max(0.0, (d.at_s or 0.0) - onset_s) for d in rolled]
+        row["detection_median_s"] = _pct(times, 50)
+        row["detection_p90_s"] = _pct(times, 90)
     else:
         row["false_rollback_rate"] = len(rolled) / n
     return row
-
-
-def bench_checks() -> tuple[list[AnalysisCheck], float]:
-    spec = AnalysisSpec.model_validate({"checks": BENCH_CHECKS})
-    return spec.checks, parse_duration(spec.interval)
 
 
 def sample_size_floor(
@@ -401,28 +706,44 @@ def sample_size_floor(
     return n, n / rps
 
 
-def run(traces: int = 200, seed: int = 1) -> dict[str, Any]:
+def run_scenario(
+    scenario: Scenario, traces: int, rng: np.random.Generator, lane: BenchLane
+) -> list[dict[str, Any]]:
+    tr = generate(scenario, traces, rng, lane.weights)
+    onset = scenario.onset_s or 0.0
+    results = {
+        "changelane": run_changelane(tr, lane),
+        "flagger": run_flagger(tr),
+        "argo": run_argo(tr),
+    }
+    return [
+        figures(scenario.name, name, ds, regression=scenario.regression, onset_s=onset)
+        for name, ds in results.items()
+    ]
+
+
+def run(traces: int = 500, seed: int = 1, quick: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    checks, interval_s = bench_checks()
+    lane = bench_lane()
     rows = []
     started = time.monotonic()
-    for scenario in SCENARIOS:
-        tr = generate(scenario, traces, rng)
-        rows.append(figures(scenario, "changelane", run_changelane(tr, checks, interval_s)))
-        rows.append(figures(scenario, "flagger", run_flagger(tr)))
-        rows.append(figures(scenario, "argo", run_argo(tr)))
+    chosen = [s for s in SCENARIOS if not quick or s.name in QUICK]
+    for scenario in chosen:
+        rows.extend(run_scenario(scenario, traces, rng, lane))
     n_floor, s_floor = sample_size_floor()
-    n_floor_strict, s_floor_strict = sample_size_floor(alpha=checks[0].alpha, two_sided=False)
+    n_floor_strict, s_floor_strict = sample_size_floor(alpha=lane.checks[0].alpha, two_sided=False)
     return {
         "scenarios": rows,
         "settings": {
             "traces": traces,
             "seed": seed,
+            "quick": quick,
             "scrape_interval_s": SCRAPE_S,
             "horizon_s": HORIZON_S,
             "base_error_ratio": BASE_ERROR_RATIO,
-            "changelane_interval_s": interval_s,
-            "changelane_checks": [c.to_wire() for c in checks],
+            "changelane_interval_s": lane.interval_s,
+            "changelane_checks": [c.to_wire() for c in lane.checks],
+            "changelane_strategy": lane.strategy.to_wire(),
         },
         "sample_size_floor": {
             "effect": "errors x5 at 10 req/s per arm (0.5% -> 2.5%)",
@@ -431,7 +752,8 @@ def run(traces: int = 200, seed: int = 1) -> dict[str, Any]:
             "convention": "fixed horizon, alpha 0.05 two-sided, power 0.8",
             "strict_requests_per_arm": n_floor_strict,
             "strict_seconds": s_floor_strict,
-            "strict_convention": f"fixed horizon, alpha {checks[0].alpha:g} one-sided, power 0.8",
+            "strict_convention": f"fixed horizon, alpha {lane.checks[0].alpha:g} one-sided, "
+            "power 0.8",
         },
         "elapsed_s": time.monotonic() - started,
     }
@@ -445,36 +767,35 @@ def _fmt(x: Any, pct: bool = False) -> str:
 
 def table(result: dict[str, Any]) -> str:
     head = (
-        f"{'scenario':<19} {'judge':<11} {'traces':>6} {'false rb':>9} {'missed':>8} "
-        f"{'promoted':>9} {'detect p50':>10} {'detect p90':>10}"
+        f"{'scenario':<34} {'judge':<10} {'traces':>6} {'false rb':>8} {'missed':>7} "
+        f"{'promoted':>8} {'paused':>7} {'undecid':>7} {'prom p50':>8} {'prom p90':>8} "
+        f"{'det p50':>7} {'det p90':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in result["scenarios"]:
-        false_rb = _fmt(r["false_rollback_rate"], True)
-        missed = _fmt(r["missed_regression_rate"], True)
         lines.append(
-            f"{r['scenario']:<19} {r['judge']:<11} {r['traces']:>6} {false_rb:>9} {missed:>8} "
-            f"{_fmt(r['promoted_rate'], True):>9} {_fmt(r['detection_median_s']):>10} "
-            f"{_fmt(r['detection_p90_s']):>10}"
+            f"{r['scenario']:<34} {r['judge']:<10} {r['traces']:>6} "
+            f"{_fmt(r['false_rollback_rate'], True):>8} "
+            f"{_fmt(r['missed_regression_rate'], True):>7} "
+            f"{_fmt(r['promoted_rate'], True):>8} {_fmt(r['paused_rate'], True):>7} "
+            f"{_fmt(r['undecided_rate'], True):>7} {_fmt(r['promote_median_s']):>8} "
+            f"{_fmt(r['promote_p90_s']):>8} {_fmt(r['detection_median_s']):>7} "
+            f"{_fmt(r['detection_p90_s']):>7}"
         )
-    floor = result["sample_size_floor"]
-    by = {(r["scenario"], r["judge"]): r for r in result["scenarios"]}
-    ours = by[("errors_x5_10rps", "changelane")]["detection_median_s"]
-    theirs = by[("errors_x5_10rps", "flagger")]["detection_median_s"]
-    lines.append("")
-    lines.append(
-        f"fixed-horizon floor for {floor['effect']}: {floor['requests_per_arm']:.0f} requests "
-        f"per arm = {floor['seconds']:.0f} s ({floor['convention']}); "
-        f"{floor['strict_requests_per_arm']:.0f} = {floor['strict_seconds']:.0f} s "
-        f"({floor['strict_convention']})"
-    )
-    if ours and theirs:
+    floor = result.get("sample_size_floor")
+    if floor:
+        lines.append("")
         lines.append(
-            f"errors_x5_10rps median detection: changelane {ours:.0f} s, flagger {theirs:.0f} s "
-            f"({theirs / ours:.1f}x faster); {ours / floor['seconds']:.2f}x the floor"
+            f"fixed-horizon floor for {floor['effect']}: {floor['requests_per_arm']:.0f} "
+            f"requests per arm = {floor['seconds']:.0f} s ({floor['convention']}); "
+            f"{floor['strict_requests_per_arm']:.0f} = {floor['strict_seconds']:.0f} s "
+            f"({floor['strict_convention']})"
         )
+    settings = result["settings"]
     lines.append(
-        f"{result['settings']['traces']} traces per scenario, seed {result['settings']['seed']}, "
+        f"{settings['traces']} traces per scenario, seed {settings.get('seed')}, "
         f"{result['elapsed_s']:.0f} s"
     )
+    for note in result.get("notes", []):
+        lines.append(f"note: {note}")
     return "\n".join(lines)

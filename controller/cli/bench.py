@@ -34,13 +34,52 @@ def audit(records: int, runs: int, json_file: Path | None) -> None:
 @bench.command("decisions")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--traces", type=click.IntRange(min=1), default=200, show_default=True)
-def decisions(json_path: Path | None, seed: int, traces: int) -> None:
-    """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults."""
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Generated traces per family.",
+)
+@click.option("--quick", is_flag=True, help="A slice of the families (what CI runs).")
+@click.option(
+    "--traces",
+    "traces_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Replay recorded traces (JSONL, see docs/judging.md) instead of generating them.",
+)
+@click.option(
+    "--lane",
+    "lane_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --traces: replay with this lane's steps, interval and checks.",
+)
+def decisions(
+    json_path: Path | None,
+    seed: int,
+    count: int,
+    quick: bool,
+    traces_path: Path | None,
+    lane_path: Path | None,
+) -> None:
+    """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults,
+    per release, on generated noise families or on recorded traces."""
     require_extra("demo", "changelane bench")
     from controller.bench import decisions as bench_decisions
 
-    result = bench_decisions.run(traces=traces, seed=seed)
+    if traces_path is not None:
+        from controller.bench.replay import TraceFileError, replay
+
+        try:
+            result = replay(traces_path, lane_path)
+        except TraceFileError as exc:
+            raise click.ClickException(str(exc)) from exc
+    elif lane_path is not None:
+        raise click.UsageError("--lane needs --traces")
+    else:
+        result = bench_decisions.run(traces=count, seed=seed, quick=quick)
     click.echo(bench_decisions.table(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")

@@ -711,6 +711,9 @@ def _on_progressing(ctx: _Context) -> None:
         ctx.requeue(min(min_duration - elapsed, _interval(ctx)))
         return
     if step.analysis and not _all_checks_passed_at_step(ctx):
+        if elapsed >= parse_duration(ctx.lane.spec.strategy.evidence_deadline):
+            _end_at_evidence_deadline(ctx, elapsed)
+            return
         ctx.requeue(_interval(ctx))
         return
     if s.current_step + 1 < ctx.steps_count:
@@ -726,6 +729,42 @@ def _on_progressing(ctx: _Context) -> None:
         )
         return
     _promote(ctx, f"every check passed at full exposure ({s.weight}%)")
+
+
+def _end_at_evidence_deadline(ctx: _Context, elapsed: float) -> None:
+    """A step that could not gather the evidence to pass ends as the lane says. The reason
+    carries each unfinished check's latest measurement (what it saw, what it needs)."""
+    strategy, s = ctx.lane.spec.strategy, ctx.status
+    latest = {m.check: m for m in s.measurements if m.step == s.current_step}
+    verdicts = {c.name: c.last_verdict if c.last_step == s.current_step else None
+                for c in s.checks}  # fmt: skip
+    unfinished = [
+        latest[name].message if name in latest else f"check {name}: no measurement"
+        for name in (c.name for c in ctx.lane.spec.analysis.checks)
+        if verdicts.get(name) is not Verdict.PASS
+    ]
+    reason = (
+        f"step {s.current_step + 1} without the evidence to pass after {elapsed:.0f}s "
+        f"(evidenceDeadline {strategy.evidence_deadline}, onEvidenceDeadline "
+        f"{strategy.on_evidence_deadline}): " + "; ".join(unfinished)
+    )
+    action = strategy.on_evidence_deadline
+    only_short = all(
+        verdicts.get(c.name) in (Verdict.PASS, Verdict.INCONCLUSIVE)
+        for c in ctx.lane.spec.analysis.checks
+    )
+    if action == "rollback":
+        _roll_back(ctx, reason, condition_reason="EvidenceDeadline")
+    elif action == "promote" and only_short:
+        # Nothing failed and nothing is missing: the lane accepts the shortfall.
+        if s.current_step + 1 < ctx.steps_count:
+            _go_to_step(ctx, s.current_step + 1, Decision.STEP_ADVANCED, Phase.PROGRESSING)
+        else:
+            s.human_override = f"lane policy: {reason}"
+            _promote(ctx, s.human_override)
+    else:
+        s.gate_reason = None  # a human decides
+        _pause(ctx, reason, condition_reason="EvidenceDeadline")
 
 
 def _author(ctx: _Context) -> str:
@@ -750,7 +789,8 @@ def _judge_measurements(ctx: _Context) -> bool:
         updated, outcome, reason = apply_measurement(check, current or CheckStatus(name=m.check), m)
         s.checks = [c for c in s.checks if c.name != m.check] + [updated]
         s.checks.sort(key=lambda c: c.name)
-        s.measurements = [*s.measurements, m][-MEASUREMENT_HISTORY:]
+        kept = m.model_copy(update={"evidence": None})  # the check's status holds it
+        s.measurements = [*s.measurements, kept][-MEASUREMENT_HISTORY:]
         s.last_analysis_at = ctx.obs.now
         ctx.record(Decision.MEASUREMENT, reason, evidence=(evidence_of(m),))
         if worst is None or outcome.severity > worst[0].severity:

@@ -49,29 +49,58 @@ def values(c: AnalysisCheck, canary: Any, baseline: Any = None, window: int = 60
 # --------------------------------------------------------------------------- sequential
 
 
-def test_sequential_fails_a_clear_regression_with_a_sentence_naming_values_and_statistic() -> None:
-    m = run(
-        sequential(),
-        counts_sample("docs", "error-rate", 120, canary=(41, 1000), baseline=(9, 1000)),
-    )
-    assert m.verdict is Verdict.FAIL
-    assert m.canary == pytest.approx(0.041) and m.baseline == pytest.approx(0.009)
+def looks(
+    c: AnalysisCheck, per_interval: tuple[float, float, float, float], count: int, **kw: Any
+) -> list[Measurement]:
+    """``count`` looks 30 s apart at one step, each adding ``per_interval`` counts
+    (canary errors, canary total, baseline errors, baseline total), evidence carried."""
+    out: list[Measurement] = []
+    evidence = None
+    ce, ct, be, bt = per_interval
+    for k in range(1, count + 1):
+        sample = counts_sample(
+            "docs", c.name, 30 * k, canary=(ce * k, ct * k), baseline=(be * k, bt * k)
+        )
+        m = judge(c, sample, step=1, now=NOW, evidence=evidence, **kw)
+        evidence = m.evidence
+        out.append(m)
+    return out
+
+
+def test_sequential_confirms_a_clear_regression_then_fails_naming_values_and_statistic() -> None:
+    ms = looks(sequential(), (20, 1000, 5, 1000), 20)
+    fail = next(k for k, m in enumerate(ms) if m.verdict is Verdict.FAIL)
+    before, m = ms[fail - 1], ms[fail]
+    assert before.verdict is Verdict.INCONCLUSIVE and "confirming at the next" in before.message
+    assert m.canary == pytest.approx(0.02) and m.baseline == pytest.approx(0.005)
     assert m.threshold == 0.01
-    assert "error ratio 4.10% canary vs 0.90% baseline" in m.message
-    assert "sequential test p=" in m.message and "< 0.01" in m.message
-    assert m.statistic is not None and m.statistic.startswith("msprt p=")
+    assert "ratio 2.00% canary vs 0.50% baseline (x4.00)" in m.message
+    assert "worse than x1.25" in m.message and "2 looks in a row" in m.message
+    assert m.statistic is not None and m.statistic.startswith("confidence sequence")
 
 
-def test_sequential_passes_only_when_the_mde_is_ruled_out_with_enough_events() -> None:
+def test_sequential_fails_an_outage_in_one_look() -> None:
+    (m,) = looks(sequential(), (300, 300, 2, 300), 1)
+    assert m.verdict is Verdict.FAIL and "in one look" in m.message
+
+
+def test_sequential_does_not_fail_within_the_tolerance() -> None:
+    ms = looks(sequential(), (12, 1000, 10, 1000), 60)  # x1.2 < x1.25 for 30 minutes
+    assert all(m.verdict is not Verdict.FAIL for m in ms)
+
+
+def test_sequential_passes_at_full_exposure_only_when_the_mde_is_ruled_out() -> None:
     c = sequential()
-    early = run(c, counts_sample("docs", "error-rate", 60, canary=(5, 1000), baseline=(5, 1000)))
+    early = looks(c, (5, 1000, 5, 1000), 2)[-1]
     assert early.verdict is Verdict.INCONCLUSIVE
-    assert "not enough evidence" in early.message
-    late = run(
-        c, counts_sample("docs", "error-rate", 60, canary=(150, 30000), baseline=(150, 30000))
-    )
-    assert late.verdict is Verdict.PASS, late.message
-    assert "x2 regression is ruled out" in late.message
+    assert "needs ~" in early.message and "more canary requests to rule out x2" in early.message
+    ms = looks(c, (10, 2000, 10, 2000), 40)
+    passed = [k for k, m in enumerate(ms) if m.verdict is Verdict.PASS]
+    assert passed, ms[-1].message
+    assert "x2 regression is ruled out" in ms[passed[0]].message
+    # before full exposure a step passes on "no regression seen" with minSamples
+    mid = looks(c, (5, 1000, 5, 1000), 2, final_step=False)[-1]
+    assert mid.verdict is Verdict.PASS and "no regression beyond x1.25" in mid.message
 
 
 def test_sequential_never_passes_below_min_samples_but_may_fail() -> None:
@@ -79,7 +108,7 @@ def test_sequential_never_passes_below_min_samples_but_may_fail() -> None:
     few_healthy = run(c, counts_sample("docs", "e", 60, canary=(0, 100), baseline=(0, 100)))
     assert few_healthy.verdict is Verdict.INCONCLUSIVE
     outage = run(c, counts_sample("docs", "e", 60, canary=(100, 100), baseline=(1, 100)))
-    assert outage.verdict is Verdict.FAIL
+    assert outage.verdict is Verdict.FAIL, outage.message
 
 
 def test_sequential_zero_errors_pass_only_through_the_declared_floor() -> None:
@@ -91,11 +120,9 @@ def test_sequential_zero_errors_pass_only_through_the_declared_floor() -> None:
 
 def test_sequential_higher_is_better_flips_the_arms() -> None:
     c = sequential(direction="higherIsBetter")
-    fewer_good = counts_sample("docs", "e", 60, canary=(200, 1000), baseline=(900, 1000))
-    assert run(c, fewer_good).verdict is Verdict.FAIL
-    more_good = counts_sample("docs", "e", 60, canary=(900, 1000), baseline=(200, 1000))
-    assert run(sequential(), more_good).verdict is Verdict.FAIL
-    assert run(c, more_good).verdict is not Verdict.FAIL
+    assert looks(c, (200, 1000, 900, 1000), 3)[-1].verdict is Verdict.FAIL
+    assert looks(sequential(), (900, 1000, 200, 1000), 3)[-1].verdict is Verdict.FAIL
+    assert all(m.verdict is not Verdict.FAIL for m in looks(c, (900, 1000, 200, 1000), 3))
 
 
 def test_empty_errors_query_next_to_traffic_counts_as_zero_errors() -> None:

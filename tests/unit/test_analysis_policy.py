@@ -63,13 +63,19 @@ def test_failure_limit_holds_then_applies_its_action() -> None:
     assert feed(c, fails) == [Outcome.HOLD, Outcome.CONTINUE, Outcome.HOLD, Outcome.PAUSE]
 
 
+def test_the_default_error_limit_holds_a_backend_outage_for_twenty_minutes() -> None:
+    c = check()  # consecutiveErrorLimit 40: 20 minutes at 30 s
+    assert feed(c, [Verdict.ERROR] * 40) == [Outcome.HOLD] * 40
+    assert feed(c, [Verdict.ERROR] * 41)[-1] is Outcome.PAUSE
+
+
 def test_critical_rolls_back_at_once_whatever_the_limit() -> None:
     c = check(failureLimit=5, critical=True)
     assert feed(c, [Verdict.FAIL]) == [Outcome.ROLLBACK]
 
 
 def test_errors_hold_then_pause_after_consecutive_limit_and_reset_on_data() -> None:
-    c = check()  # consecutiveErrorLimit 4, onErrorLimit pause
+    c = check(consecutiveErrorLimit=4)  # onErrorLimit pause (the default)
     errors = [Verdict.ERROR] * 4
     assert feed(c, [*errors, Verdict.ERROR]) == [Outcome.HOLD] * 4 + [Outcome.PAUSE]
     assert Outcome.PAUSE not in feed(c, [*errors, Verdict.INCONCLUSIVE, *errors])

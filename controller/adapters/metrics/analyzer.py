@@ -57,7 +57,15 @@ class PrometheusAnalyzer:
         try:
             params = release_params(lane, release, now, self.metrics.min_window_seconds)
             sample = self.metrics.fetch(check, params)
-            measurement = judge(check, sample, step=step, now=now)
+            previous = next((c for c in release.status.checks if c.name == check.name), None)
+            measurement = judge(
+                check,
+                sample,
+                step=step,
+                now=now,
+                evidence=previous.evidence if previous is not None else None,
+                final_step=step == len(lane.spec.strategy.steps) - 1,
+            )
         except Exception as exc:  # a bug here must hold the release, never pass it
             log.exception("analysis failed", lane=lane.name, check=check.name)
             return Measurement(

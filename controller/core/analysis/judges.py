@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from controller.core.analysis.robust import evaluate, observe
 from controller.core.analysis.sample import (
     CheckSample,
     QueryResult,
@@ -30,8 +31,15 @@ from controller.core.analysis.sample import (
     burn_rate_tiers,
     promql_duration,
 )
-from controller.core.analysis.stats import ratio_upper_bound, sequential_test
-from controller.core.models import AnalysisCheck, CheckKind, Direction, Measurement, Verdict
+from controller.core.analysis.stats import ratio_upper_bound
+from controller.core.models import (
+    AnalysisCheck,
+    CheckKind,
+    Direction,
+    Measurement,
+    SequentialEvidence,
+    Verdict,
+)
 
 
 class _InconclusiveError(Exception):
@@ -45,8 +53,10 @@ class _InconclusiveError(Exception):
         baseline: float | None = None,
         threshold: float | None = None,
         statistic: str | None = None,
+        evidence: SequentialEvidence | None = None,
     ) -> None:
         super().__init__(message)
+        self.evidence = evidence
         self.canary = canary
         self.baseline = baseline
         self.threshold = threshold
@@ -63,6 +73,8 @@ class _Tick:
     time: datetime
     step: int
     query: str | None
+    evidence: SequentialEvidence | None = None
+    final_step: bool = True
 
     def measure(
         self,
@@ -73,6 +85,7 @@ class _Tick:
         baseline: float | None = None,
         threshold: float | None = None,
         statistic: str | None = None,
+        evidence: SequentialEvidence | None = None,
     ) -> Measurement:
         return Measurement(
             check=self.check,
@@ -85,6 +98,7 @@ class _Tick:
             threshold=_finite_or_none(threshold),
             statistic=statistic,
             message=message,
+            evidence=evidence,
         )
 
 
@@ -93,9 +107,22 @@ def _finite_or_none(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def judge(check: AnalysisCheck, sample: CheckSample, *, step: int, now: datetime) -> Measurement:
-    """Judge one check at one analysis tick."""
-    tick = _Tick(check.name, now, step, _queries(sample))
+def judge(
+    check: AnalysisCheck,
+    sample: CheckSample,
+    *,
+    step: int,
+    now: datetime,
+    evidence: SequentialEvidence | None = None,
+    final_step: bool = True,
+) -> Measurement:
+    """Judge one check at one analysis tick.
+
+    ``evidence`` is the check's evidence so far (``CheckStatus.evidence``) for sequential
+    checks, which accumulate interval-level observations over the release; the
+    measurement carries the updated evidence. ``final_step``: whether the release is at
+    full exposure, where a sequential check passes only once the MDE is ruled out."""
+    tick = _Tick(check.name, now, step, _queries(sample), evidence, final_step)
     if sample.error is not None:
         return tick.measure(Verdict.ERROR, sample.error)
     try:
@@ -110,6 +137,7 @@ def judge(check: AnalysisCheck, sample: CheckSample, *, step: int, now: datetime
             baseline=exc.baseline,
             threshold=exc.threshold,
             statistic=exc.statistic,
+            evidence=exc.evidence,
         )
 
 
@@ -311,67 +339,122 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     b_bad = _count(sample, Track.BASELINE, Role.ERRORS)
     b_total = _count(sample, Track.BASELINE, Role.TOTAL)
     alpha = check.alpha
-    if c_total <= 0 or b_total <= 0:
-        raise _InconclusiveError(
-            f"no traffic to compare: canary {c_total:.0f}, baseline {b_total:.0f} events",
-            threshold=alpha,
-        )
-    mde, power = check.min_detectable_effect, check.power
     if check.direction is Direction.HIGHER_IS_BETTER:
-        # Counting good events: a canary with fewer is worse, so the arms swap roles.
-        r = sequential_test(b_bad, b_total, c_bad, c_total, mde=mde, alpha=alpha, power=power)
-    else:
-        r = sequential_test(c_bad, c_total, b_bad, b_total, mde=mde, alpha=alpha, power=power)
-    canary_ratio, baseline_ratio = c_bad / c_total, b_bad / b_total
-    values = {"canary": canary_ratio, "baseline": baseline_ratio, "threshold": alpha}
-    head = (
-        f"error ratio {_pct(canary_ratio)} canary vs {_pct(baseline_ratio)} baseline "
-        f"(x{_ratio(canary_ratio, baseline_ratio):.2f})"
+        # Counting good events: a canary with fewer is worse, so count the missing ones.
+        c_bad, b_bad = max(c_total - c_bad, 0.0), max(b_total - b_bad, 0.0)
+    evidence = observe(
+        tick.evidence,
+        step=tick.step,
+        window_seconds=sample.window_seconds,
+        canary=(c_bad, c_total),
+        baseline=(b_bad, b_total),
     )
-    if r.p_regression <= alpha:
+    e = evidence
+    if e.canary_total <= 0 or e.baseline_total <= 0:
+        raise _InconclusiveError(
+            f"no traffic to compare: canary {e.canary_total:.0f}, baseline "
+            f"{e.baseline_total:.0f} events over the release",
+            threshold=alpha,
+            evidence=evidence,
+        )
+    beta = 1.0 - check.power
+    r = evaluate(
+        e, tolerance=check.tolerance, mde=check.min_detectable_effect, alpha=alpha, beta=beta
+    )
+    canary_ratio = e.canary_errors / e.canary_total
+    baseline_ratio = e.baseline_errors / e.baseline_total
+    values = {"canary": canary_ratio, "baseline": baseline_ratio, "threshold": alpha}
+    ratio_text = "n/a" if r.ratio is None else f"{r.ratio:.2f}"
+    what = "bad" if check.direction is Direction.LOWER_IS_BETTER else "missing good"
+    head = (
+        f"{what}-event ratio {_pct(canary_ratio)} canary vs {_pct(baseline_ratio)} baseline "
+        f"(x{ratio_text}) over {e.intervals} intervals of the release"
+    )
+    tol_x, mde_x = f"x{1.0 + check.tolerance:g}", f"x{1.0 + check.min_detectable_effect:g}"
+    statistic = (
+        f"confidence sequence: worse than {tol_x} at {r.regression_z:.2f} of the alpha "
+        f"{alpha:g} bound, {mde_x} ruled out at {r.futility_z:.2f} of the {beta:g} bound, "
+        f"dispersion {r.dispersion:.2f}"
+    )
+    rejected = r.regression_z >= 1.0
+    evidence = evidence.model_copy(
+        update={"rejections_in_a_row": e.rejections_in_a_row + 1 if rejected else 0}
+    )
+    strong = r.strong_z >= 1.0 and not e.baseline_elevated
+    if strong or (rejected and evidence.rejections_in_a_row >= check.confirm_looks):
+        how = (
+            "at 1/100 of alpha in one look"
+            if strong
+            else f"in {evidence.rejections_in_a_row} looks in a row"
+        )
         return tick.measure(
             Verdict.FAIL,
-            f"{head}, sequential test p={r.p_regression:.2g} < {alpha:g}: canary is worse",
-            statistic=f"msprt p={r.p_regression:.2g} < alpha {alpha:g}",
+            f"{head}: canary worse than {tol_x} the baseline ({how}); {statistic}",
+            statistic=statistic,
+            evidence=evidence,
             **values,
         )
-    mde_x = f"x{1.0 + mde:g}"
-    statistic = (
-        f"msprt p={r.p_regression:.2g}, {mde_x} ruled out p={r.p_futility:.2g}, "
-        f"{r.bad_events:.0f}/{r.required_bad_events:.0f} bad events"
-    )
-    if min(c_total, b_total) < check.min_samples:
+    if rejected:
         raise _InconclusiveError(
-            f"{head}; too few samples to pass: canary {c_total:.0f}, baseline {b_total:.0f} "
-            f"events, minSamples {check.min_samples}",
+            f"{head}: worse than {tol_x} at this look, confirming at the next "
+            f"({evidence.rejections_in_a_row}/{check.confirm_looks}); {statistic}",
             statistic=statistic,
+            evidence=evidence,
+            **values,
+        )
+    if min(e.canary_total, e.baseline_total) < check.min_samples:
+        raise _InconclusiveError(
+            f"{head}; too few samples to pass: canary {e.canary_total:.0f}, baseline "
+            f"{e.baseline_total:.0f} events, minSamples {check.min_samples}",
+            statistic=statistic,
+            evidence=evidence,
+            **values,
+        )
+    if not tick.final_step:
+        return tick.measure(
+            Verdict.PASS,
+            f"{head}: no regression beyond {tol_x} so far (a Pass at full exposure needs "
+            f"{mde_x} ruled out); {statistic}",
+            statistic=statistic,
+            evidence=evidence,
             **values,
         )
     if check.threshold is not None:
-        upper = ratio_upper_bound(c_bad, c_total, alpha)
+        upper = ratio_upper_bound(e.canary_errors, e.canary_total, alpha)
         if upper <= check.threshold:
             return tick.measure(
                 Verdict.PASS,
-                f"{head}, canary error ratio at most {_pct(upper)} (1-alpha bound) <= floor "
-                f"{_pct(check.threshold)}; sequential test p={r.p_regression:.2g}",
+                f"{head}, canary ratio at most {_pct(upper)} (1-alpha bound) <= floor "
+                f"{_pct(check.threshold)}; {statistic}",
                 statistic=f"{statistic}, upper bound {_pct(upper)}",
+                evidence=evidence,
                 **values,
             )
-    if r.p_futility <= r.beta and r.bad_events >= r.required_bad_events:
+    if r.futility_z >= 1.0:
         return tick.measure(
             Verdict.PASS,
-            f"{head}, a {mde_x} regression is ruled out (p={r.p_futility:.2g} < {r.beta:g}) "
-            f"after {r.bad_events:.0f} bad events; sequential test p={r.p_regression:.2g}",
+            f"{head}: a {mde_x} regression is ruled out; {statistic}",
             statistic=statistic,
+            evidence=evidence,
             **values,
         )
+    if r.canary_needed is None:
+        need = f"at the ratio seen so far {mde_x} cannot be ruled out"
+    else:
+        need = f"needs ~{_round_count(r.canary_needed)} more canary requests to rule out {mde_x}"
     raise _InconclusiveError(
-        f"{head}, not enough evidence yet: sequential test p={r.p_regression:.2g} (fails < "
-        f"{alpha:g}), {mde_x} ruled out at p={r.p_futility:.2g} (passes < {r.beta:g}) after "
-        f"{r.bad_events:.0f} bad events (fixed-horizon floor {r.required_bad_events:.0f})",
+        f"{head}: not enough evidence yet, {need}; {statistic}",
         statistic=statistic,
+        evidence=evidence,
         **values,
     )
+
+
+def _round_count(x: float) -> str:
+    if x < 100:
+        return f"{max(x, 1):.0f}"
+    digits = 10 ** (len(str(int(x))) - 2)
+    return f"{round(x / digits) * digits:,.0f}"
 
 
 _Judge = Callable[[AnalysisCheck, CheckSample, _Tick], Measurement]

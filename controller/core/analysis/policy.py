@@ -77,6 +77,8 @@ def apply_measurement(
         s.consecutive_inconclusive = 0
     s.last_step = measurement.step
     s.last_verdict = measurement.verdict
+    if measurement.evidence is not None:
+        s.evidence = measurement.evidence
     reason = describe(measurement)
     verdict = measurement.verdict
     if verdict is not Verdict.ERROR:

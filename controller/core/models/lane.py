@@ -221,6 +221,17 @@ class StrategySpec(CamelModel):
     progress_deadline: Duration = Field(
         default="10m", description="How long a canary may take to become ready."
     )
+    evidence_deadline: Duration = Field(
+        default="30m",
+        description="How long a step may wait for the evidence its checks need to pass "
+        "(from the step's start); then onEvidenceDeadline applies. Nothing waits forever.",
+    )
+    on_evidence_deadline: Literal["pause", "promote", "rollback"] = Field(
+        default="pause",
+        description="pause: hold for a human, with the evidence and what would have been "
+        "needed; promote: advance (or promote at the last step) when no check failed and "
+        "none is missing data (inconclusive only); rollback.",
+    )
 
     @model_validator(mode="after")
     def _steps_ramp_up(self) -> Self:
@@ -315,6 +326,17 @@ class AnalysisCheck(CamelModel):
         description="sequential: chance that a regression of minDetectableEffect is caught "
         "rather than passed; a Pass needs the evidence this implies.",
     )
+    tolerance: Annotated[float, Field(ge=0.0)] = Field(
+        default=0.25,
+        description="sequential: practical-equivalence margin: a canary whose error ratio is "
+        "below (1 + tolerance) x the baseline's is not a regression (persistent pod-to-pod "
+        "spread of healthy code). Must be below minDetectableEffect.",
+    )
+    confirm_looks: Annotated[int, Field(ge=1)] = Field(
+        default=2,
+        description="sequential: looks in a row the regression test must reject before the "
+        "check fails (a single look fails only on evidence 100x stronger than alpha).",
+    )
     critical: bool = Field(default=False, description="One Fail rolls back at once.")
     min_samples: Annotated[int, Field(ge=1)] = Field(
         default=50,
@@ -326,7 +348,12 @@ class AnalysisCheck(CamelModel):
         default=0, description="Fails tolerated before onFailureLimit applies."
     )
     on_failure_limit: LimitAction = LimitAction.ROLLBACK
-    consecutive_error_limit: Annotated[int, Field(ge=0)] = 4
+    consecutive_error_limit: Annotated[int, Field(ge=0)] = Field(
+        default=40,
+        description="Errors in a row (metrics backend down, timeouts) held without any "
+        "traffic change before onErrorLimit applies (40 is 20 minutes at 30s); below it "
+        "the release continues by itself when the backend answers again.",
+    )
     on_error_limit: LimitAction = LimitAction.PAUSE
     inconclusive_limit: Annotated[int, Field(ge=0)] = Field(
         default=120,
@@ -343,6 +370,11 @@ class AnalysisCheck(CamelModel):
             CheckKind.BURN_RATE: ("errors_query", "total_query", "slo_target"),
             CheckKind.SEQUENTIAL: ("errors_query", "total_query"),
         }
+        if self.kind is CheckKind.SEQUENTIAL and self.tolerance >= self.min_detectable_effect:
+            raise ValueError(
+                f"tolerance {self.tolerance:g} must be below minDetectableEffect "
+                f"{self.min_detectable_effect:g}"
+            )
         missing = [f for f in needs[self.kind] if getattr(self, f) is None]
         if missing:
             names = ", ".join(_camel(f) for f in missing)
@@ -398,7 +430,11 @@ class ChangeLaneSpec(CamelModel):
 
     @model_validator(mode="after")
     def _intervals_parse(self) -> Self:
-        for text in (self.strategy.progress_deadline, self.analysis.interval):
+        for text in (
+            self.strategy.progress_deadline,
+            self.strategy.evidence_deadline,
+            self.analysis.interval,
+        ):
             parse_duration(text)
         return self
 

@@ -112,6 +112,49 @@ class LaneReleaseSpec(CamelModel):
     )
 
 
+class SequentialEvidence(CamelModel):
+    """What a sequential check has seen so far in this release, as running sums of
+    interval-level observations (see ``controller.core.analysis.robust``). Carried in the
+    check's status so that evidence accumulates over every step and survives restarts."""
+
+    step: int = Field(default=0, description="Step of the last window seen.")
+    window_seconds: int = Field(default=0, description="Length of the last window seen.")
+    last_canary_errors: float = 0.0
+    last_canary_total: float = 0.0
+    last_baseline_errors: float = 0.0
+    last_baseline_total: float = 0.0
+    intervals: int = Field(default=0, description="Interval observations so far.")
+    canary_errors: float = 0.0
+    canary_total: float = 0.0
+    baseline_errors: float = 0.0
+    baseline_total: float = 0.0
+    scaled_baseline_errors: float = Field(
+        default=0.0, description="Sum over intervals of baseline errors x canary/baseline traffic."
+    )
+    canary_variance: float = Field(default=0.0, description="Sum of q_i n_i.")
+    baseline_variance: float = Field(default=0.0, description="Sum of q_i n_i^2 / m_i.")
+    quadratic_variance: float = Field(default=0.0, description="Sum of (q_i n_i)^2.")
+    batch_canary_errors: float = 0.0
+    batch_scaled_baseline_errors: float = 0.0
+    batch_variance: float = 0.0
+    batch_intervals: int = 0
+    batches: int = Field(default=0, description="Completed batches (dispersion estimate).")
+    dispersion_cc: float = 0.0
+    dispersion_ck: float = 0.0
+    dispersion_kk: float = 0.0
+    dispersion_model: float = Field(
+        default=0.0, description="Sum of the modelled variances of the completed batches."
+    )
+    baseline_elevated: bool = Field(
+        default=False,
+        description="The newest interval's baseline error ratio was well above its release "
+        "average (a shared incident): no single-look failure then.",
+    )
+    rejections_in_a_row: int = Field(
+        default=0, description="Looks in a row whose regression test rejected."
+    )
+
+
 class Measurement(CamelModel):
     """One judgement of one check, with the evidence a human needs to trust it."""
 
@@ -125,6 +168,11 @@ class Measurement(CamelModel):
     statistic: str | None = Field(default=None, description="e.g. 'msprt p=0.003' or 'ratio=4.6'.")
     query: str | None = None
     message: str = ""
+    evidence: SequentialEvidence | None = Field(
+        default=None,
+        description="Sequential checks: the evidence after this look (folded into the "
+        "check's status; not kept in the measurement history).",
+    )
 
 
 class CheckStatus(CamelModel):
@@ -141,6 +189,9 @@ class CheckStatus(CamelModel):
     passes_at_step: int = 0
     last_verdict: Verdict | None = None
     last_step: int | None = None
+    evidence: SequentialEvidence | None = Field(
+        default=None, description="Sequential checks: interval-level evidence of the release."
+    )
 
 
 class LaneReleaseStatus(CamelModel):
