@@ -108,3 +108,29 @@ def sim_cluster(
         click.echo(f"wrote {json_path}")
     if any(r.ok is False for r in results):
         sys.exit(1)
+
+
+@bench.command("fencing")
+@click.option(
+    "--quick", is_flag=True, help="CI's slice: 3 rounds (one per fault) and 8 s of errors."
+)
+@click.option("--rounds", default=30, show_default=True, help="Fault rounds (2 in 3 freeze).")
+@click.option("--error-seconds", default=30.0, show_default=True, help="50% API errors.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def fencing(
+    quick: bool, rounds: int, error_seconds: float, seed: int, json_path: Path | None
+) -> None:
+    """Two controller processes, faults on the Lease renewal: does a replica that lost the
+    Lease ever act? (exit 1 if it did)"""
+    from controller.bench import fencing as bench_fencing
+
+    if quick:
+        rounds, error_seconds = 3, 8.0
+    result = bench_fencing.run(rounds=rounds, error_seconds=error_seconds, seed=seed)
+    click.echo(bench_fencing.table(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+        click.echo(f"wrote {json_path}")
+    if result.violations:
+        sys.exit(1)

@@ -35,7 +35,7 @@ from controller.runtime.converge import Converger
 from controller.runtime.notices import Notices
 from controller.runtime.objects import Caches, meta, native
 from controller.runtime.observation import Observer
-from controller.runtime.ports import Cluster, ConflictError, JsonDict
+from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotLeaderError
 
 log = structlog.get_logger("changelane.reconciler")
 
@@ -82,6 +82,7 @@ class ReleaseCommit:
             # Left by a controller that stopped between committing a decision and
             # recording it: record it now (the sinks drop ids they already have); the
             # status write below clears the outbox.
+            self.api.fence()  # only the leader replays: a lost lease leaves it to the next
             if not self.flush(rel.status.outbox, involved=raw):
                 return RECORD_RETRY_S
             rel = rel.model_copy(update={"status": rel.status.model_copy(update={"outbox": []})})
@@ -144,11 +145,14 @@ class ReleaseCommit:
     def flush(self, records: Sequence[AuditRecord], involved: JsonDict | None = None) -> bool:
         """Send records to every sink; False when one could not take them (the durable
         log, typically), in which case the caller must not act on the decision."""
+        self.api.fence()  # a replica that lost the Lease records nothing
         ok = True
         for record in records:
             for sink in self.sinks:
                 try:
                     sink.emit(record)
+                except NotLeaderError:
+                    raise
                 except Exception:
                     ok = False
                     log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)

@@ -46,7 +46,7 @@ from controller.core.models.common import set_condition
 from controller.runtime.agent_levels import AgentLevels
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.objects import Caches, meta, releases_in_lane
-from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
+from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError, NotLeaderError
 
 log = structlog.get_logger("changelane.lanes")
 
@@ -228,6 +228,8 @@ class LaneReconciler:
         for sink in self.sinks:
             try:
                 sink.emit(record)
+            except NotLeaderError:
+                raise
             except Exception:
                 log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
         event_type = "Warning" if status.suspended else "Normal"

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from controller.adapters.audit.fenced import FencedAuditSink
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
+from controller.runtime.fence import Fence
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.metrics import ControllerMetrics
@@ -74,8 +76,11 @@ class Controller:
     ) -> None:
         self.settings = settings or Settings()
         s = self.settings
-        # Every write is fenced by leadership: see Cluster.fence.
-        self.api = connection.cluster(self.is_leader if s.leader_election else None)
+        # Every write and every audit append is fenced by the Lease: see runtime.fence.
+        self.fence: Fence | None = None
+        if s.leader_election:
+            self.fence = Fence(f"{s.lease_namespace}/{s.lease_name}", s.renew_deadline)
+        self.api = connection.cluster(self.fence)
         self.queue: WorkQueue[Key] = WorkQueue()
         # The server ends each watch after resync_seconds; the client gives up on a
         # connection that stays silent longer than watch_read_timeout (a dead peer).
@@ -85,6 +90,8 @@ class Controller:
         self.metrics = metrics or ControllerMetrics()
         observed_gates = ObservedGates(gates, self.metrics)
         sinks = [*sinks, MetricsSink(self.metrics, observed_gates)]
+        if self.fence is not None:
+            sinks = [FencedAuditSink(sink, self.fence.check) for sink in sinks]
         self.metrics.workqueue_depth.set_function(lambda: float(self.queue.depth()))
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
         self.informers = {
@@ -123,6 +130,7 @@ class Controller:
                 renew_deadline=s.renew_deadline,
                 retry_period=s.retry_period,
                 on_started=self._on_leading,
+                fence=self.fence,
             )
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
@@ -171,7 +179,6 @@ class Controller:
             self.queue.add((LANE, "", _key_of(obj)[1]))
 
     def _on_leading(self) -> None:
-        log.info("leading", instance=self.settings.instance)
         self.enqueue_all_deployments()
         self.enqueue_all_lanes()
         for raw in self.informers[RELEASE].list():
@@ -181,7 +188,7 @@ class Controller:
     # ------------------------------------------------------------------ running
 
     def is_leader(self) -> bool:
-        return self.leadership.is_leader() if self.leadership is not None else True
+        return self.fence.held() if self.fence is not None else True
 
     def ready(self) -> bool:
         """Every informer has listed at least once (leadership is not required)."""
@@ -219,7 +226,12 @@ class Controller:
                 if not self.is_leader():
                     self.queue.add_after(key, self.settings.follower_requeue_s)
                     continue
-                self._reconcile(key)
+                if self.fence is None:
+                    self._reconcile(key)
+                else:
+                    # One reconcile is one batch: it writes under the term it began in.
+                    with self.fence.batch():
+                        self._reconcile(key)
             except NotLeaderError:
                 # Lost the lease mid-reconcile: the fence refused the write; a leader
                 # (perhaps us again) picks the key up from the stored state.

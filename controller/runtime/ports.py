@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.core.gates import GateReport
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement
 from controller.core.release_machine import FlagObservation
+
+if TYPE_CHECKING:  # the fence raises this module's NotLeaderError
+    from controller.runtime.fence import Fence
 
 JsonDict = dict[str, Any]
 
@@ -143,8 +146,8 @@ class Elector(Protocol):
 class ClusterConnection(Protocol):
     """What the controller process builds on one connection to an API server."""
 
-    def cluster(self, may_write: Callable[[], bool] | None) -> Cluster:
-        """The operations; writes are refused unless ``may_write()`` (None: always)."""
+    def cluster(self, fence: Fence | None) -> Cluster:
+        """The operations; every write checks ``fence`` first (None: always writes)."""
         ...
 
     def informer(self, kind: str, watch_timeout: float, resync_seconds: int) -> Informer:
@@ -160,7 +163,10 @@ class ClusterConnection(Protocol):
         renew_deadline: int,
         retry_period: int,
         on_started: Callable[[], None],
-    ) -> Elector: ...
+        fence: Fence | None = None,
+    ) -> Elector:
+        """Campaigns for the Lease; grants, extends and revokes ``fence`` as it goes."""
+        ...
 
 
 class GateEvaluator(Protocol):

@@ -28,6 +28,7 @@ from tenacity import (
 from controller.adapters.kube.client import REQUEST_TIMEOUT
 from controller.core.formatting import api_time
 from controller.core.models import API_GROUP, API_VERSION
+from controller.runtime.fence import Fence
 from controller.runtime.ports import ConflictError, JsonDict, NotFoundError, NotLeaderError
 
 __all__ = [
@@ -177,23 +178,22 @@ _MANAGED_WRITES = ("create_", "patch_", "replace_")
 class KubeApi:
     """The writes and fresh reads the runtime needs; reads in the hot path use caches.
 
-    Every write goes through :meth:`write`, which first asks ``may_write`` (leadership):
-    an instance that lost the lease cannot write even from a reconcile already running.
+    Every write goes through :meth:`write`, which checks the Lease's :class:`Fence` before
+    every attempt (retries included): an instance that lost the lease cannot write even
+    from a reconcile already running. Without a fence (no leader election) it writes.
     """
 
-    def __init__(
-        self, api_client: client.ApiClient, may_write: Callable[[], bool] | None = None
-    ) -> None:
+    def __init__(self, api_client: client.ApiClient, lease_fence: Fence | None = None) -> None:
         self.api_client = api_client
-        self.may_write = may_write
+        self.lease_fence = lease_fence
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
 
     def fence(self) -> None:
-        """Raise ``NotLeaderError`` unless this instance may write now."""
-        if self.may_write is not None and not self.may_write():
-            raise NotLeaderError("not the leader: write refused")
+        """Raise ``NotLeaderError`` (saying why) unless this instance may write now."""
+        if self.lease_fence is not None:
+            self.lease_fence.check()
 
     def write(self, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
         """One mutating call (``verb`` names it for logs and tests), fenced by leadership.

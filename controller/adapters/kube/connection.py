@@ -8,22 +8,27 @@ from collections.abc import Callable
 from kubernetes import client
 
 from controller.adapters.kube.api import KubeApi
+from controller.adapters.kube.fence import fence_requests, lease_path
 from controller.adapters.kube.informer import KubeInformer
 from controller.adapters.kube.leader import Leadership
+from controller.runtime.fence import Fence
 
 
 class KubeConnection:
     def __init__(
         self,
         api_client: client.ApiClient,
-        api_factory: Callable[[client.ApiClient, Callable[[], bool] | None], KubeApi] = KubeApi,
+        api_factory: Callable[[client.ApiClient, Fence | None], KubeApi] = KubeApi,
     ) -> None:
         self.api_client = api_client
         self._api_factory = api_factory
         self._api: KubeApi | None = None
 
-    def cluster(self, may_write: Callable[[], bool] | None) -> KubeApi:
-        self._api = self._api_factory(self.api_client, may_write)
+    def cluster(self, fence: Fence | None) -> KubeApi:
+        if fence is not None:
+            # Also the writers that bypass KubeApi (the flag writer) share this client.
+            fence_requests(self.api_client, fence, lease_path(fence))
+        self._api = self._api_factory(self.api_client, fence)
         return self._api
 
     def informer(self, kind: str, watch_timeout: float, resync_seconds: int) -> KubeInformer:
@@ -40,6 +45,7 @@ class KubeConnection:
         renew_deadline: int,
         retry_period: int,
         on_started: Callable[[], None],
+        fence: Fence | None = None,
     ) -> Leadership:
         return Leadership(
             self.api_client,
@@ -50,4 +56,5 @@ class KubeConnection:
             renew_deadline=renew_deadline,
             retry_period=retry_period,
             on_started=on_started,
+            fence=fence,
         )
