@@ -139,7 +139,8 @@ def test_a_no_op_apply_writes_nothing(
 
     def settled() -> bool:
         status = apps.read_namespaced_deployment("web", namespace).status
-        return bool(status.ready_replicas == 1 and status.updated_replicas == 1)
+        # No status at all until the simulated controller first writes one.
+        return bool(status and status.ready_replicas == 1 and status.updated_replicas == 1)
 
     wait_until(settled, timeout=30)
     live = api.sanitize_for_serialization(apps.read_namespaced_deployment("web", namespace))
