@@ -200,6 +200,7 @@ def deployment_doc(index: int, image: str = "app:1") -> JsonDict:
                         "changelane.dev/agent": "bench-agent",
                         "changelane.dev/model": "bench-model",
                         "changelane.dev/change": "0000000a",
+                        "changelane.dev/images": f"registry.example/{image}",
                     },
                 },
                 "spec": {
@@ -648,7 +649,9 @@ def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
         dep = sim.store.get_obj("deployments", NS, name)
         template = dep["spec"]["template"]
         template["spec"]["containers"][0]["image"] = "registry.example/app:2"
+        # A pipeline's fresh provenance for the new template: its own change and images.
         template["metadata"]["annotations"]["changelane.dev/change"] = "0000000b"
+        template["metadata"]["annotations"]["changelane.dev/images"] = "registry.example/app:2"
         sim.store.update("deployments", dep, namespace=NS, name=name)
 
     def phases() -> Counter[str]:
