@@ -19,11 +19,11 @@ import structlog
 from controller.adapters.audit.sink import AuditSink
 from controller.core.audit import AuditRecord, Decision
 from controller.core.autonomy.labels import fold_labels, tracked_pairs
-from controller.core.autonomy.levels import LevelChange, Pin, Standing, replay
+from controller.core.autonomy.levels import LevelChange, Pin, replay
 from controller.core.autonomy.record import outcome_of_release, track_records
 from controller.core.formatting import iso_z
 from controller.core.gates.provenance import author_allowed
-from controller.core.models import AgentStanding, ChangeLane, ChangeLaneStatus, LaneRelease
+from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import Cluster, JsonDict
 
@@ -34,19 +34,6 @@ def _event_reason(change: LevelChange) -> str:
     if change.reason.startswith(("pinned", "reset")):
         return "AgentLevelPinned" if change.reason.startswith("pinned") else "AgentLevelReset"
     return "AgentGraduated" if change.to_level.rank > change.from_level.rank else "AgentDemoted"
-
-
-def _wire(standing: Standing) -> AgentStanding:
-    return AgentStanding(
-        agent=standing.agent,
-        model=standing.model,
-        level=standing.level,
-        pinned_by=standing.pinned_by,
-        since=standing.since,
-        reason=standing.reason,
-        finished_at_level=standing.finished_at_level,
-        rolled_back_at_level=standing.rolled_back_at_level,
-    )
 
 
 class AgentLevels:
@@ -92,7 +79,7 @@ class AgentLevels:
             )
             if moved and key in latest:
                 self._announce(lane, raw, latest[key])
-        wanted = [_wire(s).to_wire() for _, s in sorted(standings.items())]
+        wanted = [s.to_wire() for _, s in sorted(standings.items())]
         if wanted != [a.to_wire() for a in status.agents]:
             self.api.patch_lane_status(lane.name, {"agents": wanted})
 

@@ -26,9 +26,9 @@ from prometheus_client import (
 )
 
 from controller.core.audit import AuditRecord, Decision
-from controller.core.autonomy.levels import Standing
 from controller.core.autonomy.record import TrackRecord
 from controller.core.detection import rollback_reason_class
+from controller.core.models import AgentStanding
 from controller.core.outcomes import FINAL_OUTCOMES, OUTCOME_OF, Outcome
 from controller.core.scorecard import DEFAULT_REWORK_WINDOW, LaneScorecard, ScorecardFold
 
@@ -223,7 +223,7 @@ class ControllerMetrics:
         self._replace(self.agent_change_failure, lane, failure)
         self._replace(self.agent_rates, lane, rates)
 
-    def publish_levels(self, lane: str, standings: Iterable[Standing]) -> None:
+    def publish_levels(self, lane: str, standings: Iterable[AgentStanding]) -> None:
         self._replace(
             self.agent_level,
             lane,

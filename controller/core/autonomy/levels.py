@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core.autonomy.record import UNKNOWN_AGENT, ReleaseOutcome, wilson_interval
-from controller.core.models import ChangeLane, LaneRelease
+from controller.core.models import AgentStanding, ChangeLane, LaneRelease
 from controller.core.models.agent_autonomy import AgentAutonomySpec, AutonomyLevel
 from controller.core.outcomes import Outcome
 
@@ -45,18 +45,6 @@ class LevelChange:
     at: datetime
     reason: str
     figures: tuple[tuple[str, float | int | str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Standing:
-    agent: str
-    model: str
-    level: AutonomyLevel
-    pinned_by: str | None
-    since: datetime | None
-    reason: str
-    finished_at_level: int
-    rolled_back_at_level: int
 
 
 @dataclass
@@ -108,7 +96,7 @@ def replay(
     spec: AgentAutonomySpec,
     outcomes: Iterable[ReleaseOutcome],
     pins: Iterable[Pin] = (),
-) -> tuple[dict[tuple[str, str], Standing], list[LevelChange]]:
+) -> tuple[dict[tuple[str, str], AgentStanding], list[LevelChange]]:
     """Every pair's standing now and every change of level on the way, oldest first."""
     events: list[tuple[datetime, int, ReleaseOutcome | Pin]] = []
     for o in outcomes:
@@ -158,7 +146,7 @@ def replay(
                 )
             )
     standings = {
-        key: Standing(
+        key: AgentStanding(
             agent=key[0],
             model=key[1],
             level=s.level,
@@ -175,7 +163,7 @@ def replay(
 
 def level_of(
     spec: AgentAutonomySpec | None,
-    standings: dict[tuple[str, str], Standing],
+    standings: dict[tuple[str, str], AgentStanding],
     agent: str,
     model: str,
 ) -> AutonomyLevel:
@@ -187,23 +175,9 @@ def level_of(
     return standing.level if standing is not None else spec.entry_level
 
 
-def standings_of(lane: ChangeLane) -> dict[tuple[str, str], Standing]:
+def standings_of(lane: ChangeLane) -> dict[tuple[str, str], AgentStanding]:
     """The standings the lane's status carries (as last derived by the controller)."""
-    if lane.status is None:
-        return {}
-    return {
-        (s.agent, s.model): Standing(
-            s.agent,
-            s.model,
-            s.level,
-            s.pinned_by,
-            s.since,
-            s.reason,
-            s.finished_at_level,
-            s.rolled_back_at_level,
-        )
-        for s in lane.status.agents
-    }
+    return {(s.agent, s.model): s for s in (lane.status.agents if lane.status else [])}
 
 
 def author_of(release: LaneRelease) -> tuple[str, str]:

@@ -113,9 +113,8 @@ def test_metrics_are_served_over_http_on_loopback() -> None:
 
 
 def test_track_records_by_author_replace_stale_series() -> None:
-    from controller.core.autonomy.levels import Standing
     from controller.core.autonomy.record import TrackRecord
-    from controller.core.models import AutonomyLevel
+    from controller.core.models import AgentStanding, AutonomyLevel
 
     m = ControllerMetrics()
     value = m.registry.get_sample_value
@@ -128,7 +127,7 @@ def test_track_records_by_author_replace_stale_series() -> None:
     assert value("changelane_agent_change_failure_rate", {**pair, "bound": "upper"}) > 0.25
     assert value("changelane_agent_track_record", {**pair, "figure": "containment"}) == 1.0
     m.publish_levels(
-        "docs", [Standing("claude", "x", AutonomyLevel.SUPERVISED, None, None, "", 0, 0)]
+        "docs", [AgentStanding(agent="claude", model="x", level=AutonomyLevel.SUPERVISED)]
     )
     assert value("changelane_agent_autonomy_level", pair) == 1
     # The author folded into 'other' (or left): its own series go.
