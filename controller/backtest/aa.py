@@ -7,10 +7,11 @@ false one.
 
 The lane's queries pick an arm with a label matcher on ``{{ track }}`` or
 ``{{ revision }}``; for an A/A run that matcher becomes ``pod=~"{{ pod }}"`` and the pod
-parameter is the arm's pods as an anchored regex (pod names escaped with ``re.escape``,
-then the whole value escaped as a label value by ``controller.core.promql.render``, as
-every parameter is). A template that selects its arm any other way cannot be split, and
-the A/A run says so instead of comparing the whole service with itself.
+parameter is the arm's pods as a set of literal values, which
+``controller.core.promql.render`` turns into an anchored alternation of regex-escaped names
+(escaped again as a label value, as every parameter is). A template that selects its arm
+any other way cannot be split, and the A/A run says so instead of comparing the whole
+service with itself.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from controller.core.analysis import ReleaseParams
 from controller.core.analysis.sample import Track
 from controller.core.models import AnalysisCheck
-from controller.core.promql import placeholders
+from controller.core.promql import ParamValue, placeholders
 
 ARM_PARAMETERS = ("track", "revision")
 POD_MATCHER = 'pod=~"{{ pod }}"'
@@ -76,10 +77,6 @@ def split_check(check: AnalysisCheck) -> AnalysisCheck:
     return check.model_copy(update=update)
 
 
-def pod_regex(pods: tuple[str, ...]) -> str:
-    return "^(?:" + "|".join(re.escape(p) for p in pods) + ")$"
-
-
 @dataclass(frozen=True)
 class SplitParams(ReleaseParams):
     """Release parameters whose arms are groups of pods rather than tracks."""
@@ -87,9 +84,9 @@ class SplitParams(ReleaseParams):
     canary_pods: tuple[str, ...] = ()
     baseline_pods: tuple[str, ...] = ()
 
-    def for_track(self, track: Track, window_seconds: int) -> dict[str, str]:
+    def for_track(self, track: Track, window_seconds: int) -> dict[str, ParamValue]:
         values = super().for_track(track, window_seconds)
-        values["pod"] = pod_regex(self.canary_pods if track is Track.CANARY else self.baseline_pods)
+        values["pod"] = self.canary_pods if track is Track.CANARY else self.baseline_pods
         return values
 
 

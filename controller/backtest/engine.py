@@ -22,7 +22,6 @@ from controller.adapters.metrics.prometheus import PrometheusRequestError
 from controller.backtest.aa import (
     SplitError,
     SplitParams,
-    pod_regex,
     pod_splits,
     series_selector,
     split_check,
@@ -42,7 +41,7 @@ from controller.backtest.series import SeriesPlan, Timeline, coalesce
 from controller.core.analysis import ReleaseParams, plan_queries
 from controller.core.analysis.sample import Track
 from controller.core.models import AnalysisCheck, ChangeLane, parse_duration
-from controller.core.promql import escape_regex_label_value
+from controller.core.promql import escape_label_value, escape_regex_label_value, literal_alternation
 
 
 class BacktestError(Exception):
@@ -362,7 +361,7 @@ def _pod_selector(checks: Sequence[AnalysisCheck], base: ReleaseParams) -> str |
         canary_pods=(_MARKER,),
         baseline_pods=(_MARKER,),
     )
-    matcher = f'pod=~"{pod_regex((_MARKER,))}"'
+    matcher = f'pod=~"{escape_label_value(literal_alternation((_MARKER,)))}"'
     for check in checks:
         planned = plan_queries(check, params)
         ordered = sorted(planned, key=lambda p: p.key.role.value != "total")

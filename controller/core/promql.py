@@ -192,7 +192,17 @@ def escape_regex_label_value(value: str) -> str:
     return escape_label_value(escape_regex(value))
 
 
-def render(template: str, parameters: Mapping[str, str]) -> str:
+#: A parameter's value: one string, or a set of literal strings that a ``=~`` matcher
+#: accepts any of (each regex-escaped, so none can widen the match beyond itself).
+ParamValue = str | tuple[str, ...]
+
+
+def literal_alternation(values: tuple[str, ...]) -> str:
+    """A regex matching exactly one of ``values``, each escaped (RE2 ``QuoteMeta``)."""
+    return "^(?:" + "|".join(escape_regex(v) for v in values) + ")$"
+
+
+def render(template: str, parameters: Mapping[str, ParamValue]) -> str:
     """Render a template; raises ``TemplateError`` rather than produce an unsafe query."""
     problems = placement_problems(template)
     if problems:
@@ -204,7 +214,13 @@ def render(template: str, parameters: Mapping[str, str]) -> str:
             raise TemplateError(f"no value for template parameter {{{{ {p.name} }}}}")
         value = parameters[p.name]
         out.append(template[pos : p.start])
-        if p.name in DURATION_PARAMETERS:
+        if isinstance(value, tuple):
+            if not p.regex:
+                raise TemplateError(
+                    f"{{{{ {p.name} }}}} is a set of values: it must be matched with =~ or !~"
+                )
+            out.append(escape_label_value(literal_alternation(value)))
+        elif p.name in DURATION_PARAMETERS:
             if not _PROMQL_DURATION.fullmatch(value):
                 raise TemplateError(f"{p.name}={value!r} is not a PromQL duration")
             out.append(value)

@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from controller.core.models import AnalysisCheck, CheckKind
-from controller.core.promql import render
+from controller.core.promql import ParamValue, render
 
 #: Below this a window holds too few scrapes for ``rate``/``increase`` to mean anything.
 DEFAULT_MIN_WINDOW_SECONDS = 30
@@ -82,9 +82,9 @@ class ReleaseParams:
     min_window_seconds: int = DEFAULT_MIN_WINDOW_SECONDS
     pod: str | None = None
 
-    def for_track(self, track: Track, window_seconds: int) -> dict[str, str]:
+    def for_track(self, track: Track, window_seconds: int) -> dict[str, ParamValue]:
         revision = self.canary_revision if track is Track.CANARY else self.baseline_revision
-        values = {
+        values: dict[str, ParamValue] = {
             "lane": self.lane,
             "namespace": self.namespace,
             "workload": self.workload,
