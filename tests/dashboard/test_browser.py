@@ -19,7 +19,7 @@ from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
 from controller.core.canary import template_hash
 from controller.dashboard.app import dashboard_app, serve
-from tests.runtime.harness import NS, Env, deployment_doc, running, wait
+from tests.runtime.harness import NS, Env, change_for, deployment_doc, running, wait
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def test_the_rolled_back_release_shows_its_evidence_chart(site: Site) -> None:
     assert b.find_element(By.ID, "phase").text == "RolledBack"
     assert b.find_element(By.ID, "decision").text.startswith("critical check errors Fail")
     provenance = dict((r[0], r[1]) for r in _cells(site, "provenance"))
-    assert provenance["agent"] == "claude-code" and provenance["change"] == "abc1234"
+    assert provenance["agent"] == "claude-code" and provenance["change"] == change_for("web:3-bad")
     chart = b.find_element(By.CSS_SELECTOR, 'svg.chart[data-check="errors"]')
     assert chart.is_displayed() and chart.size["width"] >= 700
     canary = chart.find_element(By.CSS_SELECTOR, "polyline.canary")
