@@ -107,7 +107,7 @@ def start_controller(
     controller = Controller(
         KubeConnection(api_client(str(kubeconfig)), api_factory),
         gates=LaneGates(AlwaysOn()),
-        analyzer=ImageJudge(sim),
+        analyzer=ImageJudge(),
         sinks=[KillableLog(log, plan)],
         settings=Settings(instance=instance, leader_election=False, workers=2, resync_seconds=30),
     )

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,10 @@ from controller.adapters.flags.lane_gates import KillSwitchPort, LaneGates
 from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
 from controller.adapters.kube.connection import KubeConnection
+from controller.bench.fencing_replica import ImageJudge
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
-from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.core.models import ChangeLane
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 
@@ -99,30 +99,6 @@ class AlwaysOn:
         self, lane: ChangeLane, *, namespace: str, workload: str, agent: str | None = None
     ) -> GateResult:
         return GateResult("killSwitch", True, "on (test)")
-
-
-class ImageJudge:
-    """Fails canaries whose image tag contains 'bad'; passes the others."""
-
-    def __init__(self, sim: SimCluster) -> None:
-        self.sim = sim
-        self.calls = 0
-
-    def measure(
-        self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
-    ) -> Measurement:
-        self.calls += 1
-        bad = any("bad" in image for image in release.spec.to_revision.images)
-        value = 0.3 if bad else 0.01
-        return Measurement(
-            check=check.name,
-            time=now,
-            step=release.status.current_step,
-            verdict=Verdict.FAIL if bad else Verdict.PASS,
-            canary=value,
-            threshold=check.threshold,
-            statistic=f"value={value}",
-        )
 
 
 @dataclass
@@ -207,7 +183,7 @@ def new_controller(
     return Controller(
         KubeConnection(api, api_factory),
         gates=LaneGates(kill_switch or AlwaysOn()),
-        analyzer=ImageJudge(sim),
+        analyzer=ImageJudge(),
         sinks=[sink],
         flags=FlagWriterRamp(api) if flags else None,
         settings=Settings(**base),

@@ -41,7 +41,7 @@ def controller(env: Env, instance: str, switch: Switch) -> Controller:
     c = Controller(
         KubeConnection(api_client(str(env.kubeconfig))),
         gates=LaneGates(switch),
-        analyzer=ImageJudge(env.sim),
+        analyzer=ImageJudge(),
         sinks=[env.sink],
         settings=Settings(
             instance=instance,
