@@ -21,6 +21,7 @@ from controller.core.gates import GateResult
 from controller.core.models import ChangeLane
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
+from controller.sim.errors import ApiError
 
 NS = "shop"
 
@@ -149,15 +150,25 @@ class Env:
     def set_image(
         self, image: str, name: str = "web", annotations: dict[str, str] | None = None
     ) -> None:
-        dep = self.deployment(name)
-        template = dep["spec"]["template"]
-        template["spec"]["containers"][0]["image"] = image
-        # A pipeline writes fresh provenance for each release; a test that means to carry
-        # the previous template's record over passes it explicitly.
-        template["metadata"]["annotations"] = (
-            annotations if annotations is not None else provenance(image=image)
-        )
-        self.sim.store.update("deployments", dep, namespace=NS, name=name)
+        # Like `kubectl set image`, retry on a conflict: a running controller may write the
+        # Deployment (adoption, scale) between our read and our update.
+        for _ in range(50):
+            dep = self.deployment(name)
+            template = dep["spec"]["template"]
+            template["spec"]["containers"][0]["image"] = image
+            # A pipeline writes fresh provenance for each release; a test that means to carry
+            # the previous template's record over passes it explicitly.
+            template["metadata"]["annotations"] = (
+                annotations if annotations is not None else provenance(image=image)
+            )
+            try:
+                self.sim.store.update("deployments", dep, namespace=NS, name=name)
+                return
+            except ApiError as err:
+                if err.code != 409:
+                    raise
+            time.sleep(0.02)
+        raise AssertionError(f"set_image({image!r}) kept conflicting with the controller")
 
 
 def new_controller(
