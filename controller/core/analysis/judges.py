@@ -386,7 +386,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     statistic = (
         f"confidence sequence: worse than {tol_x} at {r.regression_z:.2f} of the alpha "
         f"{alpha:g} bound, {mde_x} ruled out at {r.futility_z:.2f} of the {beta:g} bound, "
-        f"dispersion {r.dispersion:.2f}"
+        f"overdispersion {r.dispersion:.2f}"
     )
     rejected = r.regression_z >= 1.0
     evidence = evidence.model_copy(

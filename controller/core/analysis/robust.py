@@ -77,18 +77,16 @@ from controller.core.models import SequentialEvidence
 
 #: Intervals per batch for the dispersion estimate (2 minutes at the default 30 s).
 BATCH_INTERVALS = 4
-#: The dispersion assumed before data says otherwise, and how many batches it weighs.
-PRIOR_DISPERSION = 2.0
-PRIOR_BATCHES = 2.0
+#: The multiplicative noise assumed before data says otherwise (relative variance of an
+#: arm's error ratio over a batch: 0.1 is a standard deviation of about 30% over two
+#: minutes), and how many batches it weighs.
+PRIOR_OVERDISPERSION = 0.3
+PRIOR_BATCHES = 0.75
 #: Where the mixture boundaries are tightest, in variance units (about this many errors):
 #: early for the regression test (an outage must fail at the first look), later for the
 #: futility test (ruling out the MDE takes hundreds of errors).
 TARGET_VARIANCE = 30.0
 FUTILITY_TARGET_VARIANCE = 300.0
-#: Squared coefficient of variation of the multiplicative per-interval noise on error
-#: ratios (the negative-binomial term of the variance function mu + psi mu^2): with it a
-#: burst interval, where the counts are large, weighs as little as its noise deserves.
-QUADRATIC_VARIANCE = 0.1
 #: A baseline interval this many times its release average is a shared incident.
 ELEVATED_BASELINE = 3.0
 #: One look at this fraction of alpha rejects without confirmation.
@@ -140,18 +138,25 @@ def observe(
     e.scaled_baseline_errors += kappa * b
     e.canary_variance += q * n
     e.baseline_variance += q * n * kappa
-    e.quadratic_variance += (q * n) ** 2
     e.batch_canary_errors += c
     e.batch_scaled_baseline_errors += kappa * b
-    e.batch_variance += q * (n + n * kappa) + 2 * QUADRATIC_VARIANCE * (q * n) ** 2
+    e.batch_canary_variance += q * n
+    e.batch_baseline_variance += q * n * kappa
     e.batch_intervals += 1
     if e.batch_intervals >= BATCH_INTERVALS:
         e.dispersion_cc += e.batch_canary_errors**2
         e.dispersion_ck += e.batch_canary_errors * e.batch_scaled_baseline_errors
         e.dispersion_kk += e.batch_scaled_baseline_errors**2
-        e.dispersion_model += e.batch_variance
+        e.dispersion_quadratic += e.batch_canary_variance**2
+        c_prev, k_prev = e.previous_batch_canary_errors, e.previous_batch_scaled_baseline_errors
+        c_now, k_now = e.batch_canary_errors, e.batch_scaled_baseline_errors
+        e.lag_cc += c_now * c_prev
+        e.lag_ck += c_now * k_prev + k_now * c_prev
+        e.lag_kk += k_now * k_prev
+        e.previous_batch_canary_errors, e.previous_batch_scaled_baseline_errors = c_now, k_now
         e.batches += 1
-        e.batch_canary_errors = e.batch_scaled_baseline_errors = e.batch_variance = 0.0
+        e.batch_canary_errors = e.batch_scaled_baseline_errors = 0.0
+        e.batch_canary_variance = e.batch_baseline_variance = 0.0
         e.batch_intervals = 0
     return e
 
@@ -163,23 +168,42 @@ def rate_ratio(e: SequentialEvidence) -> float | None:
     return e.canary_errors / e.scaled_baseline_errors
 
 
-def dispersion(e: SequentialEvidence) -> float:
-    """How much noisier the batch sums are than the variance model says: the squared
-    batch residuals around the ratio fitted to the completed batches (least squares, so
-    that a regression starting in the newest intervals does not count as noise) over the
-    model's variance of the same batches. A ratio of sums, not a mean of ratios, so a
-    burst batch weighs as much here as it does in the test's sum (the cluster-robust
-    "sandwich" variance, batches as clusters). Shrunk towards the prior with the weight
-    of :data:`PRIOR_BATCHES` average batches."""
+def overdispersion(e: SequentialEvidence, tolerance: float = 0.0) -> float:
+    """The multiplicative noise ``psi``: the relative variance of one arm's error ratio
+    over a batch, beyond counting noise, by the method of moments on the completed
+    batches. Their squared residuals around the fitted ratio (least squares, so that a
+    regression starting in the newest intervals does not count as noise) minus their
+    Poisson variance, over the batches' squared expected counts; a ratio of sums, not a
+    mean of ratios, so a burst batch weighs as much here as it does in the test's sum
+    (the cluster-robust "sandwich" variance, batches as clusters). Shrunk towards
+    :data:`PRIOR_OVERDISPERSION` with the weight of :data:`PRIOR_BATCHES` average batches.
+
+    The model is taken at the fitted ratio (shrunk towards 1 by the tolerance, squared),
+    not at ratio 1: a regressed canary's counts are larger and so is their noise, and
+    measured against a healthy canary's model an x3 canary's own noise read as a
+    dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
+    looks worse in a noisy window from shrinking its own noise estimate."""
     if e.batches == 0:
-        return PRIOR_DISPERSION
+        return PRIOR_OVERDISPERSION
     ratio = e.dispersion_ck / e.dispersion_kk if e.dispersion_kk > 0 else 1.0
     squares = e.dispersion_cc - 2 * ratio * e.dispersion_ck + ratio**2 * e.dispersion_kk
+    # Noise correlated with the next batch (drift lasting minutes) adds to the variance of
+    # the sum twice its lag-1 covariance (batch means with one lag, after Newey & West
+    # 1987); a negative covariance is not credited.
+    lagged = e.lag_cc - ratio * e.lag_ck + ratio**2 * e.lag_kk
+    squares += 2 * max(lagged, 0.0)
+    fitted = max(1.0, ratio / (1.0 + tolerance) ** 2)
+    poisson = fitted * (e.canary_variance - e.batch_canary_variance) + fitted**2 * (
+        e.baseline_variance - e.batch_baseline_variance
+    )
+    quadratic = 2 * fitted**2 * e.dispersion_quadratic
+    if quadratic <= 0:
+        return PRIOR_OVERDISPERSION
     # One batch's worth of freedom goes to the fitted ratio.
-    mean_model = e.dispersion_model / e.batches
-    effective = max(e.batches - 1, 0) / e.batches * e.dispersion_model
-    prior = PRIOR_BATCHES * mean_model
-    return (prior * PRIOR_DISPERSION + max(squares, 0.0)) / (prior + effective)
+    freedom = max(e.batches - 1, 0) / e.batches
+    prior = PRIOR_BATCHES * quadratic / e.batches
+    excess = squares - freedom * poisson
+    return max(0.0, (prior * PRIOR_OVERDISPERSION + excess) / (prior + freedom * quadratic))
 
 
 def boundary(variance: float, level: float, target: float = TARGET_VARIANCE) -> float:
@@ -204,15 +228,15 @@ def evaluate(
     e: SequentialEvidence, *, tolerance: float, mde: float, alpha: float, beta: float
 ) -> RobustResult:
     """Both tests on the evidence so far (see the module docstring)."""
-    phi = dispersion(e)
+    psi = overdispersion(e, tolerance)
     lo, hi = 1.0 + tolerance, 1.0 + mde
+    # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
+    # whole, however few of its intervals are in.
+    scale = e.dispersion_quadratic + e.batch_canary_variance**2
 
     def var(rho: float, canary_rho: float) -> float:
         poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
-        quadratic = QUADRATIC_VARIANCE * (canary_rho**2 + rho**2) * e.quadratic_variance
-        # Nothing is less noisy than Poisson: the data may shrink the modelled
-        # multiplicative noise, never the counting noise.
-        return max(phi * (poisson + quadratic), poisson)
+        return poisson + psi * (canary_rho**2 + rho**2) * scale
 
     s_reg = e.canary_errors - lo * e.scaled_baseline_errors
     s_fut = hi * e.scaled_baseline_errors - e.canary_errors
@@ -226,16 +250,16 @@ def evaluate(
     fut_z = s_fut / boundary(var(hi, seen), beta, FUTILITY_TARGET_VARIANCE)
     return RobustResult(
         ratio=rate_ratio(e),
-        dispersion=phi,
+        dispersion=psi,
         regression_z=reg_z,
         strong_z=strong_z,
         futility_z=fut_z,
-        canary_needed=_canary_needed(e, phi, hi, seen, beta) if fut_z < 1 else 0.0,
+        canary_needed=_canary_needed(e, psi, hi, seen, beta) if fut_z < 1 else 0.0,
     )
 
 
 def _canary_needed(
-    e: SequentialEvidence, phi: float, hi: float, seen: float, beta: float
+    e: SequentialEvidence, psi: float, hi: float, seen: float, beta: float
 ) -> float | None:
     """More canary requests until the futility test would pass if the ratios seen so far
     held (None when the canary's ratio is already at or above the MDE, or no data)."""
@@ -247,12 +271,14 @@ def _canary_needed(
         return None
     kappa = e.canary_total / e.baseline_total
     drift = (hi - ratio) * p_b  # per canary request
-    per_interval = e.canary_total / max(e.intervals, 1)
-    quadratic = QUADRATIC_VARIANCE * (seen**2 + hi**2) * p_b * p_b * per_interval
-    var_rate = max(phi, 1.0) * (p_b * (seen + hi * hi * kappa) + quadratic)
+    per_batch = BATCH_INTERVALS * e.canary_total / max(e.intervals, 1)
+    # Each further batch adds (p_b * per_batch)^2 of multiplicative scale.
+    quadratic = psi * (seen**2 + hi**2) * p_b * p_b * per_batch
+    var_rate = p_b * (seen + hi * hi * kappa) + quadratic
     s0 = hi * e.scaled_baseline_errors - e.canary_errors
-    quad0 = QUADRATIC_VARIANCE * (seen**2 + hi**2) * e.quadratic_variance
-    v0 = max(phi, 1.0) * (seen * e.canary_variance + hi * hi * e.baseline_variance + quad0)
+    scale0 = e.dispersion_quadratic + e.batch_canary_variance**2
+    v0 = seen * e.canary_variance + hi * hi * e.baseline_variance
+    v0 += psi * (seen**2 + hi**2) * scale0
 
     def enough(extra: float) -> bool:
         return s0 + drift * extra >= boundary(v0 + var_rate * extra, beta, FUTILITY_TARGET_VARIANCE)

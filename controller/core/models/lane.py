@@ -277,7 +277,7 @@ class StrategySpec(CamelModel):
         default="10m", description="How long a canary may take to become ready."
     )
     evidence_deadline: Duration = Field(
-        default="30m",
+        default="60m",
         description="How long a step may wait for the evidence its checks need to pass "
         "(from the step's start); then onEvidenceDeadline applies. Nothing waits forever.",
     )

@@ -137,17 +137,28 @@ class SequentialEvidence(CamelModel):
     )
     canary_variance: float = Field(default=0.0, description="Sum of q_i n_i.")
     baseline_variance: float = Field(default=0.0, description="Sum of q_i n_i^2 / m_i.")
-    quadratic_variance: float = Field(default=0.0, description="Sum of (q_i n_i)^2.")
     batch_canary_errors: float = 0.0
     batch_scaled_baseline_errors: float = 0.0
-    batch_variance: float = 0.0
+    batch_canary_variance: float = Field(
+        default=0.0, description="The incomplete batch's part of canaryVariance."
+    )
+    batch_baseline_variance: float = Field(
+        default=0.0, description="The incomplete batch's part of baselineVariance."
+    )
     batch_intervals: int = 0
     batches: int = Field(default=0, description="Completed batches (dispersion estimate).")
     dispersion_cc: float = 0.0
     dispersion_ck: float = 0.0
     dispersion_kk: float = 0.0
-    dispersion_model: float = Field(
-        default=0.0, description="Sum of the modelled variances of the completed batches."
+    previous_batch_canary_errors: float = 0.0
+    previous_batch_scaled_baseline_errors: float = 0.0
+    lag_cc: float = Field(default=0.0, description="Sum of C_b C_(b-1) over completed batches.")
+    lag_ck: float = Field(default=0.0, description="Sum of C_b K_(b-1) + K_b C_(b-1).")
+    lag_kk: float = Field(default=0.0, description="Sum of K_b K_(b-1).")
+    dispersion_quadratic: float = Field(
+        default=0.0,
+        description="Sum over completed batches of the squared batch sum of q_i n_i "
+        "(the multiplicative noise's scale).",
     )
     baseline_elevated: bool = Field(
         default=False,

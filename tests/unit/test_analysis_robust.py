@@ -1,0 +1,161 @@
+"""The robust canary-vs-baseline test (controller.core.analysis.robust): properties of the
+pure evidence and decisions, and the noise model's two estimates (fitted-ratio scale, lag)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.core.analysis import judge
+from controller.core.analysis.robust import (
+    BATCH_INTERVALS,
+    PRIOR_OVERDISPERSION,
+    evaluate,
+    observe,
+    overdispersion,
+)
+from controller.core.analysis.sample import counts_sample
+from controller.core.models import AnalysisCheck, SequentialEvidence, Verdict
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+TOTAL = 'sum(increase(http_requests_total{app="{{ workload }}"}[{{ window }}]))'
+ERRORS = 'sum(increase(http_requests_total{app="{{ workload }}", code=~"5.."}[{{ window }}]))'
+Interval = tuple[float, float, float, float]  # canary errors, canary total, baseline errors, total
+
+
+def fold(intervals: list[Interval], step: int = 0) -> SequentialEvidence:
+    """Evidence after one look per interval at one step (cumulative window counts)."""
+    e: SequentialEvidence | None = None
+    cum = np.zeros(4)
+    for k, interval in enumerate(intervals, start=1):
+        cum += np.array(interval)
+        e = observe(
+            e,
+            step=step,
+            window_seconds=30 * k,
+            canary=(float(cum[0]), float(cum[1])),
+            baseline=(float(cum[2]), float(cum[3])),
+        )
+    assert e is not None
+    return e
+
+
+def result(intervals: list[Interval]) -> tuple[float, float]:
+    r = evaluate(fold(intervals), tolerance=0.25, mde=1.0, alpha=0.01, beta=0.001)
+    return r.regression_z, r.futility_z
+
+
+interval_counts = st.tuples(
+    st.integers(0, 40), st.integers(50, 400), st.integers(0, 40), st.integers(50, 4000)
+).map(lambda t: (float(min(t[0], t[1])), float(t[1]), float(min(t[2], t[3])), float(t[3])))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(intervals=st.lists(interval_counts, min_size=1, max_size=12), extra=st.integers(1, 30))
+def test_more_canary_errors_never_weaken_the_case_for_a_regression(
+    intervals: list[Interval], extra: int
+) -> None:
+    """Monotone in the canary's bad events: adding some to the newest interval never
+    lowers the regression statistic and never raises the futility (promote) statistic."""
+    c, n, b, m = intervals[-1]
+    worse = [*intervals[:-1], (min(c + extra, n), n, b, m)]
+    reg, fut = result(intervals)
+    reg_worse, fut_worse = result(worse)
+    assert reg_worse >= reg - 1e-9
+    assert fut_worse <= fut + 1e-9
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(intervals=st.lists(interval_counts, min_size=1, max_size=20))
+def test_the_noise_estimate_is_never_negative_and_the_variance_never_below_poisson(
+    intervals: list[Interval],
+) -> None:
+    e = fold(intervals)
+    assert overdispersion(e, 0.25) >= 0.0
+    # With no noise beyond counting the boundary still needs the Poisson variance: a
+    # canary exactly at the tolerance never rejects.
+    at_tolerance = [(1.25 * 10, 1000.0, 10.0, 1000.0)] * len(intervals)
+    assert result(at_tolerance)[0] < 1.0
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    looks=st.integers(1, 30),
+    missing=st.sampled_from(["canary", "baseline", "both"]),
+    step=st.integers(0, 2),
+)
+def test_no_data_is_never_a_pass(looks: int, missing: str, step: int) -> None:
+    check = AnalysisCheck.model_validate(
+        {"name": "errors", "kind": "sequential", "errorsQuery": ERRORS, "totalQuery": TOTAL}
+    )
+    evidence = None
+    for k in range(1, looks + 1):
+        counts = (0.0, 300.0 * k)
+        sample = counts_sample(
+            "docs",
+            "errors",
+            30 * k,
+            canary=None if missing in ("canary", "both") else counts,
+            baseline=None if missing in ("baseline", "both") else counts,
+        )
+        m = judge(check, sample, step=step, now=NOW, evidence=evidence, final_step=step == 2)
+        evidence = m.evidence or evidence
+        assert m.verdict is not Verdict.PASS
+
+
+def noisy_intervals(
+    rng: np.random.Generator, ratio: float, batches: int, slow: bool
+) -> list[Interval]:
+    """Equal arms, 2,000 requests an interval each, 1% baseline errors, each arm's error
+    ratio times lognormal noise (sd 0.3) drawn per interval or held for a batch."""
+    out: list[Interval] = []
+    for _ in range(batches):
+        held = np.exp(rng.normal(0, 0.3, 2))
+        for _ in range(BATCH_INTERVALS):
+            noise = held if slow else np.exp(rng.normal(0, 0.3, 2))
+            c = rng.poisson(2000 * 0.01 * ratio * noise[0])
+            b = rng.poisson(2000 * 0.01 * noise[1])
+            out.append((float(c), 2000.0, float(b), 2000.0))
+    return out
+
+
+def test_a_regressed_canary_does_not_read_its_own_counts_as_noise() -> None:
+    """The scale is taken at the fitted ratio (shrunk towards 1 by the tolerance): an x3
+    canary's noise estimate is a fraction of what a scale taken at ratio 1 says (about
+    nine times a healthy canary's; that hid one bad pod of five in the bench), while a
+    healthy canary's is unchanged."""
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        regressed = fold(noisy_intervals(rng, 3.0, 12, True))
+        healthy = fold(noisy_intervals(rng, 1.0, 12, True))
+        at_one = 1e6  # a tolerance this large takes the scale at ratio 1
+        assert overdispersion(regressed, 0.25) < 0.5 * overdispersion(regressed, at_one)
+        if (healthy.dispersion_ck / healthy.dispersion_kk) <= 1.25**2:
+            assert overdispersion(healthy, 0.25) == overdispersion(healthy, at_one)
+
+
+def test_noise_that_lasts_a_batch_weighs_more_than_noise_that_does_not() -> None:
+    """Drift held over a batch adds to the variance of the sum; the estimate sees it."""
+    rng = np.random.default_rng(5)
+    slow = np.median([overdispersion(fold(noisy_intervals(rng, 1.0, 12, True)), 0.25)
+                      for _ in range(20)])  # fmt: skip
+    fast = np.median([overdispersion(fold(noisy_intervals(rng, 1.0, 12, False)), 0.25)
+                      for _ in range(20)])  # fmt: skip
+    assert slow > 2 * fast
+
+
+def test_before_a_batch_is_complete_the_prior_holds() -> None:
+    e = fold([(5.0, 1000.0, 5.0, 1000.0)] * (BATCH_INTERVALS - 1))
+    assert e.batches == 0
+    assert overdispersion(e, 0.25) == PRIOR_OVERDISPERSION
+
+
+def test_evidence_carries_over_steps() -> None:
+    """Pooled over the release: a new step restarts the window, not the sums."""
+    first = fold([(5.0, 1000.0, 5.0, 1000.0)] * 4, step=0)
+    second = observe(first, step=1, window_seconds=30, canary=(5.0, 1000.0), baseline=(5.0, 1000.0))
+    assert second.intervals == first.intervals + 1
+    assert second.canary_total == first.canary_total + 1000.0
