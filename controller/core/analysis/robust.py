@@ -18,25 +18,37 @@ Under "the canary's error ratio is at most ``rho`` times the baseline's" the sum
 ``S_t(rho) = sum x_i(rho)`` has a non-positive drift, whatever the baseline ratio does
 over time (shared bursts, diurnal load and dependency trouble cancel inside an interval).
 
-Variance. Under the null the variance of ``x_i`` is modelled as negative-binomial-like:
-Poisson ``q_i (rho n_i + rho^2 n_i^2 / m_i)`` plus ``2 psi rho^2 (q_i n_i)^2`` for the
-multiplicative noise every interval carries (``psi`` = :data:`QUADRATIC_VARIANCE`), with
-``q_i`` the baseline's error ratio (this interval's, never below the release's smoothed
-average, so a shared burst widens its own interval). The variance of the sum is ``phi``
-times the model's, never below its Poisson part (nothing is less noisy than counting).
+Variance. Under the null the variance of the sum is modelled as negative-binomial-like
+(NB2: ``mu + psi mu^2``), with counting noise and multiplicative noise kept apart:
 
-``phi`` is estimated from the data by *batch means* (intervals grouped in batches of
-:data:`BATCH_INTERVALS`, 2 minutes at the default interval): the squared batch sums of the
-contrast around the ratio fitted to the completed batches, over the model's variance of
-the same batches. That is the cluster-robust ("sandwich") variance of the sum with
-batches as clusters, expressed as a quasi-likelihood dispersion (McCullagh & Nelder,
-*Generalized Linear Models*, ch. 9; Liang & Zeger 1986): bursts weigh in it as much as
-they weigh in the sum, and noise correlated over a minute or two (per-arm drift) inflates
-it as it inflates the variance of the sum. Few batches give a noisy estimate and
-under-estimating it is what causes false rollbacks, so it is shrunk towards a prior of
-:data:`PRIOR_DISPERSION` with the weight of :data:`PRIOR_BATCHES` batches. The newest,
-incomplete batch is not in the estimate: a sudden change cannot hide behind the variance
-it would itself add.
+    Var S_t(rho) = sum_i q_i (rho n_i + rho^2 n_i^2 / m_i)
+                   + psi (rho^2 + rho^2) sum_b (sum_{i in b} q_i n_i)^2
+
+``q_i`` is the baseline's error ratio (this interval's, never below the release's smoothed
+average, so a shared burst widens its own interval). The first term is Poisson counting
+noise and is never scaled down (nothing is less noisy than counting) nor up (at small
+counts it is all there is, and inflating it is what made x5 slow). The second is each
+arm's multiplicative noise (drift, over-dispersion, a noisy neighbour): ``psi`` is the
+relative variance of an arm's error ratio over a *batch* of :data:`BATCH_INTERVALS`
+intervals (2 minutes at the default interval), so noise that lasts a minute or two counts
+as the variance of the sum sees it, not as independent per-interval jitter.
+
+``psi`` is estimated from the data by the method of moments on completed batches: the
+squared batch sums of the contrast around the ratio fitted to the completed batches,
+plus twice their lag-1 covariance (batch means with one lag, after Newey & West 1987:
+drift that outlasts a batch adds to the variance of the sum; a negative covariance is not
+credited), minus the batches' Poisson variance, over their squared expected counts. That
+is the cluster-robust ("sandwich") variance with batches as clusters (Liang & Zeger 1986;
+McCullagh & Nelder, *Generalized Linear Models*, ch. 9) expressed as an NB2 parameter:
+bursts weigh in it as much as they weigh in the sum. The model is taken at the fitted
+ratio (shrunk towards 1 by the tolerance, squared), not at ratio 1: a regressed canary's
+counts are larger and so is their noise, and measured at ratio 1 an x3 canary read its
+own noise as a dispersion of 10-40 and hid itself (one bad pod of five was missed 27% of
+the time). Few batches give a noisy estimate, and under-estimating it is what causes false
+rollbacks, so it is shrunk towards :data:`PRIOR_OVERDISPERSION` with the weight of
+:data:`PRIOR_BATCHES` batches. The newest, incomplete batch is not in the estimate (a
+sudden change cannot hide behind the variance it would itself add) but its scale counts
+in full in the variance (a batch is noisy as a whole however few of its intervals are in).
 
 Test. A normal-mixture boundary (Robbins 1970; the asymptotic confidence sequence of
 Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit theory and
@@ -44,7 +56,7 @@ asymptotic confidence sequences", 2021, Thm 2.2) on the sum: under the null,
 
     P( exists t: S_t >= sqrt(2 (V_t g + 1) / g * log(sqrt(V_t g + 1) / level)) ) <= level
 
-asymptotically, with ``V_t = phi * sum var_i`` and ``g`` tuning where the boundary is
+asymptotically, with ``V_t`` the variance above and ``g`` tuning where the boundary is
 tightest. Two such one-sided tests run side by side:
 
 - *regression*: null ``ratio <= 1 + tolerance`` (a practical-equivalence margin: a canary
@@ -59,13 +71,19 @@ tightest. Two such one-sided tests run side by side:
 
 Both tests take the canary's variance under their own null (score-type).
 
-Assumptions, stated: batches are close to independent (noise correlated over much longer
-than a batch is under-estimated until several batches are in, which is what the prior
-and the tolerance are for); persistent differences between pods are a bias, not noise,
-and only the tolerance absorbs them (the canary runs few pods); the canary:baseline
-ratio of error ratios is constant over the release (a regression that starts mid-release
-is found, later than one present from the start); the guarantee is asymptotic (normal
-approximation of sums of counts), with the mixture boundary conservative at small counts.
+Assumptions, stated: batch sums are close to independent beyond one lag (noise correlated
+over much longer than two batches is under-estimated, which is what the prior and the
+tolerance are for); each arm's multiplicative noise has the same relative size whatever
+its level (NB2), so a x3 canary is as noisy, relatively, as a healthy one; persistent
+differences between pods are a bias, not noise, and only the tolerance absorbs them (the
+canary runs few pods; one pod at 10%); the canary:baseline ratio of error ratios is
+constant over the release (a regression that starts mid-release is found, later than one
+present from the start); the guarantee is asymptotic (normal approximation of sums of
+counts), with the mixture boundary conservative at small counts.
+
+Evidence is pooled over the steps of the release: the ratio of error ratios does not
+depend on the traffic weight, so what step 1 saw counts at steps 2 and 3 (each step still
+waits its minDuration and re-checks before it advances).
 """
 
 from __future__ import annotations
