@@ -96,8 +96,10 @@ def test_would_have_decisions_match_the_known_outcomes(history: History) -> None
             assert failed[0]["canary"] is not None and failed[0]["statistic"]
         else:
             # 300 s of steps at least; the sequential check passes at full exposure only
-            # once x2 is ruled out on the release's pooled intervals (docs/judging.md).
-            assert got["step"] == 2 and 300 <= got["decided_after_s"] <= 900
+            # once x2 is ruled out on the release's pooled intervals, allowing for
+            # multiplicative noise (prior 0.3) until the batches show how little there is
+            # here (docs/judging.md): about 15 minutes on this mild noise.
+            assert got["step"] == 2 and 300 <= got["decided_after_s"] <= 1200
     ghost = [r for r in doc["releases"] if r["workload"] == "ghost"]
     assert [r["decision"] for r in ghost] == ["no_data"] and ghost[0]["evidence"] == []
     s = doc["summary"]
@@ -108,7 +110,7 @@ def test_would_have_decisions_match_the_known_outcomes(history: History) -> None
     assert s["releases"] == len(history.releases) + 1
     assert s["missed_regression_rate"] == 0.0
     assert s["aa_runs"] >= 6 and s["false_rollback_rate"] <= 0.2
-    assert 300 <= s["promote_median_s"] <= 900
+    assert 300 <= s["promote_median_s"] <= 1200  # see the per-release bound above
     assert s["queries"] > 0 and "PASS" in stdout
     assert len(list(plots.glob("*.png"))) == len(history.releases)
 
