@@ -312,7 +312,7 @@ def test_runtime_analyzer_judges_the_docs_site_lane_on_a_release(env: Env, repo:
     # the runtime folds each look's evidence into the check's status and the next look
     # reads it from there: a confirmed Fail within a few looks, never a Pass
     status = CheckStatus(name="error-rate")
-    for look in range(6):
+    for look in range(10):
         m = analyzer.measure(lane, release, error_rate, now + timedelta(seconds=2 * look))
         assert m.step == 1 and m.verdict is not Verdict.PASS, m.message
         if m.verdict is Verdict.FAIL:

@@ -270,7 +270,9 @@ def test_a_healthy_canary_promotes_after_the_lanes_steps() -> None:
     assert result.outcome is Outcome.PROMOTE, result.reason
     steps = LANE.spec.strategy.steps
     assert result.step == len(steps) - 1
-    assert result.decided_after_s is not None and 300 <= result.decided_after_s <= 600
+    # 300 s of steps, then until x2 is ruled out: the prior allowance for multiplicative
+    # noise fades batch by batch on these noiseless counts (docs/judging.md)
+    assert result.decided_after_s is not None and 300 <= result.decided_after_s <= 900
     assert {e.check for e in result.evidence} == {"error-rate", "latency-p95"}
     assert all(e.verdict == "Pass" for e in result.evidence)
 

@@ -422,6 +422,17 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
             evidence=evidence,
             **values,
         )
+    looks_worse = r.ratio is not None and r.ratio >= 1.0 + check.min_detectable_effect
+    if looks_worse:
+        # Not significant yet, but exposure grows only while the canary looks no worse
+        # than the effect it must rule out: a x5 seen in one noisy interval holds the step.
+        raise _InconclusiveError(
+            f"{head}: looks worse than {mde_x} the baseline, not yet beyond the noise; "
+            f"holding the step; {statistic}",
+            statistic=statistic,
+            evidence=evidence,
+            **values,
+        )
     if not tick.final_step:
         return tick.measure(
             Verdict.PASS,
