@@ -32,6 +32,7 @@ from controller.adapters.kube.connection import KubeConnection
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.runtime.fence import batch_fence
 from controller.runtime.health import serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
@@ -77,7 +78,9 @@ class StampedLog:
             before = self.log.seq
             self.log.append(record)
             if self.log.seq != before:  # a record id already in the log is not re-appended
-                self._stamps.write(f"{started:.6f} {record.id}\n")
+                fence = batch_fence()  # with shards: whose Lease this append was fenced by
+                lease = fence.lease.rsplit("/", 1)[-1] if fence is not None else "-"
+                self._stamps.write(f"{started:.6f} {record.id} {lease}\n")
                 self._stamps.flush()
 
     def close(self) -> None:
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-duration", type=int, default=4)
     parser.add_argument("--renew-deadline", type=int, default=3)
     parser.add_argument("--retry-period", type=int, default=1)
+    parser.add_argument("--shards", type=int, default=1)
     args = parser.parse_args(argv)
     configure_logging(logging.INFO, stream=sys.stderr)
     stop = threading.Event()
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             lease_duration=args.lease_duration,
             renew_deadline=args.renew_deadline,
             retry_period=args.retry_period,
+            shards=args.shards,
         ),
         metrics=metrics,
     )

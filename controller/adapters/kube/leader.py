@@ -140,8 +140,13 @@ class Leadership:
         on_started: Callable[[], None] | None = None,
         on_stopped: Callable[[], None] | None = None,
         fence: Fence | None = None,
+        defer: Callable[[LeaseReading], float] | None = None,
     ) -> None:
         self.identity = identity
+        # Sharding: extra seconds a reading must stand unchanged before we take it (a
+        # shard that is not ours to prefer), and a hand-over this replica was asked for.
+        self._defer = defer
+        self._handoff: str | None = None
         self.renew_deadline = float(renew_deadline)
         self.lease_duration = lease_duration
         self.retry_period = float(retry_period)
@@ -185,6 +190,9 @@ class Leadership:
             if not reading.acting:
                 self.fence.revoke(reading.reason)
                 raise _Lost
+            if self._handoff is not None:
+                self._hand_over(self._handoff)
+                raise _Lost
             # Checked last thing before the write: while our term is valid nobody else
             # can have taken the Lease, so this renewal cannot land after a takeover.
             if not self.fence.held():  # our last renewal is older than the renew deadline
@@ -192,6 +200,8 @@ class Leadership:
         else:
             self._report(reading)
             if not may_take(reading, unchanged_for):
+                return False
+            if self._defer is not None and unchanged_for < self._defer(reading):
                 return False
             if time.monotonic() - sent >= self.renew_deadline:
                 return False  # the read is too old to take over on (slow answer, a pause)
@@ -265,6 +275,20 @@ class Leadership:
             log.warning("lease try failed", lease=self.fence.lease, error=why[:300])
         return False
 
+    def _hand_over(self, why: str) -> None:
+        """Give the Lease up on purpose: stop acting (revoke), wait until no work runs
+        under the fence, and only then release the Lease, so the next owner never acts
+        beside us. Work still running after a renew deadline: keep the Lease and let it
+        expire instead (the next owner then waits a lease duration)."""
+        self._handoff = None
+        self.fence.revoke(why)
+        if self.fence.drain(self.renew_deadline):
+            self._release()
+        else:
+            log.warning(
+                "hand-over: work still running; the Lease expires instead", lease=self.fence.lease
+            )
+
     # ---- callbacks from the client's loops
     def _started(self) -> None:
         if self._on_started:
@@ -282,6 +306,11 @@ class Leadership:
     # ---- public
     def is_leader(self) -> bool:
         return self.fence.held()
+
+    def hand_over(self, why: str) -> None:
+        """Ask the election to hand the Lease over at its next try (see _hand_over)."""
+        if self.fence.held():
+            self._handoff = why
 
     def reason(self) -> str:
         """Why this replica does not act now ('' while it leads)."""
@@ -329,7 +358,7 @@ class Leadership:
             lease.spec.lease_duration_seconds = 1
             lease.spec.renew_time = datetime.now(UTC)
             self._api.replace_namespaced_lease(lock.name, lock.namespace, lease)
-            log.info("lease released", identity=self.identity)
+            log.info("lease released", lease=self.fence.lease, identity=self.identity)
         except Exception as exc:  # the lease then simply expires
             log.warning("could not release the lease", error=str(exc)[:300])
 
