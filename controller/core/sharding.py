@@ -3,8 +3,8 @@
 - A lane belongs to one shard, by rendezvous (highest-random-weight) hashing of its name
   over the shard numbers: every replica computes the same answer from the name alone.
 - Shards are spread over the live replicas (members) by a *balanced* rendezvous: each
-  shard goes to the member that ranks it highest and still has room, room being the fair
-  share ``ceil(shards / members)``. Every replica that sees the same members computes the
+  shard goes to the member that ranks it highest and still has room, every member
+  getting ``floor(shards / members)`` or one more. Every replica that sees the same members computes the
   same assignment, so the replicas agree without talking; when a member joins or leaves
   only the shards that must move do (mostly).
 
@@ -44,20 +44,31 @@ def fair_share(shards: int, members: int) -> int:
 
 
 def assignment(shards: int, members: Iterable[str]) -> dict[int, str]:
-    """Which member should own each shard (empty without members)."""
+    """Which member should own each shard (empty without members).
+
+    Every member gets ``shards // members`` shards and ``shards % members`` of them one
+    more: pairs (shard, member) are taken best score first while the member has room."""
     names = sorted(set(members))
     if not names:
         return {}
-    room = dict.fromkeys(names, fair_share(shards, len(names)))
+    base, extra = divmod(shards, len(names))
+    room = dict.fromkeys(names, base)
     ranked = sorted(
         ((_score(shard, name), shard, name) for shard in range(shards) for name in names),
         reverse=True,
     )
     owner: dict[int, str] = {}
     for _, shard, name in ranked:
-        if shard not in owner and room[name] > 0:
-            owner[shard] = name
+        if shard in owner:
+            continue
+        if room[name] > 0:
             room[name] -= 1
+        elif extra > 0 and room[name] == 0:
+            extra -= 1
+            room[name] = -1  # took its one shard above the base
+        else:
+            continue
+        owner[shard] = name
     return owner
 
 
