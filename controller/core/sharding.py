@@ -4,9 +4,9 @@
   over the shard numbers: every replica computes the same answer from the name alone.
 - Shards are spread over the live replicas (members) by a *balanced* rendezvous: each
   shard goes to the member that ranks it highest and still has room, every member
-  getting ``floor(shards / members)`` or one more. Every replica that sees the same members computes the
-  same assignment, so the replicas agree without talking; when a member joins or leaves
-  only the shards that must move do (mostly).
+  getting ``floor(shards / members)`` or one more. Every replica that sees the same
+  members computes the same assignment, so the replicas agree without talking; when a
+  member joins or leaves, mostly only the shards that must move do.
 
 The assignment only says who *should* own a shard. Who *does* is decided by the shard's
 Lease, with exactly the rules of a single leader (``core.lease``): the assignment makes
