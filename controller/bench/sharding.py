@@ -279,6 +279,11 @@ class Bench:
                 out[shard] = None
         return out
 
+    def settled(self, replicas: list[str]) -> dict[str, int]:
+        """Shards held per replica once balanced again (a hand-over may be under way)."""
+        self._wait(lambda: self.balanced(replicas), 10 * LEASE_DURATION, "balanced")
+        return self.held_by()
+
     def held_by(self) -> dict[str, int]:
         counts = Counter(h for h in self.holders().values() if h)
         return {replica: counts.get(replica, 0) for replica in self.procs}
@@ -333,7 +338,7 @@ class Bench:
         began = time.monotonic()
         self._wait(lambda: self.balanced(list(FIRST)), 60, "three replicas share the shards")
         time.sleep(3.0)  # releases under way on every shard
-        return Phase("balance", time.monotonic() - began, self.held_by())
+        return Phase("balance", time.monotonic() - began, self.settled(list(FIRST)))
 
     def phase_kill(self) -> Phase:
         victim = max(FIRST, key=lambda r: (self.held_by().get(r, 0), r))
@@ -349,7 +354,7 @@ class Bench:
         )
         self._wait(lambda: self.balanced(live), 10 * LEASE_DURATION, "two replicas balance")
         time.sleep(2.0)
-        phase = Phase("kill", time.monotonic() - began, self.held_by())
+        phase = Phase("kill", time.monotonic() - began, self.settled(live))
         phase.note = f"killed {victim} (shards {lost}); moved after {moved - began:.2f} s"
         self.kill_moved = moved - began
         return phase
@@ -364,7 +369,7 @@ class Bench:
             f"{ADDED} takes its share",
         )
         time.sleep(2.0)
-        phase = Phase("add", time.monotonic() - began, self.held_by())
+        phase = Phase("add", time.monotonic() - began, self.settled(live))
         phase.note = f"added {ADDED}; balanced after {done - began:.2f} s"
         self.add_balanced = done - began
         return phase
@@ -538,7 +543,8 @@ def run(pauses: int = 20, seed: int = 1, shards: int = SHARDS) -> Result:
                 bench.pause()
                 result.pauses += 1
             if pauses:
-                result.phases.append(Phase("pauses", time.monotonic() - began, bench.held_by()))
+                held = bench.settled(bench.live())
+                result.phases.append(Phase("pauses", time.monotonic() - began, held))
         except TimeoutError as exc:
             result.violations.append(str(exc))
         finally:

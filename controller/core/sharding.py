@@ -97,3 +97,33 @@ def to_hand_over(
         for shard in held
         if owners.get(shard) not in (None, identity) and owners.get(shard) in alive
     )
+
+
+#: The shard count a shard Lease's holder runs with, written on every write of it.
+SHARDS_ANNOTATION = "changelane.dev/shards"
+
+
+def other_scheme(
+    lease: str,
+    holder: str | None,
+    annotations: Mapping[str, str],
+    shards: int,
+    prefix: str,
+    leader_lease: str,
+    identity: str,
+) -> bool:
+    """Is this Lease held by a replica that maps lanes to shards differently?
+
+    While the shard count changes (a rolling update after replicaCount changed) the old
+    pods map a lane to one shard and the new pods to another: each may own "its" shard of
+    the same lane. So a replica acts for no newly won shard while a live Lease of another
+    scheme exists: the single leader Lease (one replica for every lane), or a shard Lease
+    whose holder runs another shard count. Liveness is judged by the caller."""
+    if not holder or holder == identity:
+        return False
+    if lease == leader_lease:
+        return True
+    if lease.startswith(f"{prefix}-shard-"):
+        scheme = annotations.get(SHARDS_ANNOTATION)
+        return scheme is not None and scheme != str(shards)
+    return False

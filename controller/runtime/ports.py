@@ -179,9 +179,11 @@ class ClusterConnection(Protocol):
         on_started: Callable[[], None],
         fence: Fence | None = None,
         defer: Callable[[LeaseReading], float] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> Elector:
         """Campaigns for the Lease; grants, extends and revokes ``fence`` as it goes
-        (``defer``: extra seconds a reading must stand unchanged before it is taken)."""
+        (``defer``: extra seconds a reading must stand unchanged before it is taken;
+        ``annotations``: set on the Lease at every write)."""
         ...
 
 

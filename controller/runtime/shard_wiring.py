@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from controller.core.models import ChangeLane
+from controller.core.sharding import SHARDS_ANNOTATION, other_scheme
 from controller.runtime.indexes import ParseCache, parse_lane_or_none
 from controller.runtime.objects import Key, parse_lane
 from controller.runtime.shards import ShardSet, ShardSettings, lane_of_key
@@ -54,6 +55,12 @@ class ShardedWork:
                 on_started=on_gained,
                 fence=fence,
                 defer=defer,
+                annotations={SHARDS_ANNOTATION: str(s.shards)},
+            )
+
+        def scheme(lease: str, holder: str, annotations: dict[str, str]) -> bool:
+            return other_scheme(
+                lease, holder, annotations, s.shards, s.shard_prefix, s.lease_name, s.instance
             )
 
         settings = ShardSettings(
@@ -68,7 +75,7 @@ class ShardedWork:
         shards = ShardSet(
             settings,
             elector,
-            members(s.lease_namespace, s.instance, s.shard_prefix, s.lease_duration),
+            members(s.lease_namespace, s.instance, s.shard_prefix, s.lease_duration, scheme),
             on_gained=lambda shard: controller._on_leading(),
         )
         return cls(shards, controller)

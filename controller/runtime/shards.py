@@ -47,10 +47,16 @@ class ShardElector(Protocol):
     def hand_over(self, why: str) -> None: ...
 
 
+class MemberView(Protocol):
+    live: set[str]
+    foreign: list[str]
+    sent_at: float
+
+
 class Members(Protocol):
     def beat(self) -> None: ...
 
-    def live(self) -> set[str]: ...
+    def observe(self) -> MemberView: ...
 
     def leave(self) -> None: ...
 
@@ -116,18 +122,19 @@ class ShardSet:
         ]
         self._owners: dict[int, str] = {}
         self._live: set[str] = {s.identity}
+        self._lock = threading.Lock()
         # Since when (monotonic) each shard has been assigned to someone else while held.
         self._elsewhere_since: dict[int, float] = {}
-        self._lock = threading.Lock()
+        # Scheme guard: when each shard was won (monotonic, after the winning write), and
+        # whether a Lease list sent after that showed no live Lease of another scheme.
+        self._won_at: dict[int, tuple[float, Term]] = {}
+        self._cleared: dict[int, Term] = {}
+        self._foreign: list[str] = []
+        self._on_gained = on_gained
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.electors = [
-            elector(
-                shard_lease_name(s.prefix, i),
-                fence,
-                self._gained(i, on_gained),
-                self._defer(i),
-            )
+            elector(shard_lease_name(s.prefix, i), fence, self._won(i), self._defer(i))
             for i, fence in enumerate(self.fences)
         ]
         self.router = ShardRouter(s.namespace, s.prefix, self)
@@ -138,8 +145,14 @@ class ShardSet:
 
     def fence_for(self, lane: str) -> Fence | None:
         """The fence of ``lane``'s shard while this replica acts for it, else None."""
-        fence = self.fences[self.shard_of(lane)]
-        return fence if fence.held() else None
+        shard = self.shard_of(lane)
+        fence = self.fences[shard]
+        with self._lock:
+            cleared = self._cleared.get(shard)
+        try:
+            return fence if cleared is not None and fence.check() == cleared else None
+        except NotLeaderError:
+            return None
 
     @contextmanager
     def lane_batch(self, lane: str) -> Iterator[Term]:
@@ -151,8 +164,20 @@ class ShardSet:
     def held(self) -> list[int]:
         return [i for i, fence in enumerate(self.fences) if fence.held()]
 
+    def acting(self) -> list[int]:
+        """The shards this replica acts for now (held, and clear of other schemes)."""
+        return [i for i, fence in enumerate(self.fences) if self._acting(i, fence)]
+
+    def _acting(self, shard: int, fence: Fence) -> bool:
+        with self._lock:
+            cleared = self._cleared.get(shard)
+        try:
+            return cleared is not None and fence.check() == cleared
+        except NotLeaderError:
+            return False
+
     def any_held(self) -> bool:
-        return any(fence.held() for fence in self.fences)
+        return bool(self.acting())
 
     def shard_index(self, fence: Fence | None) -> int | None:
         for i, mine in enumerate(self.fences):
@@ -199,7 +224,9 @@ class ShardSet:
     def _balance(self) -> None:
         s = self.settings
         self.members.beat()
-        live = self.members.live()
+        view = self.members.observe()
+        live = view.live
+        self._guard(view)
         owners = assignment(s.shards, live)
         with self._lock:
             if owners != self._owners:
@@ -222,17 +249,60 @@ class ShardSet:
                 del self._elsewhere_since[shard]
                 self.electors[shard].hand_over(f"shard {shard} handed over to {owners[shard]}")
 
+    def _guard(self, view: MemberView) -> None:
+        """Act for a newly won shard only once a Lease list sent after it was won shows
+        no live Lease of another scheme. Two replicas of different schemes each write
+        their Lease, then list: at least one of them sees the other's (the API server is
+        linearizable), so they never both act. A replica acting for nothing while another
+        scheme is alive gives its Leases back and does not campaign (see _defer)."""
+        newly: list[int] = []
+        with self._lock:
+            self._foreign = list(view.foreign)
+            for shard in list(self._cleared):
+                if not self.fences[shard].held():
+                    del self._cleared[shard]
+            if not view.foreign:
+                for shard, (won, term) in self._won_at.items():
+                    fresh = self._cleared.get(shard) != term and won < view.sent_at
+                    if fresh and self.fences[shard].held():
+                        self._cleared[shard] = term
+                        newly.append(shard)
+            blocked = bool(view.foreign) and not self._cleared
+        if view.foreign:
+            log.warning(
+                "not acting for newly won shards: a Lease of another sharding scheme is live",
+                identity=self.settings.identity,
+                leases=view.foreign[:5],
+            )
+        if blocked:
+            for shard in self.held():
+                self.electors[shard].hand_over(
+                    f"another sharding scheme is live ({view.foreign[0]})"
+                )
+        for shard in newly:
+            self._on_gained(shard)  # its keys were dropped until now: look at them all
+
+    def _won(self, shard: int) -> Callable[[], None]:
+        def won() -> None:
+            try:
+                term = self.fences[shard].check()
+            except NotLeaderError:
+                return  # lost again already
+            with self._lock:
+                self._won_at[shard] = (time.monotonic(), term)
+                self._cleared.pop(shard, None)
+
+        return won
+
     def _defer(self, shard: int) -> Callable[[LeaseReading], float]:
         def defer(reading: LeaseReading) -> float:
             with self._lock:
                 preferred = self._owners.get(shard) in (None, self.settings.identity)
+                if self._foreign and not self._cleared:
+                    return float("inf")  # another scheme acts: wait until it is gone
             return extra_wait(reading, preferred, self.settings.lease_duration)
 
         return defer
-
-    @staticmethod
-    def _gained(shard: int, on_gained: Callable[[int], None]) -> Callable[[], None]:
-        return lambda: on_gained(shard)
 
 
 def lane_of_key(

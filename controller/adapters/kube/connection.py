@@ -50,6 +50,7 @@ class KubeConnection:
         on_started: Callable[[], None],
         fence: Fence | None = None,
         defer: Callable[[LeaseReading], float] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> Leadership:
         return Leadership(
             self.api_client,
@@ -62,10 +63,17 @@ class KubeConnection:
             on_started=on_started,
             fence=fence,
             defer=defer,
+            annotations=annotations,
         )
 
     def members(
-        self, namespace: str, identity: str, prefix: str, lease_duration: float
+        self,
+        namespace: str,
+        identity: str,
+        prefix: str,
+        lease_duration: float,
+        scheme: Callable[[str, str, dict[str, str]], bool],
     ) -> Membership:
-        """Who is alive, for spreading shards (``--shards``): member Leases."""
-        return Membership(self.api_client, namespace, identity, prefix, lease_duration)
+        """Who is alive, for spreading shards (``--shards``): member Leases; and whether
+        Leases of another sharding scheme (``scheme``) are alive."""
+        return Membership(self.api_client, namespace, identity, prefix, lease_duration, scheme)

@@ -59,6 +59,18 @@ class _TimedCoordinationApi(client.CoordinationV1Api):
     remembers the last error, which ``LeaseLock`` swallows into a bare False."""
 
     last_error: ApiException | None = None
+    #: Set on the Lease at every write (sharding records its shard count there).
+    annotations: dict[str, str] | None = None
+
+    def _annotate(self, body: Any) -> Any:
+        if not self.annotations:
+            return body
+        meta = body.metadata
+        if isinstance(meta, dict):
+            meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
+        elif meta is not None:
+            meta.annotations = {**(meta.annotations or {}), **self.annotations}
+        return body
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
@@ -75,10 +87,19 @@ class _TimedCoordinationApi(client.CoordinationV1Api):
         return self._call(super().read_namespaced_lease, *args, **kwargs)
 
     def create_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        args = self._annotated(args, kwargs)
         return self._call(super().create_namespaced_lease, *args, **kwargs)
 
     def replace_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        args = self._annotated(args, kwargs)
         return self._call(super().replace_namespaced_lease, *args, **kwargs)
+
+    def _annotated(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """The call's body (``body=``, or the last positional argument) annotated."""
+        if "body" in kwargs:
+            kwargs["body"] = self._annotate(kwargs["body"])
+            return args
+        return (*args[:-1], self._annotate(args[-1])) if args else args
 
 
 class _Stopped(Exception):  # noqa: N818 (a signal, not an error)
@@ -141,6 +162,7 @@ class Leadership:
         on_stopped: Callable[[], None] | None = None,
         fence: Fence | None = None,
         defer: Callable[[LeaseReading], float] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> None:
         self.identity = identity
         # Sharding: extra seconds a reading must stand unchanged before we take it (a
@@ -155,6 +177,7 @@ class Leadership:
         self._on_started = on_started
         self._on_stopped = on_stopped
         self._api = _TimedCoordinationApi(api_client)
+        self._api.annotations = annotations
         lock = LeaseLock(name, namespace, identity)
         lock.api_instance = self._api
         self._lock = lock

@@ -1,5 +1,6 @@
-"""Which replicas are alive, for spreading shards: each replica renews a member Lease of
-its own (``<prefix>-member-<identity>``, labelled ``changelane.dev/member``), the way
+"""Which replicas are alive, for spreading shards (and whether Leases of another sharding
+scheme are): each replica renews a member Lease of its own
+(``<prefix>-member-<identity>``, labelled ``changelane.dev/member``), the way
 kube-apiserver instances announce themselves with identity Leases.
 
 Membership decides balance, never safety: who may act for a shard is decided by the
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +38,15 @@ def member_lease_name(prefix: str, identity: str) -> str:
     return f"{prefix}-member-{slug}"[:253].rstrip("-.")
 
 
+@dataclass(frozen=True)
+class MemberView:
+    live: set[str]
+    #: Live Leases held under another sharding scheme (see core.sharding.other_scheme).
+    foreign: list[str]
+    #: When the list this view comes from was sent (monotonic).
+    sent_at: float
+
+
 class Membership:
     def __init__(
         self,
@@ -43,6 +55,7 @@ class Membership:
         identity: str,
         prefix: str,
         lease_duration: float,
+        scheme: Callable[[str, str, dict[str, str]], bool] = lambda *_: False,
         forget_after_s: float = FORGET_AFTER_S,
     ) -> None:
         self.namespace, self.identity, self.prefix = namespace, identity, prefix
@@ -52,7 +65,10 @@ class Membership:
         self._api: Any = client.CoordinationV1Api(api_client)
         # Lease name -> (holder, resourceVersion, monotonic time that version was first seen)
         self._seen: dict[str, tuple[str, str, float]] = {}
+        self._last_live: set[str] = set()
         self._error = ""
+        #: Is a Lease (name, holder, annotations) one of another sharding scheme?
+        self.scheme = scheme
 
     def beat(self) -> None:
         """Renew (or create) this replica's member Lease; errors are logged once each."""
@@ -79,20 +95,21 @@ class Membership:
         except Exception as exc:  # the next beat retries; membership only steers balance
             self._failed(f"cannot renew member Lease {self.name}: {exc}")
 
-    def live(self) -> set[str]:
-        """The identities whose member Lease changed within a lease duration (and ours)."""
-        alive = {self.identity}
+    def observe(self) -> MemberView:
+        """One list of the namespace's Leases: the live members (ours included) and the
+        live Leases of another sharding scheme (:func:`other_scheme`), each alive while it
+        keeps changing (and on first sight: unknown counts as alive)."""
+        sent = time.monotonic()
         try:
             listed = self._api.list_namespaced_lease(
-                self.namespace,
-                label_selector=f"{MEMBER_LABEL}={self.prefix}",
-                _request_timeout=REQUEST_TIMEOUT,
+                self.namespace, _request_timeout=REQUEST_TIMEOUT
             )
         except Exception as exc:
-            self._failed(f"cannot list member Leases: {exc}")
-            return alive | {holder for holder, _, _ in self._seen.values()}
+            self._failed(f"cannot list Leases: {exc}")
+            return MemberView(self._last_live | {self.identity}, ["(Leases unreadable)"], sent)
         at = time.monotonic()
         current: dict[str, tuple[str, str, float]] = {}
+        alive, foreign = {self.identity}, []
         for lease in listed.items:
             name = str(lease.metadata.name)
             holder = (lease.spec.holder_identity if lease.spec else None) or ""
@@ -100,12 +117,18 @@ class Membership:
             before = self._seen.get(name)
             since = before[2] if before is not None and before[1] == version else at
             current[name] = (holder, version, since)
-            if holder and at - since < self.lease_duration:
-                alive.add(holder)
-            elif at - since >= self.forget_after_s and name != self.name:
-                self._forget(name)
+            live = bool(holder) and at - since < self.lease_duration
+            labels = lease.metadata.labels or {}
+            if labels.get(MEMBER_LABEL) == self.prefix:
+                if live:
+                    alive.add(holder)
+                elif at - since >= self.forget_after_s and name != self.name:
+                    self._forget(name)
+            elif live and self.scheme(name, holder, lease.metadata.annotations or {}):
+                foreign.append(f"{name} (held by {holder})")
         self._seen = current
-        return alive
+        self._last_live = alive
+        return MemberView(alive, foreign, sent)
 
     def leave(self) -> None:
         """Delete this replica's member Lease (a graceful stop): the others rebalance now."""

@@ -13,8 +13,10 @@ from kubernetes import client
 
 from controller.adapters.kube.client import api_client
 from controller.adapters.kube.fence import Fence, NotLeaderError, fence_requests
+from controller.adapters.kube.members import MemberView
 from controller.core.canary import LANE_ANNOTATION
 from controller.core.lease import LeaseReading, Standing
+from controller.core.sharding import SHARDS_ANNOTATION, other_scheme
 from controller.runtime.shards import ShardSet, ShardSettings, lane_of_key
 from controller.sim.cluster import SimCluster
 
@@ -54,9 +56,14 @@ def test_each_shard_s_requests_pass_its_own_fence(tmp_path: Path) -> None:
 
 
 class _Elector:
-    def __init__(self, fence: Fence) -> None:
+    def __init__(self, fence: Fence, won: Any) -> None:
         self.fence = fence
+        self.won = won  # what the election calls once it holds the Lease
         self.handed: list[str] = []
+
+    def win(self) -> None:
+        self.fence.grant(time.monotonic(), "me", 0, "acquired")
+        self.won()
 
     def is_leader(self) -> bool:
         return self.fence.held()
@@ -74,34 +81,41 @@ class _Elector:
 class _Members:
     def __init__(self, live: set[str]) -> None:
         self.alive = live
+        self.foreign: list[str] = []
 
     def beat(self) -> None:
         pass
 
-    def live(self) -> set[str]:
-        return set(self.alive)
+    def observe(self) -> MemberView:
+        return MemberView(set(self.alive), list(self.foreign), time.monotonic())
 
     def leave(self) -> None:
         pass
 
 
-def _shards(live: set[str]) -> tuple[ShardSet, list[_Elector]]:
+def _shards(
+    live: set[str], gained: list[int] | None = None
+) -> tuple[ShardSet, list[_Elector], _Members]:
     made: list[_Elector] = []
+    members = _Members(live)
 
-    def elector(name: str, fence: Fence, gained: Any, defer: Any) -> _Elector:
-        made.append(_Elector(fence))
+    def elector(name: str, fence: Fence, won: Any, defer: Any) -> _Elector:
+        made.append(_Elector(fence, won))
         return made[-1]
 
     settings = ShardSettings(shards=3, identity="me", namespace="ns", retry_period=0.01)
-    return ShardSet(settings, elector, _Members(live), on_gained=lambda shard: None), made
+    on_gained = (gained if gained is not None else []).append
+    return ShardSet(settings, elector, members, on_gained=on_gained), made, members
 
 
 def test_the_router_refuses_writes_outside_a_shard_s_work() -> None:
-    shards, _ = _shards({"me"})
+    shards, electors, _ = _shards({"me"})
     with pytest.raises(NotLeaderError, match="outside a shard's work"):
         shards.router.check()
     fence = shards.fences[shards.shard_of("web-lane")]
-    fence.grant(time.monotonic(), "me", 0, "acquired")
+    electors[shards.shard_of("web-lane")].win()
+    time.sleep(0.001)
+    shards._balance()  # a Lease list sent after the win: no other scheme, so it acts
     assert shards.fence_for("web-lane") is fence
     with shards.lane_batch("web-lane") as term:
         assert shards.router.check() == term
@@ -112,9 +126,9 @@ def test_the_router_refuses_writes_outside_a_shard_s_work() -> None:
 
 
 def test_a_held_shard_assigned_to_a_live_other_is_handed_over_after_two_looks() -> None:
-    shards, electors = _shards({"me", "other"})
-    for fence in shards.fences:
-        fence.grant(time.monotonic(), "me", 0, "acquired")
+    shards, electors, _ = _shards({"me", "other"})
+    for elector in electors:
+        elector.win()
     shards._balance()
     assert all(not e.handed for e in electors)  # first look: not yet
     time.sleep(0.02)
@@ -160,3 +174,53 @@ def test_every_key_finds_its_lane() -> None:
     assert key("LaneRelease", "gone") is None
     assert key("Deployment", "adopted") == "docs-lane"
     assert key("Deployment", "unselected") is None
+
+
+def test_no_newly_won_shard_acts_while_a_lease_of_another_scheme_is_live() -> None:
+    """A rolling update that changes the shard count: old and new pods map lanes to
+    shards differently, so a replica acts for a shard it won only once a Lease list sent
+    after the win shows no live Lease of another scheme."""
+    gained: list[int] = []
+    shards, electors, members = _shards({"me"}, gained)
+    members.foreign = ["changelane-shard-0 (held by old-pod, 2 shards)"]
+    electors[0].win()
+    time.sleep(0.001)
+    shards._balance()
+    assert shards.acting() == [] and not shards.any_held()
+    lane = next(f"l{i}" for i in range(99) if shards.shard_of(f"l{i}") == 0)
+    assert shards.fence_for(lane) is None
+    assert electors[0].handed  # acting for nothing: it gives its Leases back ...
+    free = LeaseReading(Standing.ABSENT, "no Lease yet")
+    assert shards._defer(1)(free) == float("inf")  # ... and does not campaign
+    members.foreign = []  # the old pods are gone
+    shards._balance()
+    assert shards.acting() == [0] and gained == [0]  # now it acts, and looks at every key
+    assert shards.fence_for(lane) is shards.fences[0]
+    # Won again (a new term): not acting until the next clear list.
+    shards.fences[0].revoke("lost")
+    electors[0].win()
+    assert shards.fence_for(lane) is None
+    time.sleep(0.001)
+    shards._balance()
+    assert shards.fence_for(lane) is shards.fences[0]
+
+
+@pytest.mark.parametrize(
+    ("lease", "holder", "annotations", "other"),
+    [
+        ("changelane-leader", "old-pod", {}, True),  # one leader for every lane
+        ("changelane-shard-1", "old-pod", {SHARDS_ANNOTATION: "2"}, True),
+        ("changelane-shard-1", "peer", {SHARDS_ANNOTATION: "3"}, False),
+        ("changelane-shard-1", "peer", {}, False),  # just created, not annotated yet
+        ("changelane-shard-1", "", {SHARDS_ANNOTATION: "2"}, False),  # released
+        ("changelane-member-x", "x", {}, False),
+        ("changelane-shard-1", "me", {SHARDS_ANNOTATION: "2"}, False),
+    ],
+)
+def test_which_leases_belong_to_another_scheme(
+    lease: str, holder: str, annotations: dict[str, str], other: bool
+) -> None:
+    assert (
+        other_scheme(lease, holder, annotations, 3, "changelane", "changelane-leader", "me")
+        is other
+    )
