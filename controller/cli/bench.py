@@ -202,11 +202,19 @@ def backtest(
 @click.option(
     "--quick", is_flag=True, help="A small world (40 Deployments, 10 releases) that fits CI."
 )
-def controller_scale(json_path: Path | None, quick: bool) -> None:
+@click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="More than 1: the same lanes on one replica with M releases, then on this many "
+    "sharing them (--shards) with replicas x M releases (10k Deployments, M = 1k).",
+)
+def controller_scale(json_path: Path | None, quick: bool, replicas: int) -> None:
     """`changelane run` at 1k/10k Deployments and 1k live releases on the simulated cluster."""
     from controller.bench import controller_scale as bench_controller
 
-    runs, failures = bench_controller.run(quick=quick, echo=click.echo)
+    runs, failures = bench_controller.run(quick=quick, echo=click.echo, replicas=replicas)
     click.echo(bench_controller.table(runs))
     if json_path is not None:
         bench_controller.write_json(runs, json_path)
