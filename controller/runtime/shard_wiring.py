@@ -71,6 +71,7 @@ class ShardedWork:
             lease_duration=s.lease_duration,
             renew_deadline=s.renew_deadline,
             retry_period=s.retry_period,
+            leader_lease=s.lease_name,
         )
         shards = ShardSet(
             settings,

@@ -80,6 +80,8 @@ class ShardSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    #: The single-leader Lease (``--shards 1``): its holder acts for every lane.
+    leader_lease: str = "changelane-leader"
 
 
 class ShardRouter:
@@ -256,8 +258,14 @@ class ShardSet:
         linearizable), so they never both act. A replica acting for nothing while another
         scheme is alive gives its Leases back and does not campaign (see _defer)."""
         newly: list[int] = []
+        # A single leader never looks for shard Leases, so it is the shards that yield to
+        # it, even those already acting (going from N shards to one; see the docs).
+        prefix = f"{self.settings.leader_lease} "
+        leader = next((f for f in view.foreign if f.startswith(prefix)), None)
         with self._lock:
             self._foreign = list(view.foreign)
+            if leader is not None:
+                self._cleared.clear()
             for shard in list(self._cleared):
                 if not self.fences[shard].held():
                     del self._cleared[shard]
@@ -268,6 +276,9 @@ class ShardSet:
                         self._cleared[shard] = term
                         newly.append(shard)
             blocked = bool(view.foreign) and not self._cleared
+        if leader is not None:
+            for fence in self.fences:
+                fence.revoke(f"a single leader acts for every lane: {leader}")
         if view.foreign:
             log.warning(
                 "not acting for newly won shards: a Lease of another sharding scheme is live",

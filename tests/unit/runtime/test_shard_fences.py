@@ -205,6 +205,19 @@ def test_no_newly_won_shard_acts_while_a_lease_of_another_scheme_is_live() -> No
     assert shards.fence_for(lane) is shards.fences[0]
 
 
+def test_shards_yield_to_a_single_leader_even_while_acting() -> None:
+    """The single-Lease mode never looks for shard Leases: the shards give way to it."""
+    shards, electors, members = _shards({"me"})
+    electors[0].win()
+    time.sleep(0.001)
+    shards._balance()
+    assert shards.acting() == [0]
+    members.foreign = ["changelane-leader (held by new-pod)"]
+    shards._balance()
+    assert shards.acting() == [] and not shards.fences[0].held()
+    assert "single leader" in shards.fences[0].reason()
+
+
 @pytest.mark.parametrize(
     ("lease", "holder", "annotations", "other"),
     [
