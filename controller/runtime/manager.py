@@ -36,7 +36,7 @@ from controller.runtime.ports import (
     NotLeaderError,
 )
 from controller.runtime.reconciler import Caches, Key, Reconciler
-from controller.runtime.shard_wiring import ShardedWork
+from controller.runtime.shard_wiring import ShardedWork, lease_gauges
 from controller.workqueue import ShutDownError, WorkQueue
 
 log = structlog.get_logger("changelane.manager")
@@ -63,6 +63,10 @@ class Settings:
     #: How long a non-leader waits before looking at a key again.
     follower_requeue_s: float = 2.0
     on_reconcile: list[Callable[[Key, float], None]] = field(default_factory=list)
+
+
+def _as_float(flag: Callable[[], bool]) -> Callable[[], float]:
+    return lambda: 1.0 if flag() else 0.0
 
 
 def _key_of(obj: JsonDict) -> tuple[str, str]:
@@ -106,6 +110,9 @@ class Controller:
             sinks = [FencedAuditSink(sink, self.write_fence.check) for sink in sinks]
         self.metrics.workqueue_depth.set_function(lambda: float(self.queue.depth()))
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
+        self.metrics.shards.set(s.shards if self.sharded is not None else 1)
+        for lease, acting in lease_gauges(self):
+            self.metrics.lease_held.labels(lease).set_function(_as_float(acting))
         self.informers = {
             kind: connection.informer(kind, wt, s.resync_seconds)
             for kind in (LANE, RELEASE, DEPLOYMENT)

@@ -123,3 +123,21 @@ def lane_batch(controller: Controller, lane: str) -> AbstractContextManager[obje
     nothing (the single fence checks every write by itself)."""
     sharded = controller.sharded
     return sharded.lane_batch(lane) if sharded is not None else nullcontext()
+
+
+def lease_gauges(controller: Controller) -> list[tuple[str, Callable[[], bool]]]:
+    """Each Lease this replica can act under, and whether it does now (for metrics)."""
+    sharded = controller.sharded
+    if sharded is not None:
+        shards = sharded.shards
+
+        def acting(shard: int) -> Callable[[], bool]:
+            return lambda: shard in shards.acting()
+
+        return [
+            (fence.lease.rsplit("/", 1)[-1], acting(i)) for i, fence in enumerate(shards.fences)
+        ]
+    fence = controller.fence
+    if fence is None:
+        return [("(no leader election)", lambda: True)]
+    return [(fence.lease.rsplit("/", 1)[-1], fence.held)]
