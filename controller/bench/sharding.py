@@ -11,8 +11,10 @@ commit of every shard Lease with its holder. Releases keep coming on every lane.
 2. **kill**: SIGKILL of one replica: its shards move to the others;
 3. **add**: a fourth replica starts: it takes its share (the others hand shards over:
    stop acting, wait for their work on the shard to end, release the Lease);
-4. **pauses**: ``--pauses`` times, a shard owner is frozen (SIGSTOP) at a random point of
-   its renewal cycle (seeded) and woken after its shards were taken over.
+4. **pauses**: ``--pauses`` times, a shard owner is frozen (SIGSTOP) and woken after its
+   shards were taken over; in turn while a renewal of one of its shard Leases is held by
+   the API for 2-5 s (answered while it sleeps: issue 19's worst case) and at a random
+   point of its renewal cycle (seeded).
 
 Judged: every mutating request (and every audit append) a replica made for a lane while
 the Lease of that lane's shard did not name it, so "every release has one writer at
@@ -58,6 +60,7 @@ LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4, 3, 1
 SHARDS = 3
 LANES_PER_SHARD = 2
 FIRST, ADDED = ("replica-a", "replica-b", "replica-c"), "replica-d"
+PAUSES = ("frozen-in-flight", "paused")
 
 
 def lanes_for(shards: int, per_shard: int = LANES_PER_SHARD) -> tuple[str, ...]:
@@ -98,6 +101,7 @@ class Result:
     shards: int = SHARDS
     phases: list[Phase] = field(default_factory=list)
     pauses: int = 0
+    pause_kinds: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     late_requests: Counter[str] = field(default_factory=Counter)
     late_appends: int = 0
@@ -116,6 +120,7 @@ class Result:
     def as_json(self) -> JsonDict:
         body = asdict(self)
         body["late_requests"] = dict(self.late_requests)
+        body["pause_kinds"] = dict(self.pause_kinds)
         body["stall_target_s"] = LEASE_DURATION + RETRY_PERIOD
         return body
 
@@ -374,15 +379,25 @@ class Bench:
         self.add_balanced = done - began
         return phase
 
-    def pause(self) -> None:
-        """Freeze an owner at a random point of its renewal cycle; wake it after every
-        shard it held has a new owner."""
+    def pause(self, kind: str) -> None:
+        """Freeze a shard owner and wake it after every shard it held has a new owner.
+
+        ``paused``: at a random point of its renewal cycle. ``frozen-in-flight``: while a
+        renewal of one of its shard Leases is held by the API for 2-5 s, so the answer
+        arrives while it sleeps (issue 19's worst case, per shard)."""
         holders = self.holders()
         live = self.live()
         owner = self.rng.choice(sorted({h for h in holders.values() if h in live}))
         shards = [s for s, h in holders.items() if h == owner]
-        time.sleep(self.rng.uniform(0, RETRY_PERIOD))
         proc = self.procs[owner]
+        if kind == "frozen-in-flight":
+            delay = self.rng.uniform(2.0, 5.0)
+            lease = shard_lease(self.rng.choice(shards))
+            self.sim.faults.delay(delay, verbs=["update"], path=f"/leases/{lease}$", times=1)
+            sent = self._next_update(owner, lease, time.monotonic())
+            time.sleep(max(0.0, sent + self.rng.uniform(0.1, delay - 0.1) - time.monotonic()))
+        else:
+            time.sleep(self.rng.uniform(0, RETRY_PERIOD))
         proc.send_signal(signal.SIGSTOP)
         try:
             self._wait(
@@ -395,6 +410,19 @@ class Bench:
             proc.send_signal(signal.SIGCONT)
         time.sleep(2.0)  # awake now: give it time to misbehave
         self._wait(lambda: self.balanced(live), 20 * LEASE_DURATION, "balanced after a pause")
+
+    def _next_update(self, replica: str, lease: str, after: float) -> float:
+        def sent() -> float | None:
+            requests, _ = self.recorder.snapshot()
+            for at, req in reversed(requests):
+                if at <= after:
+                    return None
+                if req.user == user_of(replica) and req.name == lease and req.verb == "update":
+                    return at
+            return None
+
+        self._wait(lambda: sent() is not None, 10 * LEASE_DURATION, f"{replica} renews {lease}")
+        return sent() or after
 
     # ---------------------------------------------------------------- tear-down
     def stop(self) -> None:
@@ -539,9 +567,11 @@ def run(pauses: int = 20, seed: int = 1, shards: int = SHARDS) -> Result:
             result.phases.append(bench.phase_add())
             result.add_balanced_s = round(bench.add_balanced, 3)
             began = time.monotonic()
-            for _ in range(pauses):
-                bench.pause()
+            for i in range(pauses):
+                kind = PAUSES[i % len(PAUSES)]
+                bench.pause(kind)
                 result.pauses += 1
+                result.pause_kinds[kind] += 1
             if pauses:
                 held = bench.settled(bench.live())
                 result.phases.append(Phase("pauses", time.monotonic() - began, held))
@@ -559,7 +589,11 @@ def table(result: Result) -> str:
     many = sum(1 for n in result.writers_per_release.values() if n > 1)
     rows = [
         ("shards / replicas", f"{result.shards} / 3, kill 1, add 1", ""),
-        ("pauses (SIGSTOP of a shard owner)", str(result.pauses), ""),
+        (
+            "pauses (SIGSTOP of a shard owner)",
+            f"{result.pauses}: " + ", ".join(f"{k} {n}" for k, n in result.pause_kinds.items()),
+            "",
+        ),
         (
             "mutating requests for a lane whose shard Lease named another",
             str(sum(result.late_requests.values())),

@@ -14,10 +14,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_release_has_one_writer_at_every_moment_as_shards_move() -> None:
-    result = sharding.run(pauses=1, seed=7)
+    result = sharding.run(pauses=2, seed=7)
     report = sharding.table(result)
     assert result.violations == [], report
-    assert result.pauses == 1, report
+    assert result.pause_kinds == {"frozen-in-flight": 1, "paused": 1}, report
     # The checks looked at something: releases on every shard, written across moves.
     assert result.mutating_requests > 200 and result.releases >= 6, report
     assert any(n > 1 for n in result.writers_per_release.values()), report
