@@ -42,6 +42,7 @@ class ShardedAuditLog:
         shards: ShardSet,
     ) -> None:
         self.shards = shards
+        self.path = path
         self._logs = [
             AnchoredAuditLog(shard_audit_path(path, i), fsync, anchor(i), instance)
             for i in range(shards.settings.shards)
@@ -53,6 +54,11 @@ class ShardedAuditLog:
         if shard is None:  # the fenced sink refuses first; this is the belt to its braces
             raise NotLeaderError("an audit record outside a shard's work has no chain")
         self._logs[shard].emit(record)
+
+    @property
+    def appended(self) -> int:
+        """Lines appended to every shard's chain (a record already in one adds none)."""
+        return sum(chain.appended for chain in self._logs)
 
     def close_unheld(self) -> None:
         """Close the chains of shards this replica no longer owns (their next owner opens
