@@ -1,6 +1,7 @@
 """CI's slice of ``changelane bench shards``: three controller processes (each its own
-token) share the lanes over three shard Leases; one is killed, one is added, one shard
-owner is frozen and woken after its shards moved. Every mutating request and audit append
+token) share the lanes over three shard Leases; one is killed, one is added, two shard
+owners are frozen (one while a renewal of its Lease is held by the API) and woken after
+their shards moved. Every mutating request and audit append
 is checked against the holder of its lane's shard Lease at that moment. The full run
 (20 pauses) is ``changelane bench shards``."""
 
@@ -30,4 +31,6 @@ def test_every_release_has_one_writer_at_every_moment_as_shards_move() -> None:
     bound = sharding.LEASE_DURATION + sharding.RETRY_PERIOD + 0.5
     assert result.kill_moved_s is not None and result.kill_moved_s <= bound, report
     assert max(result.takeovers_s) <= bound, report
-    assert result.longest_release_gap_s <= bound + 1.0, report  # + one analysis interval
+    # (+ one analysis interval; the pauses hold a renewal up to 5 s: the takeover waits)
+    gaps = result.longest_gap_by_phase_s
+    assert max(gaps.get("kill", 0.0), gaps.get("add", 0.0)) <= bound + 1.0, report
