@@ -263,6 +263,7 @@ class ShardSet:
         prefix = f"{self.settings.leader_lease} "
         leader = next((f for f in view.foreign if f.startswith(prefix)), None)
         with self._lock:
+            changed = view.foreign != self._foreign
             self._foreign = list(view.foreign)
             if leader is not None:
                 self._cleared.clear()
@@ -279,7 +280,7 @@ class ShardSet:
         if leader is not None:
             for fence in self.fences:
                 fence.revoke(f"a single leader acts for every lane: {leader}")
-        if view.foreign:
+        if view.foreign and changed:  # said once per distinct set, not every retry period
             log.warning(
                 "not acting for newly won shards: a Lease of another sharding scheme is live",
                 identity=self.settings.identity,
