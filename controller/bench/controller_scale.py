@@ -614,7 +614,10 @@ def run_plan(
             for i in range(plan.deployments):
                 sim.store.create("deployments", deployment_doc(i), namespace=NS)
             echo(f"  {plan.deployments} Deployments created; starting changelane run")
-            with controller_process(sim, prometheus, workdir, extra_args or []) as (proc, port):
+            # The stand-in has no scrapes: a range as short as the interval is fine (the full
+            # run's 30 s interval is the default minimum window anyway).
+            args = [*(extra_args or []), "--min-window", str(min(plan.interval_s, 30))]
+            with controller_process(sim, prometheus, workdir, args) as (proc, port):
                 started = time.monotonic()
                 _wait(lambda: _ready(port), 300, proc, "waiting for /readyz")
                 probe = Probe(proc.pid, port)

@@ -24,6 +24,7 @@ from controller.runtime.failures import FailureBackoff
 from controller.runtime.fence import Fence
 from controller.runtime.indexes import ReleaseIndex
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
+from controller.runtime.lane_analysis import LaneAnalysis, LaneMetrics
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import (
@@ -77,6 +78,7 @@ class Controller:
         settings: Settings | None = None,
         reconciler_factory: Callable[..., Reconciler] = Reconciler,
         metrics: ControllerMetrics | None = None,
+        lane_metrics: LaneMetrics | None = None,
     ) -> None:
         self.settings = settings or Settings()
         s = self.settings
@@ -131,6 +133,11 @@ class Controller:
             instance=s.instance,
             indexed_releases=self.release_index.of_lane,
         )
+        # With a grouped-query metrics port, analysis runs per lane tick off the reconcile
+        # path (runtime.lane_analysis); without one, each reconcile queries its release.
+        self.lane_analysis: LaneAnalysis | None = None
+        if lane_metrics is not None:
+            self.lane_analysis = self._lane_analysis(lane_metrics)
         self.leadership: Elector | None = None
         if s.leader_election:
             self.leadership = connection.elector(
@@ -153,6 +160,24 @@ class Controller:
             listen(self.enqueue_all_lanes)
 
     # ------------------------------------------------------------------ wiring
+
+    def _lane_analysis(self, lane_metrics: LaneMetrics) -> LaneAnalysis:
+        deployments = self.informers[DEPLOYMENT]
+        scheduler = LaneAnalysis(
+            lane_metrics,
+            lanes=self.reconciler.lanes,
+            releases_of_lane=self.release_index.of_lane,
+            deployment=lambda ns, name: deployments.get(f"{ns}/{name}"),
+            enqueue=lambda ns, name: self.queue.add((RELEASE, ns, name)),
+            active=self.is_leader,
+            record_query=lambda lane, check, seconds, failed: self.metrics.record_analysis_query(
+                lane, check, seconds, failed=failed
+            ),
+        )
+        observer = getattr(self.reconciler, "observer", None)
+        if observer is not None:
+            observer.scheduled = scheduler
+        return scheduler
 
     def _wire_handlers(self) -> None:
         def on_lane(obj: JsonDict) -> None:
@@ -227,6 +252,8 @@ class Controller:
         if self._stopped.is_set():
             return False
         informers_up = all(i.is_alive() for i in self.informers.values())
+        if self.lane_analysis is not None and not self.lane_analysis.is_alive():
+            return False
         return informers_up and bool(self._workers) and all(t.is_alive() for t in self._workers)
 
     def start(self) -> None:
@@ -240,6 +267,8 @@ class Controller:
             t = threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
             t.start()
             self._workers.append(t)
+        if self.lane_analysis is not None:
+            self.lane_analysis.start()
         log.info("controller started", instance=self.settings.instance)
 
     def _work(self) -> None:
@@ -319,6 +348,8 @@ class Controller:
         idempotently, so whatever a reconcile that outlives ``timeout`` leaves undone is
         finished by the next leader from the stored status."""
         self._stopped.set()
+        if self.lane_analysis is not None:
+            self.lane_analysis.stop()
         self.queue.shut_down()
         deadline = time.monotonic() + timeout
         for t in self._workers:

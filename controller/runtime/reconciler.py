@@ -83,6 +83,7 @@ class Reconciler:
         self.notices = Notices(api)
         self.converger = Converger(api, flags, self.notices)
         observer = Observer(api, caches, gates, analyzer, flags, self.notices, clock)
+        self.observer = observer
         self.commit = ReleaseCommit(
             api, caches, observer, self.converger, self.sinks, self.notices, clock
         )
