@@ -17,7 +17,7 @@ release partly on whatever ran under the same track before it, e.g. a rolled-bac
   the judge gets the running counts and their span as its window, as before.
 - **Windowed checks** (``threshold``, ``relative``, ``burnRate``: a quantile or a rate
   cannot be summed from ticks) use the longest window from a fixed ladder
-  (``unit`` x 1, 2, 3, 4, 6, 8, 12, 16, ...; ``unit`` = the interval, at least the minimum
+  (``unit`` x 1, 2, 3, 4, 6, 8, 12, 16, 24, ...; ``unit`` = the interval, at least the minimum
   window) that fits inside the release's step so far. Releases on the same rung share a
   query, so a check costs at most one query per rung in use, whatever the number of
   releases, and the window covers at least two thirds of the step.
@@ -83,24 +83,21 @@ def accumulates(check: AnalysisCheck) -> bool:
     return check.kind is CheckKind.SEQUENTIAL
 
 
-#: Multiples of the unit a windowed check's window is rounded down to (ratio <= 1.5).
-_LADDER_BASE = (1, 2, 3, 4, 6, 8, 12, 16)
-
-
 def window_rung(elapsed_s: float, unit_s: int) -> int | None:
-    """The longest ladder window (seconds) that fits in ``elapsed_s``; None when even one
-    unit does not (too early to measure without reaching before the step)."""
+    """The longest ladder window (``unit_s`` x 1, 2, 3, 4, 6, 8, 12, ...: powers of two and
+    three times them, so each rung is at most 1.5x the last) that fits in ``elapsed_s``;
+    None when even one unit does not (too early to measure without reaching before the
+    step)."""
     if unit_s <= 0 or elapsed_s < unit_s:
         return None
     best = unit_s
-    scale = 1
+    power = 1
     while True:
-        for m in _LADDER_BASE:
-            seconds = unit_s * m * scale
+        for seconds in (unit_s * power * 2, unit_s * power * 3):
             if seconds > elapsed_s:
                 return best
             best = seconds
-        scale *= 16
+        power *= 2
 
 
 def series_templates(
