@@ -42,6 +42,7 @@ from controller.dashboard.app import controller_dashboard
 from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.health import PortInUseError, serve_probes
 from controller.runtime.lane_analysis import LaneMetrics
+from controller.runtime.lane_capacity import DEFAULT_MAX_LANE_WORKLOADS
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
@@ -251,6 +252,14 @@ def provider_config(
     "resourceVersion and a 410 relists anyway; docs/scale.md).",
 )
 @click.option(
+    "--max-lane-workloads",
+    default=DEFAULT_MAX_LANE_WORKLOADS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Workloads one lane may manage; the rest of what its selector matches is left "
+    "alone and the lane's WorkloadLimit condition says so.",
+)
+@click.option(
     "--min-window",
     default=DEFAULT_MIN_WINDOW_SECONDS,
     show_default=True,
@@ -292,6 +301,7 @@ def run(
     flag_source_grace: float,
     workers: int,
     resync: int,
+    max_lane_workloads: int,
     min_window: int,
     log_level: str,
 ) -> None:
@@ -344,6 +354,7 @@ def run(
             leader_election=not no_leader_election,
             workers=workers,
             resync_seconds=resync,
+            max_lane_workloads=max_lane_workloads,
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
             retry_period=max(1, renew_deadline // 5),

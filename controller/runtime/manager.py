@@ -25,6 +25,7 @@ from controller.runtime.fence import Fence
 from controller.runtime.indexes import ReleaseIndex
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
 from controller.runtime.lane_analysis import LaneAnalysis, LaneMetrics
+from controller.runtime.lane_capacity import DEFAULT_MAX_LANE_WORKLOADS
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import (
@@ -57,6 +58,8 @@ class Settings:
     lease_duration: int = 15
     renew_deadline: int = 10
     retry_period: int = 2
+    #: Workloads one lane may manage (runtime.lane_capacity).
+    max_lane_workloads: int = DEFAULT_MAX_LANE_WORKLOADS
     #: How long a non-leader waits before looking at a key again.
     follower_requeue_s: float = 2.0
     on_reconcile: list[Callable[[Key, float], None]] = field(default_factory=list)
@@ -125,6 +128,9 @@ class Controller:
             flags=flags,
             instance=s.instance,
         )
+        adoption = getattr(self.reconciler, "adoption", None)
+        if adoption is not None:
+            adoption.workloads.limit = s.max_lane_workloads
         self.lane_reconciler = LaneReconciler(
             self.api,
             releases=self.informers[RELEASE].list,

@@ -95,7 +95,7 @@ class Reconciler:
             supersede=lambda lane, rel: self.commit.run(lane, rel, extra_command=superseded()),
             release_spec=provenance_from or release_spec_from_template,
         )
-        self.lane_conditions = LaneConditions(api, caches, clock)
+        self.lane_conditions = LaneConditions(api, caches, clock, self.adoption.workloads)
         self._lane_cache: ParseCache[ChangeLane | ValidationError] = ParseCache(
             parse_lane_or_none(parse_lane)
         )
