@@ -44,6 +44,10 @@ from controller.core.analysis.sample import (
 from controller.core.models import AnalysisCheck, CheckKind
 from controller.core.promql_grouped import GroupedTemplate, grouped_template
 
+#: Releases one grouped query answers for at most: a lane with more is asked in chunks, so
+#: a query's alternation of names (and its answer) stays a bounded size.
+MAX_RELEASES_PER_QUERY = 2000
+
 #: (namespace, workload, track) -> the value of the series labelled so.
 GroupAnswer = Mapping[tuple[str, str, str], float]
 
@@ -213,11 +217,12 @@ def plan_check(
         for key, template in series_templates(check, tick_window, min_window_s):
             tracks_of.setdefault((template, key.role), []).append(key.track)
         for (template, role), tracks in tracks_of.items():
-            plan.queries.append(
-                GroupedQuery(
-                    check.name, templates[template], tick_window, tuple(tracks), role, counted
+            for chunk in _chunks(counted):
+                plan.queries.append(
+                    GroupedQuery(
+                        check.name, templates[template], tick_window, tuple(tracks), role, chunk
+                    )
                 )
-            )
         plan.windows = {r.key: tick_window for r in counted}
         return plan
     if accumulates(check):  # not groupable: the step's whole window, one release a time
@@ -244,12 +249,16 @@ def plan_check(
             who.update((r.key, r) for r in members)
         plan.windows.update((r.key, rung) for r in members)
     for (template, seconds, role), (tracks, who) in shared.items():
-        plan.queries.append(
-            GroupedQuery(
-                check.name, templates[template], seconds, tuple(tracks), role, tuple(who.values())
+        for chunk in _chunks(tuple(who.values())):
+            plan.queries.append(
+                GroupedQuery(check.name, templates[template], seconds, tuple(tracks), role, chunk)
             )
-        )
     return plan
+
+
+def _chunks(releases: tuple[DueRelease, ...]) -> list[tuple[DueRelease, ...]]:
+    size = MAX_RELEASES_PER_QUERY
+    return [releases[i : i + size] for i in range(0, len(releases), size)]
 
 
 def _counted_at(release: DueRelease, acc: Accumulated | None, tick_end: int, window: int) -> bool:

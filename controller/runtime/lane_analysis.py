@@ -319,6 +319,8 @@ class LaneAnalysis:
                 continue
             increments: dict[tuple[Track, Role], QueryResult] = {}
             for q, text, answer in zip(plan.queries, texts, answers, strict=True):
+                if d.key not in q.members:
+                    continue  # another chunk's query
                 for track in q.tracks:
                     increments[(track, q.role)] = result_for(answer, d, track, text)
             failed = next((r for r in increments.values() if r.kind is ResultKind.ERROR), None)

@@ -233,3 +233,20 @@ def _now():  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def test_a_lane_with_more_releases_than_a_query_holds_is_asked_in_chunks() -> None:
+    from controller.core.lane_analysis import MAX_RELEASES_PER_QUERY
+
+    releases = [rel(i, started=0.0) for i in range(MAX_RELEASES_PER_QUERY + 1)]
+    plan = plan_check(
+        SEQUENTIAL,
+        releases,
+        tick_end=600,
+        tick_window=30,
+        unit_s=30,
+        min_window_s=30,
+        accumulated={},
+    )
+    assert len(plan.queries) == 4  # (errors, total) x two chunks
+    assert sorted(len(q.releases) for q in plan.queries) == [1, 1, 2000, 2000]
