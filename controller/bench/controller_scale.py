@@ -631,6 +631,14 @@ def run_plan(
                 adoption_s = round(time.monotonic() - started, 1)
                 echo(f"  adopted in {adoption_s}s")
                 time.sleep(min(10.0, plan.window_s / 4))  # let the adoption writes settle
+                # A primary existing is not the end of adoption: the hand-over (original
+                # scaled to zero) follows. The idle window opens once the queue is drained.
+                settled = _settle(probe, plan.deployments, plan.adopt_timeout_s)
+                echo(
+                    f"  queue drained after {settled}s more"
+                    if settled is not None
+                    else "  queue never drained; measuring anyway"
+                )
                 for releases in plan.releases:
                     if releases:
                         _start_releases(sim, releases, plan, proc)
@@ -644,6 +652,18 @@ def run_plan(
         finally:
             prometheus.stop()
     return runs
+
+
+def _settle(probe: Probe, deployments: int, timeout: float) -> float | None:
+    """Seconds until the work queue stayed (nearly) empty for five samples in a row."""
+    started = time.monotonic()
+    quiet = max(1.0, deployments / 100)
+    while time.monotonic() - started < timeout:
+        recent = [s for s in probe.samples if s.at >= started][-5:]
+        if len(recent) == 5 and all(s.queue <= quiet for s in recent):
+            return round(time.monotonic() - started, 1)
+        time.sleep(1.0)
+    return None
 
 
 def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:

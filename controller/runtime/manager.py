@@ -158,6 +158,7 @@ class Controller:
             )
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
+        self._lane_generations: dict[str, object] = {}
         self._wire_handlers()
         # A flag source that breaks or comes back changes every lane's FlagSourceDegraded
         # condition: look at the lanes then, not at the next resync.
@@ -187,7 +188,10 @@ class Controller:
 
     def _wire_handlers(self) -> None:
         def on_lane(obj: JsonDict) -> None:
-            self.enqueue_all_deployments()
+            # Which workloads a lane selects depends on its spec only: its own status
+            # writes (conditions, budget) must not re-enqueue every Deployment.
+            if self._lane_spec_changed(obj):
+                self.enqueue_all_deployments()
             self.enqueue_all_lanes()
 
         def on_release(obj: JsonDict) -> None:
@@ -226,6 +230,19 @@ class Controller:
         self.informers[RELEASE].on_change(index_release)
         for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
             self.informers[kind].on_change(handler)
+
+    def _lane_spec_changed(self, obj: JsonDict) -> bool:
+        """A lane appeared, went away, or its spec changed (generation), since last seen."""
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if self.informers[LANE].get(name) is None:
+            self._lane_generations.pop(name, None)
+            return True
+        generation = meta.get("generation")
+        if generation is not None and self._lane_generations.get(name) == generation:
+            return False
+        self._lane_generations[name] = generation
+        return True
 
     def enqueue_all_deployments(self) -> None:
         for obj in self.informers[DEPLOYMENT].list():

@@ -74,6 +74,7 @@ def _analysed_lane() -> dict[str, Any]:
         steps=[{"weight": 50, "minDuration": "1h"}, {"weight": 100, "minDuration": "0s"}],
         progressDeadline="30s",
     )
+    lane["spec"]["gates"] = {"maxConcurrentReleases": 5}  # both releases in flight at once
     lane["spec"]["analysis"]["checks"] = [
         {
             "name": "error-rate",
