@@ -89,6 +89,7 @@ class LaneMetrics(Protocol):
 class Pending:
     """Measurements judged at a tick, for the release state they were judged from."""
 
+    lane: str
     step: int
     based_on: datetime | None
     measurements: tuple[Measurement, ...]
@@ -196,6 +197,8 @@ class LaneAnalysis:
 
     def _forget_lane(self, name: str) -> None:
         self._last_tick.pop(name, None)
+        with self._lock:
+            self._pending = {k: v for k, v in self._pending.items() if v.lane != name}
 
     # ------------------------------------------------------------------ one tick
 
@@ -236,7 +239,11 @@ class LaneAnalysis:
         due = self.due_releases(lane)
         alive = {d.key for d, _ in due}
         with self._lock:
+            # What is not due any more (finished, paused, canary gone) is forgotten.
             self._counts = {k: v for k, v in self._counts.items() if k[0] in alive}
+            self._pending = {
+                k: v for k, v in self._pending.items() if v.lane != lane.name or k in alive
+            }
         if not due:
             return
         at = datetime.fromtimestamp(tick_end, tz=UTC)
@@ -268,7 +275,10 @@ class LaneAnalysis:
             for key, measurements in measured.items():
                 rel = by_key[key]
                 self._pending[key] = Pending(
-                    rel.status.current_step, rel.status.last_analysis_at, tuple(measurements)
+                    lane.name,
+                    rel.status.current_step,
+                    rel.status.last_analysis_at,
+                    tuple(measurements),
                 )
         self.queries += queries
         for namespace, name in measured:

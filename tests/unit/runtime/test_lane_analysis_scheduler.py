@@ -131,3 +131,18 @@ def test_a_measurement_judged_from_an_older_state_is_dropped() -> None:
     analysis.run_due()
     moved_on = release(0, started, lastAnalysisAt=(started + timedelta(seconds=5)).isoformat())
     assert analysis.take(lane("docs-site"), moved_on) == ()
+
+
+def test_what_a_release_no_longer_due_left_behind_is_forgotten() -> None:
+    started = datetime.fromtimestamp(T0 - 600, tz=UTC)
+    releases = [release(0, started)]
+    clock = [float(T0)]
+    analysis, _, _ = scheduler(releases, clock)
+    analysis.run_due()
+    assert analysis._pending and analysis._counts
+    releases[0] = releases[0].model_copy(
+        update={"status": releases[0].status.model_copy(update={"phase": Phase.ROLLED_BACK})}
+    )
+    clock[0] += 30
+    analysis.run_due()
+    assert not analysis._pending and not analysis._counts
