@@ -24,14 +24,18 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from controller.adapters.audit.log import AuditLog, FsyncPolicy
+from controller.adapters.audit.anchor import AuditAnchor
+from controller.adapters.audit.log import FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
+from controller.adapters.audit.sink import FanOutAuditSink
 from controller.adapters.flags.lane_gates import LaneGates
+from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
 from controller.adapters.kube.connection import KubeConnection
 from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
+from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.health import serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
@@ -64,19 +68,20 @@ class ImageJudge:
 
 
 class StampedLog:
-    """The durable log, noting when each append began."""
+    """The durable log as `changelane run` has it (anchored in the cluster, one chain across
+    leaders), noting when each append began."""
 
-    def __init__(self, path: Path) -> None:
-        self.log = AuditLog(path, fsync=FsyncPolicy.NEVER)
-        self._stamps = (path.parent / (path.name + ".appends")).open("a", encoding="utf-8")
+    def __init__(self, log: AnchoredAuditLog) -> None:
+        self.log = log
+        self._stamps = (log.path.parent / (log.path.name + ".appends")).open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
     def emit(self, record: AuditRecord) -> None:
         with self._lock:
             started = time.monotonic()
-            before = self.log.seq
-            self.log.append(record)
-            if self.log.seq != before:  # a record id already in the log is not re-appended
+            before = self.log.appended
+            self.log.emit(record)
+            if self.log.appended != before:  # a record already in the chain is not re-appended
                 self._stamps.write(f"{started:.6f} {record.id}\n")
                 self._stamps.flush()
 
@@ -104,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     metrics = ControllerMetrics()
-    durable = StampedLog(args.audit_log)
+    client = api_client(args.kubeconfig)
+    fanout = FanOutAuditSink([])
     controller = Controller(
-        KubeConnection(api_client(args.kubeconfig)),
+        KubeConnection(client),
         gates=LaneGates(AutonomyOn()),
         analyzer=ImageJudge(),
-        sinks=[durable],
+        sinks=[fanout],
         settings=Settings(
             instance=args.instance,
             lease_namespace=args.lease_namespace,
@@ -120,9 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         ),
         metrics=metrics,
     )
+    # As in `changelane run`: the anchor's writes are fenced by the same leadership.
+    anchor = AuditAnchor(KubeApi(client, controller.fence), args.lease_namespace)
+    durable = StampedLog(AnchoredAuditLog(args.audit_log, FsyncPolicy.NEVER, anchor, args.instance))
+    fanout.add(durable, required=True)
     probes = serve_probes(metrics, controller.alive, controller.ready, 0)
     controller.start()
-    (args.audit_log.parent / (args.audit_log.name + ".port")).write_text(str(probes.port))
+    # Written whole, then renamed: the benchmark polls for the file and reads it at once.
+    port_file = args.audit_log.parent / (args.audit_log.name + ".port")
+    port_file.with_suffix(".tmp").write_text(str(probes.port))
+    port_file.with_suffix(".tmp").rename(port_file)
     try:
         stop.wait()
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
+import threading
 
 import yaml
 from kubernetes import client
@@ -122,17 +122,23 @@ def test_get_watch_streams_changes(
         stderr=subprocess.PIPE,
         text=True,
     )
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(proc.stdout.readline, "")))
+    reader.start()
     try:
-        time.sleep(1.0)
+        # Patch once kubectl has listed (its start takes seconds on a loaded machine), and
+        # stop it once the change arrived: waiting on output, not on a fixed sleep.
+        wait_until(lambda: '"watched"' in "".join(chunks), timeout=30)
         apps.patch_namespaced_deployment(
             "watched", namespace, {"metadata": {"labels": {"seen": "yes"}}}
         )
-        time.sleep(1.0)
+        wait_until(lambda: '"seen"' in "".join(chunks), timeout=30)
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
     decoder = json.JSONDecoder()
-    docs, text = [], out.strip()
+    docs, text = [], "".join(chunks).strip()
     while text:
         doc, end = decoder.raw_decode(text)
         docs.append(doc)

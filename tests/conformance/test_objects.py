@@ -13,6 +13,7 @@ from tests.conformance.helpers import (
     lane_release,
     raw_request,
     status_body,
+    wait_until,
 )
 
 
@@ -120,12 +121,14 @@ def test_deployment_status_ignored_through_main_resource(
     apps: client.AppsV1Api, namespace: str
 ) -> None:
     apps.create_namespaced_deployment(namespace, deployment("st", replicas=0))
+    # Once the Deployment controller has written a status (it may not have right after create).
+    wait_until(lambda: apps.read_namespaced_deployment("st", namespace).status is not None)
     current = apps.read_namespaced_deployment("st", namespace)
     body = current.to_dict()
     patched = apps.patch_namespaced_deployment(
         "st", namespace, {"status": {"observedGeneration": 99, "replicas": 42}}
     )
-    assert patched.status.observed_generation != 99
+    assert patched.status.observed_generation != 99 and patched.status.replicas != 42
     assert body["metadata"]["uid"] == patched.metadata.uid
 
 

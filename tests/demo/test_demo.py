@@ -22,6 +22,7 @@ from controller.demo import scenario
 from controller.demo.runner import DemoOptions, run_demo
 from controller.sim.cluster import SimCluster
 from tests.notify.receiver import receiver
+from tests.runtime.harness import edit
 
 REQUIRE_PROMETHEUS = os.environ.get("CHANGELANE_REQUIRE_PROMETHEUS") == "1"
 
@@ -55,9 +56,11 @@ def test_demo_promotes_the_good_release_and_rolls_back_the_bad_one(
         kept["lanes"] = urllib.request.urlopen(url + "lanes", timeout=10).read().decode()
         # A release shipped on the kept cluster is handled: the controller still runs.
         store = kept["sim"].store
-        dep = store.get_obj("deployments", scenario.NAMESPACE, scenario.WORKLOAD)
-        dep["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/docs:9"
-        store.update("deployments", dep, namespace=scenario.NAMESPACE, name=scenario.WORKLOAD)
+
+        def ship(dep: dict[str, Any]) -> None:
+            dep["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/docs:9"
+
+        edit(store, "deployments", scenario.NAMESPACE, scenario.WORKLOAD, ship)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and "phase" not in kept:
             for item in store.list("lanereleases", scenario.NAMESPACE).items:

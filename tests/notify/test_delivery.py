@@ -102,7 +102,7 @@ def test_a_receiver_that_is_down_never_delays_the_decision_and_the_error_is_clea
     n, rec = notifier(hook(url))
     started = time.monotonic()
     n.emit(record())
-    assert time.monotonic() - started < 0.1  # emit only queues
+    assert time.monotonic() - started < 0.5  # emit only queues (the next test shows it)
     [(lane, outcome)] = rec.wait(1)
     n.close()
     assert lane == "docs" and not outcome.ok
@@ -115,10 +115,10 @@ def test_a_receiver_that_is_down_never_delays_the_decision_and_the_error_is_clea
 
 def test_a_slow_receiver_times_out_without_blocking_emit() -> None:
     with receiver(delay=1.5) as rx:
-        n, rec = notifier(hook(rx.url), timeout=0.3)
+        n, rec = notifier(hook(rx.url), timeout=1.0)
         started = time.monotonic()
         n.emit(record())
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.5  # sending inline would wait the 1 s timeout
         [(_, outcome)] = rec.wait(1, timeout=15)
         n.close(wait=False)
     assert not outcome.ok and outcome.error is not None and "timed out" in outcome.error

@@ -22,6 +22,7 @@ from controller.core.models import ChangeLane
 from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 from controller.sim.errors import ApiError
+from controller.sim.store import Store
 
 NS = "shop"
 
@@ -150,10 +151,7 @@ class Env:
     def set_image(
         self, image: str, name: str = "web", annotations: dict[str, str] | None = None
     ) -> None:
-        # Like `kubectl set image`, retry on a conflict: a running controller may write the
-        # Deployment (adoption, scale) between our read and our update.
-        for _ in range(50):
-            dep = self.deployment(name)
+        def ship(dep: dict[str, Any]) -> None:
             template = dep["spec"]["template"]
             template["spec"]["containers"][0]["image"] = image
             # A pipeline writes fresh provenance for each release; a test that means to carry
@@ -161,14 +159,27 @@ class Env:
             template["metadata"]["annotations"] = (
                 annotations if annotations is not None else provenance(image=image)
             )
-            try:
-                self.sim.store.update("deployments", dep, namespace=NS, name=name)
-                return
-            except ApiError as err:
-                if err.code != 409:
-                    raise
-            time.sleep(0.02)
-        raise AssertionError(f"set_image({image!r}) kept conflicting with the controller")
+
+        edit(self.sim.store, "deployments", NS, name, ship)
+
+
+def edit(
+    store: Store, ref: str, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Read, change, update; again on a conflict, like `kubectl edit` or client-go's
+    RetryOnConflict: a running controller (or the simulated kubelet) may write the object
+    between our read and our update. Returns the object as sent."""
+    for _ in range(50):
+        obj = store.get_obj(ref, namespace, name)
+        change(obj)
+        try:
+            store.update(ref, obj, namespace=namespace, name=name)
+            return obj
+        except ApiError as err:
+            if err.code != 409:
+                raise
+        time.sleep(0.02)
+    raise AssertionError(f"{ref} {namespace}/{name} kept conflicting with the controller")
 
 
 def new_controller(

@@ -32,7 +32,7 @@ from tests.runtime.crashkit import (
     audit_ids,
     start_controller,
 )
-from tests.runtime.harness import NS, deployment_doc, lane_doc, provenance
+from tests.runtime.harness import NS, deployment_doc, edit, lane_doc, provenance
 
 pytestmark = pytest.mark.slow
 
@@ -117,10 +117,12 @@ def run_scenario(root: Path, image: str, plan: KillPlan, point: str) -> Outcome:
             if not _wait(adopted, sup.supervise, 30):
                 problems.append("the workload was not adopted")
                 return outcome
-            dep = store.get_obj("deployments", NS, "web")
-            dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
-            dep["spec"]["template"]["metadata"]["annotations"] = provenance(image=image)
-            store.update("deployments", dep, namespace=NS, name="web")
+
+            def ship(dep: dict[str, Any]) -> None:
+                dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
+                dep["spec"]["template"]["metadata"]["annotations"] = provenance(image=image)
+
+            dep = edit(store, "deployments", NS, "web", ship)
             release_name = f"web-{mech.template_hash(dep['spec']['template'])}"
 
             def settled() -> bool:

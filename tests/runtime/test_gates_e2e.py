@@ -168,8 +168,10 @@ def test_autonomy_off_mid_flight_pauses_and_switching_on_resumes(
         write_flags(flag_file, autonomy(False))
         switched = time.monotonic()
         rel = env.wait_phase(["Paused"], name=name)
-        # One poll of the file plus one reconcile (the lane's 1s analysis interval).
-        assert time.monotonic() - switched < POLL_MS / 1000 + 1.0 + 1.5
+        # One poll of the file plus one reconcile (the lane's 1s analysis interval) in
+        # principle; the bound is loose because CI's 2 cores are shared (latency is not what
+        # this test measures: that the release holds, and goes on, is).
+        assert time.monotonic() - switched < POLL_MS / 1000 + 10.0
         progressing = condition(rel, "Progressing")
         assert progressing["reason"] == "AutonomyOff" and AUTONOMY_FLAG in progressing["message"]
         held = env.deployment("web")["spec"]["replicas"]

@@ -5,16 +5,33 @@ A new leader reads it before its first append and continues the chain from there
 records of every leadership term form one chain even though each term writes to its own
 pod's volume. ``changelane audit verify --cluster`` compares the chain's end with it: a
 chain cut short, or records nobody anchored, are reported.
+
+The anchor also keeps the ids of the last records anchored (``recentIds``). A new leader
+replays the outbox an old one left behind; a record the old leader already appended *and*
+anchored is in the chain, in the old leader's segment, and must not be appended again in
+the new one (a duplicate id across replicas). Each pod's log only knows its own ids; the
+anchor is the one place every leader's appends are seen.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controller.adapters.audit.segments import ANCHOR_NAME, Head
-from controller.adapters.kube.api import ConflictError, KubeApi, NotFoundError, call
+from controller.adapters.kube.api import KubeApi, NotFoundError, call
 
 DEFAULT_NAME = ANCHOR_NAME
+#: How many anchored record ids the ConfigMap remembers (ids are ~70 bytes: ~18 KiB). An
+#: outbox holds the records of one decision, so a replay never reaches further back.
+RECENT_IDS = 256
+
+
+@dataclass(frozen=True)
+class AnchorState:
+    head: Head
+    recent_ids: tuple[str, ...]
+    resource_version: str
 
 
 class AuditAnchor:
@@ -22,42 +39,55 @@ class AuditAnchor:
         self.api, self.namespace, self.name = api, namespace, name
 
     def read(self) -> Head | None:
+        state = self.read_state()
+        return state.head if state is not None else None
+
+    def read_state(self) -> AnchorState | None:
         try:
             cm = call(self.api.core.read_namespaced_config_map, self.name, self.namespace)
         except NotFoundError:
             return None
-        return head_of(cm)
+        return state_of(cm)
 
-    def write(self, head: Head, instance: str) -> None:
-        """Set the anchored head (fenced: a replica that no longer leads is refused)."""
+    def write(
+        self,
+        head: Head,
+        instance: str,
+        record_id: str | None = None,
+        known: AnchorState | None = None,
+    ) -> None:
+        """Set the anchored head, remembering ``record_id`` among the recent ids (fenced: a
+        replica that no longer leads is refused). ``known`` is the state this writer read
+        just before: the update is conditional on it (a ``ConflictError`` when another
+        leader anchored since), and saves a read."""
         data = {
             "seq": str(head.seq),
             "hash": head.hash,
             "instance": instance,
             "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "recentIds": record_id or "",
         }
         metadata: dict[str, str] = {"name": self.name, "namespace": self.namespace}
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
-        try:
-            current = call(self.api.core.read_namespaced_config_map, self.name, self.namespace)
-        except NotFoundError:
-            try:
-                self.api.write(
-                    "create audit anchor",
-                    self.api.core.create_namespaced_config_map,
-                    self.namespace,
-                    body,
-                )
-                return
-            except ConflictError:
-                current = call(self.api.core.read_namespaced_config_map, self.name, self.namespace)
-        anchored = head_of(current)
-        if anchored is not None and anchored.seq > head.seq:
-            raise AnchorAheadError(
-                f"audit anchor {self.namespace}/{self.name} is at seq {anchored.seq}, ahead of "
-                f"this log's seq {head.seq}: another leader appended since"
+        anchored = known or self._current()
+        if anchored is None:
+            self.api.write(
+                "create audit anchor",
+                self.api.core.create_namespaced_config_map,
+                self.namespace,
+                body,
             )
-        metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return
+        if anchored.head.seq > head.seq:
+            raise AnchorAheadError(
+                f"audit anchor {self.namespace}/{self.name} is at seq {anchored.head.seq}, "
+                f"ahead of this log's seq {head.seq}: another leader appended since"
+            )
+        recent = list(anchored.recent_ids)
+        if record_id is not None and record_id not in recent:
+            recent.append(record_id)
+        data["recentIds"] = "\n".join(recent[-RECENT_IDS:])
+        metadata["resourceVersion"] = anchored.resource_version
         self.api.write(
             "update audit anchor",
             self.api.core.replace_namespaced_config_map,
@@ -66,9 +96,30 @@ class AuditAnchor:
             body,
         )
 
+    def _current(self) -> AnchorState | None:
+        """The anchored state; a ConfigMap without a valid head is overwritten (as before)."""
+        try:
+            cm = call(self.api.core.read_namespaced_config_map, self.name, self.namespace)
+        except NotFoundError:
+            return None
+        rv = cm.get("metadata", {}).get("resourceVersion", "")
+        return state_of(cm) or AnchorState(Head(0, ""), (), rv)
+
 
 class AnchorAheadError(Exception):
     pass
+
+
+def state_of(cm: dict[str, object]) -> AnchorState | None:
+    head = head_of(cm)
+    if head is None:
+        return None
+    data = cm.get("data")
+    ids = data.get("recentIds") if isinstance(data, dict) else None
+    meta = cm.get("metadata")
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    recent = tuple(i for i in ids.split("\n") if i) if isinstance(ids, str) else ()
+    return AnchorState(head, recent, rv if isinstance(rv, str) else "")
 
 
 def head_of(cm: dict[str, object]) -> Head | None:
