@@ -39,8 +39,10 @@ from controller.runtime.ports import Cluster, ConflictError, JsonDict
 log = structlog.get_logger("changelane.reconciler")
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-#: Seconds before looking again at a workload just adopted (its primary is starting).
-ADOPTED_REQUEUE_S = 1.0
+#: Seconds before looking again at a workload just adopted (its primary is starting). The
+#: primary's own events (created, ready) bring the workload back at once; this is only the
+#: safety net. Polling every second kept 10,000 adoptions spinning through the queue.
+ADOPTED_REQUEUE_S = 10.0
 
 
 class Adoption:
