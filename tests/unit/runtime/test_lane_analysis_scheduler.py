@@ -107,7 +107,7 @@ def test_counts_add_up_across_ticks_from_the_first_window_inside_the_step() -> N
     started = datetime.fromtimestamp(T0 - 10, tz=UTC)  # step 10 s old at the first tick
     releases = [release(0, started)]
     clock = [float(T0)]
-    analysis, metrics, _ = scheduler(releases, clock)
+    analysis, _, _ = scheduler(releases, clock)
     analysis.run_due()
     assert analysis.take(lane("docs-site"), releases[0]) == ()  # too young: nothing yet
     measured = []
