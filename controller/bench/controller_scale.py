@@ -52,6 +52,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.core.labels import TOTAL_REPLICAS
 from controller.sim.cluster import SimCluster
 
 JsonDict = dict[str, Any]
@@ -633,7 +634,7 @@ def run_plan(
                 time.sleep(min(10.0, plan.window_s / 4))  # let the adoption writes settle
                 # A primary existing is not the end of adoption: the hand-over (original
                 # scaled to zero) follows. The idle window opens once the queue is drained.
-                settled = _settle(probe, plan.deployments, plan.adopt_timeout_s)
+                settled = _settle(sim, probe, plan.deployments, plan.adopt_timeout_s)
                 echo(
                     f"  queue drained after {settled}s more"
                     if settled is not None
@@ -654,16 +655,29 @@ def run_plan(
     return runs
 
 
-def _settle(probe: Probe, deployments: int, timeout: float) -> float | None:
-    """Seconds until the work queue stayed (nearly) empty for five samples in a row."""
+def _settle(sim: SimCluster, probe: Probe, deployments: int, timeout: float) -> float | None:
+    """Seconds until every original handed over to its primary (scaled to zero) and the
+    work queue then stayed (nearly) empty for five samples in a row."""
     started = time.monotonic()
     quiet = max(1.0, deployments / 100)
     while time.monotonic() - started < timeout:
-        recent = [s for s in probe.samples if s.at >= started][-5:]
-        if len(recent) == 5 and all(s.queue <= quiet for s in recent):
-            return round(time.monotonic() - started, 1)
-        time.sleep(1.0)
+        if _handed_over(sim) >= deployments:
+            recent = [s for s in probe.samples if s.at >= started][-5:]
+            if len(recent) == 5 and all(s.queue <= quiet for s in recent):
+                return round(time.monotonic() - started, 1)
+        time.sleep(2.0)
     return None
+
+
+def _handed_over(sim: SimCluster) -> int:
+    """Originals carrying the total-replicas annotation, which the controller sets as it
+    scales them to zero; read from the stored bytes without decoding them."""
+    mark = f'"{TOTAL_REPLICAS}"'.encode()
+    return sum(
+        1
+        for s in sim.store.list("deployments", NS).items
+        if not s.name.endswith("-primary") and mark in s.raw
+    )
 
 
 def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
