@@ -52,6 +52,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.bench.controller_replicas import (
+    ProbeGroup,
+    ProcessGroup,
+    controller_processes,
+    lane_names,
+)
 from controller.core.labels import TOTAL_REPLICAS
 from controller.sim.cluster import SimCluster
 
@@ -81,6 +87,10 @@ class Plan:
     interval_s: int = 30
     window_s: float = 120.0
     adopt_timeout_s: float = 900.0
+    #: ``changelane run`` processes sharing the lanes (``--shards replicas``), and lanes
+    #: (one is bench-lane; more are picked one per shard, Deployments spread over them).
+    replicas: int = 1
+    lanes: int = 1
 
 
 @dataclass
@@ -97,6 +107,7 @@ class Run:
     analysis_lag_p99_ratio: float | None
     queries_per_tick: float
     checks_per_lane: int
+    replicas: int = 1
     # Not in the JSON shape: context for the table.
     queue_depth_max: float = field(default=0.0, repr=False)
     releases_measured: int = field(default=0, repr=False)
@@ -105,22 +116,24 @@ class Run:
         data = asdict(self)
         data.pop("queue_depth_max")
         data.pop("releases_measured")
+        if self.replicas == 1:
+            data.pop("replicas")  # the issue's shape; a --replicas run says how many
         return data
 
 
 # ---------------------------------------------------------------------- the world
 
 
-def lane_doc(interval_s: int) -> JsonDict:
+def lane_doc(interval_s: int, name: str = LANE) -> JsonDict:
     """One lane, 1-hour steps, two checks (a sequential error-rate test and a latency
     threshold): five queries per release and tick when asked one release at a time."""
     sel = 'namespace="{{ namespace }}", app="{{ workload }}", track="{{ track }}"'
     return {
         "apiVersion": "changelane.dev/v1alpha1",
         "kind": "ChangeLane",
-        "metadata": {"name": LANE},
+        "metadata": {"name": name},
         "spec": {
-            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": LANE}},
+            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": name}},
             "agents": [{"id": "bench-agent"}],
             "provenance": {"required": ["agent", "model", "change"]},
             "gates": {"maxConcurrentReleases": 100_000, "maxReleasesPerDay": 100_000},
@@ -160,7 +173,7 @@ def lane_doc(interval_s: int) -> JsonDict:
     }
 
 
-def deployment_doc(index: int, image: str = "app:1") -> JsonDict:
+def deployment_doc(index: int, image: str = "app:1", lane: str = LANE) -> JsonDict:
     """A lane Deployment as a real API server returns one: with managedFields."""
     name = f"app-{index:05d}"
     return {
@@ -169,7 +182,7 @@ def deployment_doc(index: int, image: str = "app:1") -> JsonDict:
         "metadata": {
             "name": name,
             "namespace": NS,
-            "labels": {"changelane.dev/lane": LANE, "app": name, "team": "bench"},
+            "labels": {"changelane.dev/lane": lane, "app": name, "team": "bench"},
             "managedFields": [
                 {
                     "manager": "kubectl-client-side-apply",
@@ -580,7 +593,8 @@ def measure_window(
     return Run(
         deployments=deployments,
         releases=releases,
-        lanes=1,
+        lanes=plan.lanes,
+        replicas=plan.replicas,
         rss_steady_mib=round(statistics.median([s.rss for s in window] or [rss_now]) / MIB, 1),
         rss_peak_mib=round(rss_peak / MIB, 1),
         cpu_idle_pct=round(100 * cpu / elapsed, 1),
@@ -611,17 +625,21 @@ def run_plan(
         workdir = Path(tmp)
         try:
             sim.store.create("namespaces", {"metadata": {"name": NS}})
-            sim.store.create("changelanes", lane_doc(plan.interval_s))
+            lanes = [LANE] if plan.lanes == 1 else lane_names(plan.lanes, plan.lanes)
+            for lane in lanes:
+                sim.store.create("changelanes", lane_doc(plan.interval_s, lane))
             for i in range(plan.deployments):
-                sim.store.create("deployments", deployment_doc(i), namespace=NS)
+                doc = deployment_doc(i, lane=lanes[i % len(lanes)])
+                sim.store.create("deployments", doc, namespace=NS)
             echo(f"  {plan.deployments} Deployments created; starting changelane run")
             # The stand-in has no scrapes: a range as short as the interval is fine (the full
             # run's 30 s interval is the default minimum window anyway).
             args = [*(extra_args or []), "--min-window", str(min(plan.interval_s, 30))]
-            with controller_process(sim, prometheus, workdir, args) as (proc, port):
+            with _controllers(sim, prometheus, workdir, plan, lanes, args) as (proc, ports):
                 started = time.monotonic()
-                _wait(lambda: _ready(port), 300, proc, "waiting for /readyz")
-                probe = Probe(proc.pid, port)
+                for port in ports:
+                    _wait(lambda p=port: _ready(p), 300, proc, "waiting for /readyz")
+                probe = _probe(proc, ports)
                 probe.start()
                 _wait(
                     lambda: _primaries(sim) >= plan.deployments,
@@ -655,7 +673,7 @@ def run_plan(
     return runs
 
 
-def _settle(sim: SimCluster, probe: Probe, deployments: int, timeout: float) -> float | None:
+def _settle(sim: SimCluster, probe: Any, deployments: int, timeout: float) -> float | None:
     """Seconds until every original handed over to its primary (scaled to zero) and the
     work queue then stayed (nearly) empty for five samples in a row."""
     started = time.monotonic()
@@ -678,6 +696,32 @@ def _handed_over(sim: SimCluster) -> int:
         for s in sim.store.list("deployments", NS).items
         if not s.name.endswith("-primary") and mark in s.raw
     )
+
+
+@contextmanager
+def _controllers(
+    sim: SimCluster,
+    prometheus: PromStandInProcess,
+    workdir: Path,
+    plan: Plan,
+    lanes: list[str],
+    extra_args: list[str] | None,
+) -> Iterator[tuple[Any, list[int]]]:
+    """One ``changelane run`` (as always), or with several lanes or replicas the group of
+    ``controller_replicas``, seen as one process."""
+    if plan.replicas == 1 and plan.lanes == 1:
+        with controller_process(sim, prometheus, workdir, extra_args or []) as (proc, port):
+            yield proc, [port]
+        return
+    ports = [_free_port() for _ in range(plan.replicas)]
+    with controller_processes(sim, prometheus.url, workdir, lanes, plan.replicas, ports) as ps:
+        yield ProcessGroup(ps), ports
+
+
+def _probe(proc: Any, ports: list[int]) -> Any:
+    if isinstance(proc, ProcessGroup):
+        return ProbeGroup([Probe(p.pid, port) for p, port in zip(proc.procs, ports, strict=True)])
+    return Probe(proc.pid, ports[0])
 
 
 def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
@@ -723,9 +767,23 @@ def quick_plans() -> list[Plan]:
     return [Plan(deployments=40, releases=(0, 10), interval_s=2, window_s=8.0)]
 
 
+def replica_plans(replicas: int, quick: bool = False) -> list[Plan]:
+    """The same lanes and Deployments on one replica and on ``replicas``, the latter with
+    ``replicas`` times the releases: is the per-release lag the same?"""
+    if quick:
+        deployments, releases, interval, window = 60, 10, 2, 8.0
+    else:
+        deployments, releases, interval, window = 10_000, 1_000, 30, 150.0
+    one, many = (releases,), (releases * replicas,)
+    return [
+        Plan(deployments, one, interval, window, lanes=replicas),
+        Plan(deployments, many, interval, window, replicas=replicas, lanes=replicas),
+    ]
+
+
 def table(runs: list[Run]) -> str:
     head = (
-        f"{'deploys':>8} {'releases':>8} {'RSS MiB':>8} {'peak':>7} {'CPU %':>6} "
+        f"{'repl':>4} {'deploys':>8} {'releases':>8} {'RSS MiB':>8} {'peak':>7} {'CPU %':>6} "
         f"{'adopt s':>8} {'rec p50':>8} {'rec p99':>8} {'lag p99':>8} {'q/tick':>7} "
         f"{'checks':>6} {'queue':>6} {'measured':>8}"
     )
@@ -736,7 +794,8 @@ def table(runs: list[Run]) -> str:
 
     for r in runs:
         lines.append(
-            f"{r.deployments:>8} {r.releases:>8} {r.rss_steady_mib:>8g} {r.rss_peak_mib:>7g} "
+            f"{r.replicas:>4} {r.deployments:>8} {r.releases:>8} {r.rss_steady_mib:>8g} "
+            f"{r.rss_peak_mib:>7g} "
             f"{r.cpu_idle_pct:>6g} {f(r.adoption_s):>8} {f(r.reconcile_p50_ms):>8} "
             f"{f(r.reconcile_p99_ms):>8} {f(r.analysis_lag_p99_ratio):>8} "
             f"{r.queries_per_tick:>7g} {r.checks_per_lane:>6} {r.queue_depth_max:>6g} "
@@ -745,17 +804,21 @@ def table(runs: list[Run]) -> str:
     lines.append(
         "RSS/CPU of the controller process; CPU in % of one core over the window; rec = "
         "reconcile ms; lag = p99 over releases of (longest gap between measurements / "
-        "interval); queue = max work-queue depth; measured = releases measured twice or more."
+        "interval); queue = max work-queue depth; measured = releases measured twice or more. "
+        "repl > 1: replicas sharing the lanes (RSS of the largest, CPU and queue summed)."
     )
     return "\n".join(lines)
 
 
-def run(quick: bool = False, echo: Any = print) -> tuple[list[Run], list[str]]:
+def run(quick: bool = False, echo: Any = print, replicas: int = 1) -> tuple[list[Run], list[str]]:
     """The runs measured, and what failed (a world that failed keeps the runs it
     measured before failing; the next world still runs)."""
     runs: list[Run] = []
     failures: list[str] = []
-    for plan in quick_plans() if quick else full_plans():
+    plans = quick_plans() if quick else full_plans()
+    if replicas > 1:
+        plans = replica_plans(replicas, quick)
+    for plan in plans:
         echo(f"world of {plan.deployments} Deployments, releases {list(plan.releases)}")
         try:
             run_plan(plan, echo=echo, into=runs)

@@ -401,7 +401,7 @@ class Bench:
             stamps = self.workdir / f"{replica}.audit.jsonl.appends"
             lines = stamps.read_text().split("\n") if stamps.exists() else []
             appended[replica] = [
-                (float(t), rid) for t, _, rid in (ln.partition(" ") for ln in lines if ln)
+                (float(t), rid) for t, rid, *_ in (ln.split(" ") for ln in lines if ln)
             ]
             result.records[replica] = len(appended[replica])
             for t, rid in appended[replica]:

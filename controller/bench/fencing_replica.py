@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from controller.adapters.audit.anchor import DEFAULT_NAME as ANCHOR
 from controller.adapters.audit.anchor import AuditAnchor
 from controller.adapters.audit.log import FsyncPolicy
 from controller.adapters.audit.logging import configure_logging
@@ -36,9 +37,11 @@ from controller.core.audit import AuditRecord
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.runtime.audit_chain import AnchoredAuditLog
+from controller.runtime.fence import batch_fence
 from controller.runtime.health import serve_probes
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.shard_audit import ShardedAuditLog, shard_anchor_name
 
 
 class AutonomyOn:
@@ -71,7 +74,7 @@ class StampedLog:
     """The durable log as `changelane run` has it (anchored in the cluster, one chain across
     leaders), noting when each append began."""
 
-    def __init__(self, log: AnchoredAuditLog) -> None:
+    def __init__(self, log: AnchoredAuditLog | ShardedAuditLog) -> None:
         self.log = log
         self._stamps = (log.path.parent / (log.path.name + ".appends")).open("a", encoding="utf-8")
         self._lock = threading.Lock()
@@ -82,7 +85,9 @@ class StampedLog:
             before = self.log.appended
             self.log.emit(record)
             if self.log.appended != before:  # a record already in the chain is not re-appended
-                self._stamps.write(f"{started:.6f} {record.id}\n")
+                fence = batch_fence()  # with shards: whose Lease this append was fenced by
+                lease = fence.lease.rsplit("/", 1)[-1] if fence is not None else "-"
+                self._stamps.write(f"{started:.6f} {record.id} {lease}\n")
                 self._stamps.flush()
 
     def close(self) -> None:
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-duration", type=int, default=4)
     parser.add_argument("--renew-deadline", type=int, default=3)
     parser.add_argument("--retry-period", type=int, default=1)
+    parser.add_argument("--shards", type=int, default=1)
     args = parser.parse_args(argv)
     configure_logging(logging.INFO, stream=sys.stderr)
     stop = threading.Event()
@@ -123,12 +129,30 @@ def main(argv: list[str] | None = None) -> int:
             lease_duration=args.lease_duration,
             renew_deadline=args.renew_deadline,
             retry_period=args.retry_period,
+            shards=args.shards,
         ),
         metrics=metrics,
     )
-    # As in `changelane run`: the anchor's writes are fenced by the same leadership.
-    anchor = AuditAnchor(KubeApi(client, controller.fence), args.lease_namespace)
-    durable = StampedLog(AnchoredAuditLog(args.audit_log, FsyncPolicy.NEVER, anchor, args.instance))
+    # As in `changelane run`: the anchor's writes are fenced by the same leadership, and
+    # with shards there is one chain (and anchor) per shard.
+    fenced = KubeApi(client, controller.write_fence)
+    chain: AnchoredAuditLog | ShardedAuditLog
+    if controller.sharded is not None:
+        chain = ShardedAuditLog(
+            args.audit_log,
+            FsyncPolicy.NEVER,
+            lambda i: AuditAnchor(fenced, args.lease_namespace, shard_anchor_name(ANCHOR, i)),
+            args.instance,
+            controller.sharded.shards,
+        )
+    else:
+        chain = AnchoredAuditLog(
+            args.audit_log,
+            FsyncPolicy.NEVER,
+            AuditAnchor(fenced, args.lease_namespace),
+            args.instance,
+        )
+    durable = StampedLog(chain)
     fanout.add(durable, required=True)
     probes = serve_probes(metrics, controller.alive, controller.ready, 0)
     controller.start()

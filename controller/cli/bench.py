@@ -151,6 +151,28 @@ def fencing(
         sys.exit(1)
 
 
+@bench.command("shards")
+@click.option("--quick", is_flag=True, help="CI's slice: kill, add and 2 pauses.")
+@click.option("--pauses", default=20, show_default=True, help="Shard owners frozen (SIGSTOP).")
+@click.option("--shards", default=3, show_default=True, type=click.IntRange(2, 16))
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def shards(quick: bool, pauses: int, shards: int, seed: int, json_path: Path | None) -> None:
+    """Three controller processes share the lanes over shard Leases; kill one, add one,
+    freeze owners: does any release ever have two writers? (exit 1 if so)"""
+    from controller.bench import sharding as bench_sharding
+
+    if quick:
+        pauses = 2
+    result = bench_sharding.run(pauses=pauses, seed=seed, shards=shards)
+    click.echo(bench_sharding.table(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+        click.echo(f"wrote {json_path}")
+    if result.violations:
+        sys.exit(1)
+
+
 @bench.command("backtest")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--days", default=30.0, show_default=True, help="Days of history.")
@@ -180,11 +202,19 @@ def backtest(
 @click.option(
     "--quick", is_flag=True, help="A small world (40 Deployments, 10 releases) that fits CI."
 )
-def controller_scale(json_path: Path | None, quick: bool) -> None:
+@click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="More than 1: the same lanes on one replica with M releases, then on this many "
+    "sharing them (--shards) with replicas x M releases (10k Deployments, M = 1k).",
+)
+def controller_scale(json_path: Path | None, quick: bool, replicas: int) -> None:
     """`changelane run` at 1k/10k Deployments and 1k live releases on the simulated cluster."""
     from controller.bench import controller_scale as bench_controller
 
-    runs, failures = bench_controller.run(quick=quick, echo=click.echo)
+    runs, failures = bench_controller.run(quick=quick, echo=click.echo, replicas=replicas)
     click.echo(bench_controller.table(runs))
     if json_path is not None:
         bench_controller.write_json(runs, json_path)

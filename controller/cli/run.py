@@ -48,6 +48,8 @@ from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
 from controller.runtime.ports import Analyzer
 from controller.runtime.retention import ReleaseRetention
+from controller.runtime.shard_audit import ShardedAuditLog, shard_anchor_name
+from controller.runtime.shard_wiring import lane_batch
 
 log = structlog.get_logger("changelane.run")
 
@@ -134,6 +136,22 @@ def provider_config(
     default=10,
     show_default=True,
     help="Seconds: a leader that has not renewed for this long stops writing.",
+)
+@click.option(
+    "--shards",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Spread the lanes over this many shard Leases (<lease-prefix>-shard-<i>), each "
+    "owned and fenced separately; replicas share them. 1: one leader Lease "
+    "(--lease-name) acts for every lane. The chart sets it to replicaCount.",
+)
+@click.option(
+    "--shard-lease-prefix",
+    default="changelane",
+    show_default=True,
+    help="Shard Leases are <prefix>-shard-<i>; each replica's member Lease "
+    "<prefix>-member-<identity>.",
 )
 @click.option(
     "--no-leader-election",
@@ -280,6 +298,8 @@ def run(
     lease_name: str,
     lease_duration: int,
     renew_deadline: int,
+    shards: int,
+    shard_lease_prefix: str,
     no_leader_election: bool,
     instance: str | None,
     metrics_port: int,
@@ -358,17 +378,28 @@ def run(
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
             retry_period=max(1, renew_deadline // 5),
+            shards=shards,
+            shard_prefix=shard_lease_prefix,
         ),
         metrics=metrics,  # reconcile, queue depth, leader, analysis, gates, outcomes
     )
     # The audit anchor and retention use more of the API than the Cluster port offers: the
     # Kubernetes adapter itself, its writes fenced by the same leadership.
-    fenced = KubeApi(client, controller.fence)
-    durable = None
+    fenced = KubeApi(client, controller.write_fence)
+    durable: AnchoredAuditLog | ShardedAuditLog | None = None
     if audit_log is not None:
         # The anchor's writes are fenced by leadership like every other write.
-        anchor = AuditAnchor(fenced, namespace_lease, audit_anchor)
-        durable = AnchoredAuditLog(audit_log, FsyncPolicy(audit_fsync), anchor, identity)
+        if controller.sharded is not None:  # one chain per shard
+            durable = ShardedAuditLog(
+                audit_log,
+                FsyncPolicy(audit_fsync),
+                lambda i: AuditAnchor(fenced, namespace_lease, shard_anchor_name(audit_anchor, i)),
+                identity,
+                controller.sharded.shards,
+            )
+        else:
+            anchor = AuditAnchor(fenced, namespace_lease, audit_anchor)
+            durable = AnchoredAuditLog(audit_log, FsyncPolicy(audit_fsync), anchor, identity)
         sink.add(durable, required=True)
     try:
         defaults = load_defaults(notifications_file) if notifications_file else None
@@ -394,12 +425,19 @@ def run(
             kill_switch.close()
         raise click.ClickException(str(err)) from None
     log.info("serving probes", port=probes.port, address=metrics_address, instance=identity)
-    retention = ReleaseRetention(fenced, controller.informers["LaneRelease"].list, policy)
+    retention = ReleaseRetention(
+        fenced,
+        controller.informers["LaneRelease"].list,
+        policy,
+        lane_batch=lambda lane: lane_batch(controller, lane),
+    )
     controller.start()
     next_sweep = time.monotonic() + RETENTION_EVERY_S
     try:
         while not stop.wait(1.0):
-            if durable is not None and not controller.is_leader():
+            if isinstance(durable, ShardedAuditLog):
+                durable.close_unheld()  # hand each lost shard's log to its new owner
+            elif durable is not None and not controller.is_leader():
                 durable.close()  # hand the log's lock to whoever leads now
             if controller.is_leader() and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + RETENTION_EVERY_S

@@ -22,8 +22,9 @@ Batches: :meth:`Fence.batch` pins the current term for a unit of work (one recon
 a check inside it also fails when leadership was lost and regained in between, so a
 reconcile that read the world under one term never writes under the next.
 
-One Fence per Lease: lane sharding (one Lease per shard) gives each shard's owner its
-own Fence and routes a shard's writes and audit appends through that shard's check.
+One Fence per Lease: with lanes sharded over several Leases (``runtime.shards``) each
+shard has its own Fence, a reconcile runs in a batch of its lane's shard's fence, and
+every check made inside it (writes, audit appends, the transport) is that fence's.
 """
 
 from __future__ import annotations
@@ -55,12 +56,26 @@ class Term:
         return f"{self.holder}#{self.transitions}.{self.epoch}"
 
 
-_batch_term: contextvars.ContextVar[tuple[int, Term] | None] = contextvars.ContextVar(
+# The fence (and its term) the current unit of work is pinned to, and the fence whose
+# Lease the current election request renews: the transport check (adapters/kube/fence.py)
+# holds a request to whichever applies, so one HTTP client serves every shard's fence.
+_batch_term: contextvars.ContextVar[tuple[Fence, Term] | None] = contextvars.ContextVar(
     "changelane_batch_term", default=None
 )
-_renewing: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "changelane_renewing", default=False
+_renewing: contextvars.ContextVar[Fence | None] = contextvars.ContextVar(
+    "changelane_renewing", default=None
 )
+
+
+def batch_fence() -> Fence | None:
+    """The fence the current thread's unit of work is pinned to (None: outside a batch)."""
+    pinned = _batch_term.get()
+    return pinned[0] if pinned is not None else None
+
+
+def renewing_fence() -> Fence | None:
+    """The fence whose Lease the current thread is renewing (None: not renewing)."""
+    return _renewing.get()
 
 
 class Fence:
@@ -82,6 +97,10 @@ class Fence:
         self._epoch = 0
         self._reason = "not elected yet"
         self._lost_logged = True  # nothing to report before a first term
+        # Units of work (batches) running under this fence: a shard handed over on purpose
+        # is released only once they are done (see drain).
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
 
     # ---- the election adapter's side
     def grant(self, sent_at: float, holder: str, transitions: int, how: str) -> Term:
@@ -125,7 +144,7 @@ class Fence:
             if term is None:
                 raise NotLeaderError(f"not the leader ({self.lease}): {self._reason}")
             pinned = _batch_term.get()
-            if pinned is not None and pinned[0] == id(self) and pinned[1] != term:
+            if pinned is not None and pinned[0] is self and pinned[1] != term:
                 raise NotLeaderError(
                     f"leadership of {self.lease} changed during this reconcile "
                     f"(began in term {pinned[1]}, now {term})"
@@ -154,23 +173,40 @@ class Fence:
     def batch(self) -> Iterator[Term]:
         """Pin the current term for the work inside (raises if not acting now)."""
         term = self.check()
-        token = _batch_term.set((id(self), term))
+        token = _batch_term.set((self, term))
+        with self._lock:
+            self._active += 1
         try:
             yield term
         finally:
             _batch_term.reset(token)
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._idle.notify_all()
 
     def in_batch(self) -> bool:
         """Whether the current thread is inside one of this fence's batches."""
-        pinned = _batch_term.get()
-        return pinned is not None and pinned[0] == id(self)
+        return batch_fence() is self
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no batch runs under this fence (revoke it first, so none starts);
+        False when one still runs after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._active > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.1))
+            return True
 
     @contextmanager
     def renewal(self) -> Iterator[None]:
         """The Lease write inside renews this term: the transport check (see
         :func:`fence_requests`) holds it to the fence too, so a leader frozen just before
         renewing does not send its renewal after a takeover."""
-        token = _renewing.set(True)
+        token = _renewing.set(self)
         try:
             yield
         finally:

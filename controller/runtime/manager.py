@@ -38,6 +38,7 @@ from controller.runtime.ports import (
     NotLeaderError,
 )
 from controller.runtime.reconciler import Caches, Key, Reconciler
+from controller.runtime.shard_wiring import ShardedWork, lease_gauges
 from controller.workqueue import ShutDownError, WorkQueue
 
 log = structlog.get_logger("changelane.manager")
@@ -60,9 +61,16 @@ class Settings:
     retry_period: int = 2
     #: Workloads one lane may manage (runtime.lane_capacity).
     max_lane_workloads: int = DEFAULT_MAX_LANE_WORKLOADS
+    #: Shard Leases the lanes are spread over (1: one leader Lease acts for every lane).
+    shards: int = 1
+    shard_prefix: str = "changelane"
     #: How long a non-leader waits before looking at a key again.
     follower_requeue_s: float = 2.0
     on_reconcile: list[Callable[[Key, float], None]] = field(default_factory=list)
+
+
+def _as_float(flag: Callable[[], bool]) -> Callable[[], float]:
+    return lambda: 1.0 if flag() else 0.0
 
 
 def _key_of(obj: JsonDict) -> tuple[str, str]:
@@ -87,9 +95,12 @@ class Controller:
         s = self.settings
         # Every write and every audit append is fenced by the Lease: see runtime.fence.
         self.fence: Fence | None = None
-        if s.leader_election:
+        # With --shards N > 1 each lane's work is fenced by its shard's Lease instead.
+        self.sharded = ShardedWork.build(connection, s, self) if s.leader_election else None
+        if s.leader_election and self.sharded is None:
             self.fence = Fence(f"{s.lease_namespace}/{s.lease_name}", s.renew_deadline)
-        self.api = connection.cluster(self.fence)
+        self.write_fence = self.sharded.shards.router if self.sharded else self.fence
+        self.api = connection.cluster(self.write_fence)
         self.queue: WorkQueue[Key] = WorkQueue()
         self.failures = FailureBackoff()
         # The server ends each watch after resync_seconds; the client gives up on a
@@ -100,10 +111,13 @@ class Controller:
         self.metrics = metrics or ControllerMetrics()
         observed_gates = ObservedGates(gates, self.metrics)
         sinks = [*sinks, MetricsSink(self.metrics, observed_gates)]
-        if self.fence is not None:
-            sinks = [FencedAuditSink(sink, self.fence.check) for sink in sinks]
+        if self.write_fence is not None:
+            sinks = [FencedAuditSink(sink, self.write_fence.check) for sink in sinks]
         self.metrics.workqueue_depth.set_function(lambda: float(self.queue.depth()))
         self.metrics.leader.set_function(lambda: 1.0 if self.is_leader() else 0.0)
+        self.metrics.shards.set(s.shards if self.sharded is not None else 1)
+        for lease, acting in lease_gauges(self):
+            self.metrics.lease_held.labels(lease).set_function(_as_float(acting))
         self.informers = {
             kind: connection.informer(kind, wt, s.resync_seconds)
             for kind in (LANE, RELEASE, DEPLOYMENT)
@@ -145,7 +159,7 @@ class Controller:
         if lane_metrics is not None:
             self.lane_analysis = self._lane_analysis(lane_metrics)
         self.leadership: Elector | None = None
-        if s.leader_election:
+        if s.leader_election and self.sharded is None:
             self.leadership = connection.elector(
                 s.lease_namespace,
                 s.instance,
@@ -264,7 +278,8 @@ class Controller:
     # ------------------------------------------------------------------ running
 
     def is_leader(self) -> bool:
-        return self.fence.held() if self.fence is not None else True
+        """Acts for some lanes now (the leader; with shards, the owner of any)."""
+        return self.write_fence.held() if self.write_fence is not None else True
 
     def ready(self) -> bool:
         """Every informer has listed at least once (leadership is not required)."""
@@ -282,7 +297,9 @@ class Controller:
     def start(self) -> None:
         for informer in self.informers.values():
             informer.start()
-        if self.leadership is not None:
+        if self.sharded is not None:
+            self.sharded.shards.start()
+        elif self.leadership is not None:
             self.leadership.start()
         else:
             self._on_leading()
@@ -303,6 +320,9 @@ class Controller:
             if key is None:
                 continue
             try:
+                if self.sharded is not None:
+                    self.sharded.reconcile(key, self._reconcile)
+                    continue
                 if not self.is_leader():
                     self.queue.add_after(key, self.settings.follower_requeue_s)
                     continue
@@ -377,8 +397,11 @@ class Controller:
         deadline = time.monotonic() + timeout
         for t in self._workers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self.leadership is not None:
-            self.leadership.stop(release=not any(t.is_alive() for t in self._workers))
+        release = not any(t.is_alive() for t in self._workers)
+        if self.sharded is not None:
+            self.sharded.shards.stop(release=release)
+        elif self.leadership is not None:
+            self.leadership.stop(release=release)
         for informer in self.informers.values():
             informer.stop()
         log.info("controller stopped", instance=self.settings.instance)

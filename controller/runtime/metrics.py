@@ -107,7 +107,20 @@ class ControllerMetrics:
             registry=r,
         )
         self.leader = Gauge(
-            "changelane_leader", "1 when this instance is the elected leader.", registry=r
+            "changelane_leader",
+            "1 when this instance acts: the elected leader, or with shards the owner of any.",
+            registry=r,
+        )
+        self.lease_held = Gauge(
+            "changelane_lease_held",
+            "1 per Lease (the leader Lease or a shard Lease) this instance acts under now.",
+            ["lease"],
+            registry=r,
+        )
+        self.shards = Gauge(
+            "changelane_shards",
+            "Leases the lanes are spread over (1: one leader Lease; --shards).",
+            registry=r,
         )
         self.change_failure_rate = Gauge(
             "changelane_lane_change_failure_rate",

@@ -15,6 +15,7 @@ from controller.adapters.notify.dispatcher import DeliveryOutcome, Notifier, Ret
 from controller.adapters.notify.transports import TransportFactory
 from controller.core.models import ChangeLane
 from controller.core.models.notifications import NotificationsSpec
+from controller.runtime.shard_wiring import lane_batch
 
 if TYPE_CHECKING:
     from controller.runtime.manager import Controller
@@ -89,7 +90,7 @@ def attach_notifier(
         return found.spec.notifications if found is not None else None
 
     def write_status(name: str, outcome: DeliveryOutcome) -> None:
-        with status_lock:
+        with status_lock, lane_batch(controller, name):
             raw = controller.api.get_lane(name)
             current = ((raw.get("status") or {}).get("notifications")) or []
             entry = {

@@ -25,6 +25,7 @@ from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measu
 from controller.core.release_machine import FlagObservation
 
 if TYPE_CHECKING:  # the fence raises this module's NotLeaderError
+    from controller.core.lease import LeaseReading
     from controller.runtime.fence import Fence
 
 JsonDict = dict[str, Any]
@@ -40,6 +41,19 @@ class NotFoundError(Exception):
 
 class NotLeaderError(Exception):
     """A write was refused because this instance does not hold the lease right now."""
+
+
+class LeaseFence(Protocol):
+    """What writers check: a Lease's ``Fence``, or with sharding the router that checks
+    the fence of the shard the calling work belongs to."""
+
+    lease: str
+
+    def check(self) -> object:
+        """Raise ``NotLeaderError`` (saying why) unless this replica may act now."""
+        ...
+
+    def held(self) -> bool: ...
 
 
 class Cluster(Protocol):
@@ -146,7 +160,7 @@ class Elector(Protocol):
 class ClusterConnection(Protocol):
     """What the controller process builds on one connection to an API server."""
 
-    def cluster(self, fence: Fence | None) -> Cluster:
+    def cluster(self, fence: LeaseFence | None) -> Cluster:
         """The operations; every write checks ``fence`` first (None: always writes)."""
         ...
 
@@ -164,8 +178,12 @@ class ClusterConnection(Protocol):
         retry_period: int,
         on_started: Callable[[], None],
         fence: Fence | None = None,
+        defer: Callable[[LeaseReading], float] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> Elector:
-        """Campaigns for the Lease; grants, extends and revokes ``fence`` as it goes."""
+        """Campaigns for the Lease; grants, extends and revokes ``fence`` as it goes
+        (``defer``: extra seconds a reading must stand unchanged before it is taken;
+        ``annotations``: set on the Lease at every write)."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 import structlog
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from controller.adapters.kube.api import JsonDict, KubeApi, NotFoundError
 from controller.core.models import LaneRelease
 from controller.core.retention import RetentionPolicy, expired
+from controller.runtime.ports import NotLeaderError
 
 log = structlog.get_logger("changelane.retention")
 
@@ -22,8 +24,11 @@ class ReleaseRetention:
         releases: Callable[[], list[JsonDict]],
         policy: RetentionPolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lane_batch: Callable[[str], AbstractContextManager[object]] = lambda lane: nullcontext(),
     ) -> None:
         self.api, self.releases, self.policy, self.clock = api, releases, policy, clock
+        # With sharded lanes a delete runs as work of its lane's shard (fenced by it).
+        self.lane_batch = lane_batch
 
     def sweep(self) -> list[str]:
         """Delete what the policy lets go; returns 'namespace/name' of each deleted."""
@@ -37,9 +42,10 @@ class ReleaseRetention:
         for rel in expired(parsed, self.policy, self.clock()):
             ns = rel.metadata.namespace or ""
             try:
-                self.api.delete_release(ns, rel.name)
-            except NotFoundError:
-                continue
+                with self.lane_batch(rel.spec.lane):
+                    self.api.delete_release(ns, rel.name)
+            except (NotFoundError, NotLeaderError):
+                continue  # gone already, or another replica owns the lane's shard
             deleted.append(f"{ns}/{rel.name}")
             log.info(
                 "lanerelease deleted by retention",

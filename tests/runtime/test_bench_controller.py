@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from controller.bench.controller_scale import histogram_quantile, lag_ratios
+from controller.bench.controller_replicas import lane_names
+from controller.bench.controller_scale import histogram_quantile, lag_ratios, replica_plans
 from controller.bench.grouped_answers import grouped_series
 from controller.cli.main import cli
+from controller.core.sharding import shard_of
 
 FIELDS = {
     "deployments",
@@ -41,6 +43,15 @@ def test_histogram_quantile_interpolates_within_the_bucket() -> None:
 def test_lag_counts_the_gap_still_open_at_the_end() -> None:
     ratios = lag_ratios({"a": [0.0, 30.0, 60.0], "b": [0.0, 30.0]}, window_end=70.0, interval_s=30)
     assert ratios == [pytest.approx(1.0), pytest.approx(40 / 30)]
+
+
+def test_replica_worlds_give_each_shard_a_lane_and_compare_like_with_like() -> None:
+    lanes = lane_names(3, 3)
+    assert sorted(shard_of(lane, 3) for lane in lanes) == [0, 1, 2]
+    one, three = replica_plans(3)
+    assert (one.replicas, three.replicas) == (1, 3)
+    assert one.lanes == three.lanes == 3 and one.deployments == three.deployments
+    assert three.releases == (3 * one.releases[0],)
 
 
 def test_stand_in_answers_a_grouped_query_per_listed_value() -> None:

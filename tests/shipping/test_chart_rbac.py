@@ -100,32 +100,53 @@ def test_human_roles_follow_values(chart: helm_python.Chart) -> None:
         render(chart, {"rbac": {"humanRoles": {"creat": True}}})
 
 
-def test_leases_only_in_the_release_namespace_and_by_name(objs: list[Rendered]) -> None:
-    role = only(objs, "Role")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    # Besides the Lease, the Role creates the audit anchor ConfigMap in its own namespace.
-    anchor = [r for r in role["rules"] if r["resources"] == ["configmaps"]]
-    assert anchor == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
-    rules = [r for r in role["rules"] if r not in anchor]
-    named = [r for r in rules if r.get("resourceNames")]
-    unnamed = [r for r in rules if not r.get("resourceNames")]
-    assert all(r["apiGroups"] == ["coordination.k8s.io"] for r in rules)
-    assert all(r["resources"] == ["leases"] for r in rules)
-    # create cannot be restricted by name in Kubernetes; get and update are.
-    assert [set(r["verbs"]) for r in unnamed] == [{"create"}]
-    assert [(set(r["verbs"]), r["resourceNames"]) for r in named] == [
-        ({"get", "update"}, [LEASE_NAME])
-    ]
-    for cluster in (r.obj for r in objs if r.kind == "ClusterRole"):
-        assert not any("coordination.k8s.io" in rule["apiGroups"] for rule in cluster["rules"])
+def test_leases_only_in_the_release_namespace_and_by_name(chart: helm_python.Chart) -> None:
+    """One leader: its Lease by name. Sharded (the default with two replicas): the member
+    Leases name the pods, so the Leases of the release namespace, and nowhere else."""
+    for values, named, unnamed in (
+        ({"leaderElection": {"sharding": False}}, [({"get", "update"}, [LEASE_NAME])], []),
+        ({"replicaCount": 1}, [({"get", "update"}, [LEASE_NAME])], []),
+        ({}, [], [{"get", "list", "update", "delete"}]),
+    ):
+        objs = render(chart, values)
+        role = only(objs, "Role")
+        assert role["metadata"]["namespace"] == NAMESPACE
+        # Besides the Leases, the Role creates the audit anchor ConfigMaps in its namespace.
+        anchor = [r for r in role["rules"] if r["resources"] == ["configmaps"]]
+        assert anchor == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
+        rules = [r for r in role["rules"] if r not in anchor]
+        assert all(r["apiGroups"] == ["coordination.k8s.io"] for r in rules)
+        assert all(r["resources"] == ["leases"] for r in rules)
+        # create cannot be restricted by name in Kubernetes; get and update are.
+        assert [set(r["verbs"]) for r in rules if not r.get("resourceNames")] == [
+            {"create"},
+            *unnamed,
+        ]
+        assert [(set(r["verbs"]), r["resourceNames"]) for r in rules if r.get("resourceNames")] == (
+            named
+        )
+        for cluster in (r.obj for r in objs if r.kind == "ClusterRole"):
+            assert not any("coordination.k8s.io" in rule["apiGroups"] for rule in cluster["rules"])
 
 
 def test_lease_name_follows_values(chart: helm_python.Chart) -> None:
-    objs = render(chart, {"leaderElection": {"leaseName": "lanes-leader"}})
+    values = {"leaderElection": {"leaseName": "lanes-leader", "sharding": False}}
+    objs = render(chart, values)
     named = [r for r in only(objs, "Role")["rules"] if r.get("resourceNames")]
     assert named[0]["resourceNames"] == ["lanes-leader"]
     args = only(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--lease-name=lanes-leader" in args
+    assert "--shards=1" in args
+
+
+@pytest.mark.parametrize(("replicas", "shards"), [(1, 1), (2, 2), (3, 3), (5, 5)])
+def test_the_shard_count_follows_replica_count(
+    chart: helm_python.Chart, replicas: int, shards: int
+) -> None:
+    objs = render(chart, {"replicaCount": replicas})
+    args = only(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--shards={shards}" in args
+    assert "--shard-lease-prefix=changelane" in args
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -138,6 +159,8 @@ def test_no_wildcards_no_secrets_anywhere(chart: helm_python.Chart, variant: str
             forbidden = {"escalate", "bind", "impersonate", "delete", "deletecollection"}
             if rule.get("resources") == ["lanereleases"] and obj["kind"] == "ClusterRole":
                 forbidden.discard("delete")  # retention, and only finished releases
+            if rule.get("resources") == ["leases"] and obj["kind"] == "Role":
+                forbidden.discard("delete")  # member Leases: its own when stopping, stale ones
             assert not forbidden & set(rule["verbs"]), rule
 
 
@@ -150,10 +173,20 @@ def test_delete_is_granted_only_for_retention(chart: helm_python.Chart) -> None:
             if "delete" in rule["verbs"]
         ]
 
-    assert deletes({}) == [
-        {"apiGroups": ["changelane.dev"], "resources": ["lanereleases"], "verbs": ["delete"]}
-    ]
-    assert deletes({"retention": {"keepLast": 0, "ttl": ""}}) == []
+    retention = {
+        "apiGroups": ["changelane.dev"],
+        "resources": ["lanereleases"],
+        "verbs": ["delete"],
+    }
+    members = {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "list", "update", "delete"],
+    }
+    assert deletes({}) == [retention, members]  # sharded by default: member Leases
+    assert deletes({"retention": {"keepLast": 0, "ttl": ""}}) == [members]
+    assert deletes({"leaderElection": {"sharding": False}}) == [retention]
+    assert deletes({"replicaCount": 1}) == [retention]
 
 
 def test_bindings_grant_the_roles_to_the_controller_only(objs: list[Rendered]) -> None:

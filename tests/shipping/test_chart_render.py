@@ -72,6 +72,8 @@ def test_default_controller_flags_follow_the_runtime_contract(chart: helm_python
     assert container["args"] == [
         f"--namespace-lease={NAMESPACE}",
         "--lease-name=changelane-leader",
+        "--shards=2",  # replicaCount: each replica owns one shard of the lanes
+        "--shard-lease-prefix=changelane",
         "--metrics-port=8080",
         "--audit-log=/var/lib/changelane/audit.jsonl",
         "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",

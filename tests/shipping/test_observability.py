@@ -30,6 +30,8 @@ CONTRACT_METRICS = {
     "changelane_lane_autonomy_enabled",
     "changelane_lane_suspended",
     "changelane_leader",
+    "changelane_lease_held",
+    "changelane_shards",
     "changelane_lane_change_failure_rate",
     "changelane_lane_provenance_coverage",
     "changelane_lane_rework_rate",

@@ -28,6 +28,7 @@ import helm_python
 import pytest
 from click.testing import CliRunner, Result
 
+from controller.adapters.audit.anchor import DEFAULT_NAME as ANCHOR_NAME
 from controller.adapters.audit.anchor import AuditAnchor
 from controller.adapters.audit.log import FsyncPolicy
 from controller.adapters.audit.sink import FanOutAuditSink
@@ -37,6 +38,8 @@ from controller.core.retention import RetentionPolicy
 from controller.dashboard.app import controller_dashboard
 from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.retention import ReleaseRetention
+from controller.runtime.shard_audit import ShardedAuditLog, shard_anchor_name
+from controller.runtime.shard_wiring import lane_batch
 from controller.sim.request_audit import ApiRequest, RequestLog
 from tests.runtime.harness import (
     NS,
@@ -91,10 +94,30 @@ def _user_of_service_account(objs: list[Rendered]) -> tuple[str, str]:
     return account["namespace"], account["name"]
 
 
-def _lease_name(objs: list[Rendered]) -> str:
+def _arg(objs: list[Rendered], flag: str) -> str:
     args = only(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-    [arg] = [a for a in args if a.startswith("--lease-name=")]
+    [arg] = [a for a in args if a.startswith(f"{flag}=")]
     return str(arg.split("=", 1)[1])
+
+
+@dataclass
+class Election:
+    """How the chart's pods elect: the leader Lease, or (the default) shard Leases."""
+
+    lease_name: str
+    shards: int
+    prefix: str
+
+    @classmethod
+    def of(cls, objs: list[Rendered]) -> Election:
+        shards = int(_arg(objs, "--shards"))
+        return cls(_arg(objs, "--lease-name"), shards, _arg(objs, "--shard-lease-prefix"))
+
+    @property
+    def leases(self) -> list[str]:
+        if self.shards == 1:
+            return [self.lease_name]
+        return [f"{self.prefix}-shard-{i}" for i in range(self.shards)]
 
 
 def _human_roles(objs: list[Rendered]) -> tuple[str, str]:
@@ -207,7 +230,7 @@ def observed(chart: helm_python.Chart, tmp_path_factory: pytest.TempPathFactory)
         }
         with sim.record_requests() as log:
             try:
-                _life(env, _lease_name(objs), results, refused, config, who)
+                _life(env, Election.of(objs), results, refused, config, who)
             except BaseException as exc:
                 if denied:
                     raise AssertionError(
@@ -232,7 +255,7 @@ def _by(log: RequestLog, user: str, excluded: list[ApiRequest]) -> list[ApiReque
 
 def _life(
     env: Env,
-    lease_name: str,
+    election: Election,
     results: dict[str, Result],
     refused: list[ApiRequest],
     config: dict[str, Path],
@@ -268,11 +291,25 @@ def _life(
             instance=instance,
             flags=True,
             lease_namespace=NAMESPACE,
-            lease_name=lease_name,
+            lease_name=election.lease_name,
+            shards=election.shards,
+            shard_prefix=election.prefix,
         )
         log = env.kubeconfig.parent / f"audit-{instance}.jsonl"
-        anchor = AuditAnchor(c.api, NAMESPACE)
-        fanout.add(AnchoredAuditLog(log, FsyncPolicy.NEVER, anchor, instance), required=True)
+        durable: Any
+        if c.sharded is not None:  # one chain per shard, each anchored on its own
+            durable = ShardedAuditLog(
+                log,
+                FsyncPolicy.NEVER,
+                lambda i: AuditAnchor(c.api, NAMESPACE, shard_anchor_name(ANCHOR_NAME, i)),
+                instance,
+                c.sharded.shards,
+            )
+        else:
+            durable = AnchoredAuditLog(
+                log, FsyncPolicy.NEVER, AuditAnchor(c.api, NAMESPACE), instance
+            )
+        fanout.add(durable, required=True)
         env.controllers.append(c)
         c.start()
         return c
@@ -280,6 +317,13 @@ def _life(
     first, second = controller("c-0"), controller("c-1")
     wait(lambda: first.is_leader() or second.is_leader(), timeout=15)
     leader, standby = (first, second) if first.is_leader() else (second, first)
+
+    def leads_alone(c: Any) -> bool:  # holds the Lease, or with shards every shard Lease
+        holders = {
+            (store.get_obj("leases", NAMESPACE, name).get("spec") or {}).get("holderIdentity")
+            for name in election.leases
+        }
+        return holders == {c.settings.instance} and c.is_leader()
 
     workloads = {"web": "web-lane", "api": "route-lane", "search": "cm-lane"}
     workloads |= {"feed": "ff-lane", "docs": "slow-lane"}
@@ -299,9 +343,9 @@ def _life(
         rel = env.wait_phase(["Promoted", "RolledBack", "Rejected", "Paused"], name=name)
         assert rel["status"]["phase"] == "Promoted", rel["status"]
 
-    # Graceful stop of the leader: it hands the Lease over; the standby carries on.
+    # Graceful stop of the leader: it hands the Lease (its shards) over; the other carries on.
     leader.stop()
-    _wait(standby.is_leader, "the standby took the lease over", timeout=10)
+    _wait(lambda: leads_alone(standby), "the standby took the lease over", timeout=15)
 
     # Bad releases: a rollback that spends web-lane's budget, a flag switched off.
     bad = {w: _ship(env, w, f"{w}:3-bad", flag=w == "search") for w in ("web", "search")}
@@ -378,15 +422,21 @@ def _life(
     assert page["status"] == "200 OK" and b"rolling_back" in b"".join(body)
 
     # Retention: the leader deletes finished releases beyond the newest of each workload.
-    retention = ReleaseRetention(standby.api, env.releases, RetentionPolicy(keep_last=1))
+    retention = ReleaseRetention(
+        standby.api,
+        env.releases,
+        RetentionPolicy(keep_last=1),
+        lane_batch=lambda lane: lane_batch(standby, lane),
+    )
     wait(lambda: not any((r.get("status") or {}).get("outbox") for r in env.releases()))
     swept = retention.sweep()
     assert f"{NS}/{aborted_name}" not in swept and f"{NS}/{slow}" in swept, swept
 
-    # Shut down: the last leader hands the Lease back.
+    # Shut down: the last leader hands the Lease (every shard Lease) back.
     standby.stop()
-    lease = store.get_obj("leases", NAMESPACE, lease_name)
-    assert not lease["spec"].get("holderIdentity"), lease["spec"]
+    for name in election.leases:
+        lease = store.get_obj("leases", NAMESPACE, name)
+        assert not lease["spec"].get("holderIdentity"), lease["spec"]
 
 
 def _traffic(workload: str) -> dict[str, str]:
@@ -447,12 +497,17 @@ def test_every_grant_is_used(observed: Observed, identity: str) -> None:
 
 
 def test_the_controller_touches_leases_only_at_home_and_by_name(observed: Observed) -> None:
+    """The chart's default shards the lanes: its shard Leases by name, the replicas' own
+    member Leases, and the list of them; nothing else, nowhere else."""
     leases = [
         r for r in observed.requests["controller"] if r.resource_request and r.resource == "leases"
     ]
-    assert {r.verb for r in leases} >= {"get", "update"}
+    assert {r.verb for r in leases} == {"create", "get", "update", "list", "delete"}
     assert {r.namespace for r in leases} == {NAMESPACE}
-    assert {r.name for r in leases if r.verb != "create"} == {"changelane-leader"}
+    named = {r.name for r in leases if r.verb not in ("create", "list")}
+    members = {"changelane-member-c-0", "changelane-member-c-1"}
+    assert named == {"changelane-shard-0", "changelane-shard-1"} | members
+    assert {r.name for r in leases if r.verb == "delete"} == members  # each its own, stopping
 
 
 def test_the_humans_never_write_status_or_workloads(observed: Observed) -> None:

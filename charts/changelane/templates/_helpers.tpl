@@ -53,3 +53,13 @@ app.kubernetes.io/part-of: changelane
 {{- printf "%s-flags" (include "changelane.fullname" .) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Shard Leases the lanes are spread over: replicaCount with sharding, else 1 (one
+leader Lease). Changing it re-maps lanes to shards; see docs/leadership.md. */}}
+{{- define "changelane.shards" -}}
+{{- if and .Values.leaderElection.sharding (gt (int .Values.replicaCount) 1) -}}
+{{- int .Values.replicaCount -}}
+{{- else -}}
+1
+{{- end -}}
+{{- end -}}

@@ -29,8 +29,13 @@ from controller.adapters.kube.client import REQUEST_TIMEOUT
 from controller.core.formatting import api_time
 from controller.core.models import API_GROUP, API_VERSION
 from controller.core.text import printable
-from controller.runtime.fence import Fence
-from controller.runtime.ports import ConflictError, JsonDict, NotFoundError, NotLeaderError
+from controller.runtime.ports import (
+    ConflictError,
+    JsonDict,
+    LeaseFence,
+    NotFoundError,
+    NotLeaderError,
+)
 
 __all__ = [
     "ApiError",
@@ -188,7 +193,7 @@ class KubeApi:
     from a reconcile already running. Without a fence (no leader election) it writes.
     """
 
-    def __init__(self, api_client: client.ApiClient, lease_fence: Fence | None = None) -> None:
+    def __init__(self, api_client: client.ApiClient, lease_fence: LeaseFence | None = None) -> None:
         self.api_client = api_client
         self.lease_fence = lease_fence
         self.core = client.CoreV1Api(api_client)

@@ -59,6 +59,18 @@ class _TimedCoordinationApi(client.CoordinationV1Api):
     remembers the last error, which ``LeaseLock`` swallows into a bare False."""
 
     last_error: ApiException | None = None
+    #: Set on the Lease at every write (sharding records its shard count there).
+    annotations: dict[str, str] | None = None
+
+    def _annotate(self, body: Any) -> Any:
+        if not self.annotations:
+            return body
+        meta = body.metadata
+        if isinstance(meta, dict):
+            meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
+        elif meta is not None:
+            meta.annotations = {**(meta.annotations or {}), **self.annotations}
+        return body
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
@@ -75,10 +87,19 @@ class _TimedCoordinationApi(client.CoordinationV1Api):
         return self._call(super().read_namespaced_lease, *args, **kwargs)
 
     def create_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        args = self._annotated(args, kwargs)
         return self._call(super().create_namespaced_lease, *args, **kwargs)
 
     def replace_namespaced_lease(self, *args: Any, **kwargs: Any) -> Any:
+        args = self._annotated(args, kwargs)
         return self._call(super().replace_namespaced_lease, *args, **kwargs)
+
+    def _annotated(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """The call's body (``body=``, or the last positional argument) annotated."""
+        if "body" in kwargs:
+            kwargs["body"] = self._annotate(kwargs["body"])
+            return args
+        return (*args[:-1], self._annotate(args[-1])) if args else args
 
 
 class _Stopped(Exception):  # noqa: N818 (a signal, not an error)
@@ -140,8 +161,14 @@ class Leadership:
         on_started: Callable[[], None] | None = None,
         on_stopped: Callable[[], None] | None = None,
         fence: Fence | None = None,
+        defer: Callable[[LeaseReading], float] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> None:
         self.identity = identity
+        # Sharding: extra seconds a reading must stand unchanged before we take it (a
+        # shard that is not ours to prefer), and a hand-over this replica was asked for.
+        self._defer = defer
+        self._handoff: str | None = None
         self.renew_deadline = float(renew_deadline)
         self.lease_duration = lease_duration
         self.retry_period = float(retry_period)
@@ -150,6 +177,7 @@ class Leadership:
         self._on_started = on_started
         self._on_stopped = on_stopped
         self._api = _TimedCoordinationApi(api_client)
+        self._api.annotations = annotations
         lock = LeaseLock(name, namespace, identity)
         lock.api_instance = self._api
         self._lock = lock
@@ -185,6 +213,9 @@ class Leadership:
             if not reading.acting:
                 self.fence.revoke(reading.reason)
                 raise _Lost
+            if self._handoff is not None:
+                self._hand_over(self._handoff)
+                raise _Lost
             # Checked last thing before the write: while our term is valid nobody else
             # can have taken the Lease, so this renewal cannot land after a takeover.
             if not self.fence.held():  # our last renewal is older than the renew deadline
@@ -192,6 +223,8 @@ class Leadership:
         else:
             self._report(reading)
             if not may_take(reading, unchanged_for):
+                return False
+            if self._defer is not None and unchanged_for < self._defer(reading):
                 return False
             if time.monotonic() - sent >= self.renew_deadline:
                 return False  # the read is too old to take over on (slow answer, a pause)
@@ -265,6 +298,20 @@ class Leadership:
             log.warning("lease try failed", lease=self.fence.lease, error=why[:300])
         return False
 
+    def _hand_over(self, why: str) -> None:
+        """Give the Lease up on purpose: stop acting (revoke), wait until no work runs
+        under the fence, and only then release the Lease, so the next owner never acts
+        beside us. Work still running after a renew deadline: keep the Lease and let it
+        expire instead (the next owner then waits a lease duration)."""
+        self._handoff = None
+        self.fence.revoke(why)
+        if self.fence.drain(self.renew_deadline):
+            self._release()
+        else:
+            log.warning(
+                "hand-over: work still running; the Lease expires instead", lease=self.fence.lease
+            )
+
     # ---- callbacks from the client's loops
     def _started(self) -> None:
         if self._on_started:
@@ -282,6 +329,11 @@ class Leadership:
     # ---- public
     def is_leader(self) -> bool:
         return self.fence.held()
+
+    def hand_over(self, why: str) -> None:
+        """Ask the election to hand the Lease over at its next try (see _hand_over)."""
+        if self.fence.held():
+            self._handoff = why
 
     def reason(self) -> str:
         """Why this replica does not act now ('' while it leads)."""
@@ -329,7 +381,7 @@ class Leadership:
             lease.spec.lease_duration_seconds = 1
             lease.spec.renew_time = datetime.now(UTC)
             self._api.replace_namespaced_lease(lock.name, lock.namespace, lease)
-            log.info("lease released", identity=self.identity)
+            log.info("lease released", lease=self.fence.lease, identity=self.identity)
         except Exception as exc:  # the lease then simply expires
             log.warning("could not release the lease", error=str(exc)[:300])
 

@@ -20,6 +20,8 @@ NAMES = {
     "changelane_lane_autonomy_enabled": "gauge",
     "changelane_lane_suspended": "gauge",
     "changelane_leader": "gauge",
+    "changelane_lease_held": "gauge",
+    "changelane_shards": "gauge",
     "changelane_lane_change_failure_rate": "gauge",
     "changelane_lane_provenance_coverage": "gauge",
     "changelane_lane_rework_rate": "gauge",
