@@ -19,6 +19,7 @@ import structlog
 from controller.adapters.audit.fenced import FencedAuditSink
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
+from controller.core.models import ChangeLane
 from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.failures import FailureBackoff
 from controller.runtime.fence import Fence
@@ -182,11 +183,19 @@ class Controller:
 
     # ------------------------------------------------------------------ wiring
 
+    def _analysed_lanes(self) -> dict[str, ChangeLane]:
+        """The valid lanes this replica acts for now (with shards: its shards' lanes)."""
+        lanes = self.reconciler.lanes()
+        if self.sharded is None:
+            return lanes
+        shards = self.sharded.shards
+        return {name: lane for name, lane in lanes.items() if shards.fence_for(name) is not None}
+
     def _lane_analysis(self, lane_metrics: LaneMetrics) -> LaneAnalysis:
         deployments = self.informers[DEPLOYMENT]
         scheduler = LaneAnalysis(
             lane_metrics,
-            lanes=self.reconciler.lanes,
+            lanes=self._analysed_lanes,
             releases_of_lane=self.release_index.of_lane,
             deployment=lambda ns, name: deployments.get(f"{ns}/{name}"),
             enqueue=lambda ns, name: self.queue.add((RELEASE, ns, name)),
