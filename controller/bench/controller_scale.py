@@ -58,6 +58,7 @@ from controller.bench.controller_replicas import (
     controller_processes,
     lane_names,
 )
+from controller.core.labels import TOTAL_REPLICAS
 from controller.sim.cluster import SimCluster
 
 JsonDict = dict[str, Any]
@@ -631,7 +632,10 @@ def run_plan(
                 doc = deployment_doc(i, lane=lanes[i % len(lanes)])
                 sim.store.create("deployments", doc, namespace=NS)
             echo(f"  {plan.deployments} Deployments created; starting changelane run")
-            with _controllers(sim, prometheus, workdir, plan, lanes, extra_args) as (proc, ports):
+            # The stand-in has no scrapes: a range as short as the interval is fine (the full
+            # run's 30 s interval is the default minimum window anyway).
+            args = [*(extra_args or []), "--min-window", str(min(plan.interval_s, 30))]
+            with _controllers(sim, prometheus, workdir, plan, lanes, args) as (proc, ports):
                 started = time.monotonic()
                 for port in ports:
                     _wait(lambda p=port: _ready(p), 300, proc, "waiting for /readyz")
@@ -646,6 +650,14 @@ def run_plan(
                 adoption_s = round(time.monotonic() - started, 1)
                 echo(f"  adopted in {adoption_s}s")
                 time.sleep(min(10.0, plan.window_s / 4))  # let the adoption writes settle
+                # A primary existing is not the end of adoption: the hand-over (original
+                # scaled to zero) follows. The idle window opens once the queue is drained.
+                settled = _settle(sim, probe, plan.deployments, plan.adopt_timeout_s)
+                echo(
+                    f"  queue drained after {settled}s more"
+                    if settled is not None
+                    else "  queue never drained; measuring anyway"
+                )
                 for releases in plan.releases:
                     if releases:
                         _start_releases(sim, releases, plan, proc)
@@ -659,6 +671,31 @@ def run_plan(
         finally:
             prometheus.stop()
     return runs
+
+
+def _settle(sim: SimCluster, probe: Any, deployments: int, timeout: float) -> float | None:
+    """Seconds until every original handed over to its primary (scaled to zero) and the
+    work queue then stayed (nearly) empty for five samples in a row."""
+    started = time.monotonic()
+    quiet = max(1.0, deployments / 100)
+    while time.monotonic() - started < timeout:
+        if _handed_over(sim) >= deployments:
+            recent = [s for s in probe.samples if s.at >= started][-5:]
+            if len(recent) == 5 and all(s.queue <= quiet for s in recent):
+                return round(time.monotonic() - started, 1)
+        time.sleep(2.0)
+    return None
+
+
+def _handed_over(sim: SimCluster) -> int:
+    """Originals carrying the total-replicas annotation, which the controller sets as it
+    scales them to zero; read from the stored bytes without decoding them."""
+    mark = f'"{TOTAL_REPLICAS}"'.encode()
+    return sum(
+        1
+        for s in sim.store.list("deployments", NS).items
+        if not s.name.endswith("-primary") and mark in s.raw
+    )
 
 
 @contextmanager

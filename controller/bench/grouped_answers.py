@@ -15,7 +15,10 @@ _MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"'
 
 
 def _values(pattern: str) -> list[str]:
-    """``a|b|c`` (regex-escaped values joined with ``|``) -> the values."""
+    """``a|b|c`` or ``^(?:a|b|c)$`` (regex-escaped values joined with ``|``, as
+    ``controller.core.promql.literal_alternation`` renders a set) -> the values."""
+    if pattern.startswith("^(?:") and pattern.endswith(")$"):
+        pattern = pattern[4:-2]
     return [re.sub(r"\\(.)", r"\1", v) for v in re.split(r"(?<!\\)\|", pattern) if v]
 
 

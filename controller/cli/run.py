@@ -34,12 +34,15 @@ from controller.adapters.flags.provider_config import FlagProviderConfig, build_
 from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.client import api_client
 from controller.adapters.kube.connection import KubeConnection
+from controller.core.analysis.sample import DEFAULT_MIN_WINDOW_SECONDS
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.core.models.common import parse_duration
 from controller.core.retention import RetentionPolicy
 from controller.dashboard.app import controller_dashboard
 from controller.runtime.audit_chain import AnchoredAuditLog
 from controller.runtime.health import PortInUseError, serve_probes
+from controller.runtime.lane_analysis import LaneMetrics
+from controller.runtime.lane_capacity import DEFAULT_MAX_LANE_WORKLOADS
 from controller.runtime.manager import Controller, Settings
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.notifications import NotificationConfigError, attach_notifier, load_defaults
@@ -71,14 +74,20 @@ class NoMetricsAnalyzer:
         )
 
 
-def build_analyzer(prometheus_url: str | None) -> Analyzer:
+def build_analyzer(
+    prometheus_url: str | None, min_window_s: int = DEFAULT_MIN_WINDOW_SECONDS
+) -> tuple[Analyzer, LaneMetrics | None]:
+    """The per-release analyzer, and the per-lane tick's grouped-query port (None without
+    Prometheus: then every reconcile reports the missing backend itself)."""
     if not prometheus_url:
         log.warning("no --prometheus-url: every measurement is an Error; nothing promotes")
-        return NoMetricsAnalyzer()
+        return NoMetricsAnalyzer(), None
     from controller.adapters.metrics.analyzer import PrometheusAnalyzer
+    from controller.adapters.metrics.grouped import PrometheusLaneMetrics
     from controller.adapters.metrics.prometheus import PrometheusMetrics
 
-    return PrometheusAnalyzer(PrometheusMetrics(prometheus_url))
+    metrics = PrometheusMetrics(prometheus_url, min_window_seconds=min_window_s)
+    return PrometheusAnalyzer(metrics), PrometheusLaneMetrics(metrics)
 
 
 def provider_config(
@@ -253,7 +262,29 @@ def provider_config(
     "autonomy is switched off (docs/fail-closed.md).",
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--resync", default=60, show_default=True, help="Seconds between informer relists.")
+@click.option(
+    "--resync",
+    default=3600,
+    show_default=True,
+    help="Seconds between informer relists (a safety net: watches resume from their "
+    "resourceVersion and a 410 relists anyway; docs/scale.md).",
+)
+@click.option(
+    "--max-lane-workloads",
+    default=DEFAULT_MAX_LANE_WORKLOADS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Workloads one lane may manage; the rest of what its selector matches is left "
+    "alone and the lane's WorkloadLimit condition says so.",
+)
+@click.option(
+    "--min-window",
+    default=DEFAULT_MIN_WINDOW_SECONDS,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="Shortest PromQL range window in seconds (at least two scrape intervals); a lane "
+    "whose interval is shorter is analysed every --min-window seconds.",
+)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -290,6 +321,8 @@ def run(
     flag_source_grace: float,
     workers: int,
     resync: int,
+    max_lane_workloads: int,
+    min_window: int,
     log_level: str,
 ) -> None:
     """Run the controller until SIGTERM/SIGINT."""
@@ -326,10 +359,12 @@ def run(
     sink, _ = build_audit_sink()  # the Controller feeds ``metrics`` from its own sink
     sinks: list[AuditSink] = [sink]
     client = api_client(kubeconfig, context)
+    analyzer, lane_metrics = build_analyzer(prometheus_url, min_window)
     controller = Controller(
         KubeConnection(client),
         gates=LaneGates(kill_switch),
-        analyzer=build_analyzer(prometheus_url),
+        analyzer=analyzer,
+        lane_metrics=lane_metrics,  # analysis per lane tick, grouped queries
         sinks=sinks,
         flags=FlagWriterRamp(client),
         settings=Settings(
@@ -339,6 +374,7 @@ def run(
             leader_election=not no_leader_election,
             workers=workers,
             resync_seconds=resync,
+            max_lane_workloads=max_lane_workloads,
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
             retry_period=max(1, renew_deadline // 5),

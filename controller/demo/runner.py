@@ -45,7 +45,6 @@ from controller.adapters.metrics.prometheus_process import (
 )
 from controller.adapters.notify.transports import redact
 from controller.core import labels
-from controller.core.analysis.sample import DEFAULT_MIN_WINDOW_SECONDS
 from controller.core.audit import AuditRecord, Decision
 from controller.core.canary import primary_name, template_hash
 from controller.core.models import Phase
@@ -305,12 +304,8 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
 
         outcomes: list[ReleaseOutcome] = []
         for release in releases:
-            if (
-                outcomes
-                and outcomes[-1].outcome == Phase.ROLLED_BACK
-                and release.expected not in ("rollback", "reject")
-            ):
-                _let_rollback_data_age(say)
+            # No pause after a rollback: no analysis window reaches before a release's
+            # step started, so the rolled-back canary's errors cannot count against it.
             outcomes.append(_ship(kube, sim, release, opts.release_timeout_s, say))
         if not opts.keep:
             controller.stop()
@@ -398,18 +393,6 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"timed out waiting for {what}")
-
-
-def _let_rollback_data_age(say: Callable[[str], None]) -> None:
-    """The demo's queries select the canary by its track label, and the analysis window is
-    at least DEFAULT_MIN_WINDOW_SECONDS: a release shipped right after a rollback would be
-    judged partly on the rolled-back canary's last errors. Wait them out (a known limit of
-    track-scoped queries; scoping queries to the release's own pods removes it)."""
-    say(
-        f"  (waiting {DEFAULT_MIN_WINDOW_SECONDS}s for the rolled-back canary's errors to "
-        "leave the analysis window)\n"
-    )
-    time.sleep(DEFAULT_MIN_WINDOW_SECONDS)
 
 
 def _ship(

@@ -21,6 +21,7 @@ from controller.core import labels
 from controller.core.models import API_GROUP, API_VERSION, ChangeLane, LaneRelease
 from controller.core.replica_plan import rollout_complete
 from controller.runtime.converge import Converger
+from controller.runtime.lane_capacity import LaneWorkloads
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
     Caches,
@@ -38,8 +39,10 @@ from controller.runtime.ports import Cluster, ConflictError, JsonDict
 log = structlog.get_logger("changelane.reconciler")
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-#: Seconds before looking again at a workload just adopted (its primary is starting).
-ADOPTED_REQUEUE_S = 1.0
+#: Seconds before looking again at a workload just adopted (its primary is starting). The
+#: primary's own events (created, ready) bring the workload back at once; this is only the
+#: safety net. Polling every second kept 10,000 adoptions spinning through the queue.
+ADOPTED_REQUEUE_S = 10.0
 
 
 class Adoption:
@@ -58,13 +61,19 @@ class Adoption:
         self.notices = notices
         self.supersede = supersede  # aborts an in-flight release (the commit protocol)
         self.release_spec = release_spec
+        #: How many workloads each lane may manage (runtime.lane_capacity).
+        self.workloads = LaneWorkloads()
 
     def reconcile(self, lanes: dict[str, ChangeLane], namespace: str, name: str) -> float | None:
         dep = self.caches.deployment(namespace, name)
         if dep is None or mech.is_primary(dep):
+            self.workloads.forget((namespace, name))
             return None
         lane = self._lane_of(list(lanes.values()), dep)
         if lane is None:
+            self.workloads.forget((namespace, name))
+            return None
+        if not self._within_limit(lane, dep):
             return None
         if native(lane):
             return self._reconcile_native(lane, dep)
@@ -101,6 +110,30 @@ class Adoption:
             self.notices.event(dep, "LaneConflict", message, "Warning")
         self.notices.warn_once(key, message, namespace=namespace, workload=name)
         return lane
+
+    def _within_limit(self, lane: ChangeLane, dep: JsonDict) -> bool:
+        """Whether the lane manages this workload (it may manage at most
+        ``workloads.limit``); one it refuses is left alone and the lane says so."""
+        namespace, name = str(meta(dep).get("namespace")), str(meta(dep).get("name"))
+        already = self.caches.deployment(namespace, mech.primary_name(name)) is not None or bool(
+            self.caches.releases_of(namespace, name)
+        )
+        if self.workloads.admit(lane.name, (namespace, name), managed_already=already):
+            return True
+        key = ("lane-workload-limit", lane.name)
+        if not self.notices.warned(key):
+            raw = self.caches.lane(lane.name)
+            if raw is not None:
+                message = self.workloads.message(lane.name)
+                self.notices.event(raw, "WorkloadLimitReached", message, "Warning")
+        self.notices.warn_once(
+            key,
+            "lane selects more workloads than it may manage; the rest are left alone",
+            lane=lane.name,
+            limit=self.workloads.limit,
+            first_refused=f"{namespace}/{name}",
+        )
+        return False
 
     # ------------------------------------------------------------------ adopted lanes
 

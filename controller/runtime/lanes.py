@@ -46,6 +46,8 @@ from controller.core.models import (
 )
 from controller.core.models.common import set_condition
 from controller.runtime.agent_levels import AgentLevels
+from controller.runtime.lane_capacity import CONDITION as LIMIT_CONDITION
+from controller.runtime.lane_capacity import LaneWorkloads
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.objects import Caches, meta, releases_in_lane
 from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError, NotLeaderError
@@ -76,10 +78,17 @@ def flag_source_of(gates: object) -> FlagSourceState | None:
 class LaneConditions:
     """The ``WorkloadConflict`` condition of each lane."""
 
-    def __init__(self, api: Cluster, caches: Caches, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        api: Cluster,
+        caches: Caches,
+        clock: Callable[[], datetime],
+        workloads: LaneWorkloads | None = None,
+    ) -> None:
         self.api = api
         self.caches = caches
         self.clock = clock
+        self.workloads = workloads
 
     def reconcile(
         self,
@@ -98,6 +107,13 @@ class LaneConditions:
             message = "every workload this lane selects is its own"
             self._set(lane, CONFLICT_CONDITION, ConditionStatus.FALSE, "NoOverlap", message)
         self._set(lane, "Ready", ConditionStatus.TRUE, "Valid", "the lane's spec is valid")
+        if self.workloads is not None:
+            if self.workloads.refused(lane.name):
+                message = self.workloads.message(lane.name)
+                self._set(lane, LIMIT_CONDITION, ConditionStatus.TRUE, "TooManyWorkloads", message)
+            else:
+                message = f"manages every workload it selects (limit {self.workloads.limit})"
+                self._set(lane, LIMIT_CONDITION, ConditionStatus.FALSE, "WithinLimit", message)
         if flag_source_state is None:
             return None
         value, reason, message = flag_source.lane_condition(flag_source_state)

@@ -19,11 +19,14 @@ import structlog
 from controller.adapters.audit.fenced import FencedAuditSink
 from controller.adapters.audit.sink import AuditSink
 from controller.core import canary as mech
+from controller.core.models import ChangeLane
 from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.failures import FailureBackoff
 from controller.runtime.fence import Fence
 from controller.runtime.indexes import ReleaseIndex
 from controller.runtime.instrumentation import MeasuredAnalyzer, MetricsSink, ObservedGates
+from controller.runtime.lane_analysis import LaneAnalysis, LaneMetrics
+from controller.runtime.lane_capacity import DEFAULT_MAX_LANE_WORKLOADS
 from controller.runtime.lanes import LaneReconciler
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import (
@@ -57,6 +60,8 @@ class Settings:
     lease_duration: int = 15
     renew_deadline: int = 10
     retry_period: int = 2
+    #: Workloads one lane may manage (runtime.lane_capacity).
+    max_lane_workloads: int = DEFAULT_MAX_LANE_WORKLOADS
     #: Shard Leases the lanes are spread over (1: one leader Lease acts for every lane).
     shards: int = 1
     shard_prefix: str = "changelane"
@@ -85,6 +90,7 @@ class Controller:
         settings: Settings | None = None,
         reconciler_factory: Callable[..., Reconciler] = Reconciler,
         metrics: ControllerMetrics | None = None,
+        lane_metrics: LaneMetrics | None = None,
     ) -> None:
         self.settings = settings or Settings()
         s = self.settings
@@ -137,6 +143,9 @@ class Controller:
             flags=flags,
             instance=s.instance,
         )
+        adoption = getattr(self.reconciler, "adoption", None)
+        if adoption is not None:
+            adoption.workloads.limit = s.max_lane_workloads
         self.lane_reconciler = LaneReconciler(
             self.api,
             releases=self.informers[RELEASE].list,
@@ -145,6 +154,11 @@ class Controller:
             instance=s.instance,
             indexed_releases=self.release_index.of_lane,
         )
+        # With a grouped-query metrics port, analysis runs per lane tick off the reconcile
+        # path (runtime.lane_analysis); without one, each reconcile queries its release.
+        self.lane_analysis: LaneAnalysis | None = None
+        if lane_metrics is not None:
+            self.lane_analysis = self._lane_analysis(lane_metrics)
         self.leadership: Elector | None = None
         if s.leader_election and self.sharded is None:
             self.leadership = connection.elector(
@@ -159,6 +173,7 @@ class Controller:
             )
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
+        self._lane_generations: dict[str, object] = {}
         self._wire_handlers()
         # A flag source that breaks or comes back changes every lane's FlagSourceDegraded
         # condition: look at the lanes then, not at the next resync.
@@ -168,9 +183,38 @@ class Controller:
 
     # ------------------------------------------------------------------ wiring
 
+    def _analysed_lanes(self) -> dict[str, ChangeLane]:
+        """The valid lanes this replica acts for now (with shards: its shards' lanes)."""
+        lanes = self.reconciler.lanes()
+        if self.sharded is None:
+            return lanes
+        shards = self.sharded.shards
+        return {name: lane for name, lane in lanes.items() if shards.fence_for(name) is not None}
+
+    def _lane_analysis(self, lane_metrics: LaneMetrics) -> LaneAnalysis:
+        deployments = self.informers[DEPLOYMENT]
+        scheduler = LaneAnalysis(
+            lane_metrics,
+            lanes=self._analysed_lanes,
+            releases_of_lane=self.release_index.of_lane,
+            deployment=lambda ns, name: deployments.get(f"{ns}/{name}"),
+            enqueue=lambda ns, name: self.queue.add((RELEASE, ns, name)),
+            active=self.is_leader,
+            record_query=lambda lane, check, seconds, failed: self.metrics.record_analysis_query(
+                lane, check, seconds, failed=failed
+            ),
+        )
+        observer = getattr(self.reconciler, "observer", None)
+        if observer is not None:
+            observer.scheduled = scheduler
+        return scheduler
+
     def _wire_handlers(self) -> None:
         def on_lane(obj: JsonDict) -> None:
-            self.enqueue_all_deployments()
+            # Which workloads a lane selects depends on its spec only: its own status
+            # writes (conditions, budget) must not re-enqueue every Deployment.
+            if self._lane_spec_changed(obj):
+                self.enqueue_all_deployments()
             self.enqueue_all_lanes()
 
         def on_release(obj: JsonDict) -> None:
@@ -210,6 +254,19 @@ class Controller:
         for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
             self.informers[kind].on_change(handler)
 
+    def _lane_spec_changed(self, obj: JsonDict) -> bool:
+        """A lane appeared, went away, or its spec changed (generation), since last seen."""
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if self.informers[LANE].get(name) is None:
+            self._lane_generations.pop(name, None)
+            return True
+        generation = meta.get("generation")
+        if generation is not None and self._lane_generations.get(name) == generation:
+            return False
+        self._lane_generations[name] = generation
+        return True
+
     def enqueue_all_deployments(self) -> None:
         for obj in self.informers[DEPLOYMENT].list():
             ns, name = _key_of(obj)
@@ -242,6 +299,8 @@ class Controller:
         if self._stopped.is_set():
             return False
         informers_up = all(i.is_alive() for i in self.informers.values())
+        if self.lane_analysis is not None and not self.lane_analysis.is_alive():
+            return False
         return informers_up and bool(self._workers) and all(t.is_alive() for t in self._workers)
 
     def start(self) -> None:
@@ -257,6 +316,8 @@ class Controller:
             t = threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
             t.start()
             self._workers.append(t)
+        if self.lane_analysis is not None:
+            self.lane_analysis.start()
         log.info("controller started", instance=self.settings.instance)
 
     def _work(self) -> None:
@@ -339,6 +400,8 @@ class Controller:
         idempotently, so whatever a reconcile that outlives ``timeout`` leaves undone is
         finished by the next leader from the stored status."""
         self._stopped.set()
+        if self.lane_analysis is not None:
+            self.lane_analysis.stop()
         self.queue.shut_down()
         deadline = time.monotonic() + timeout
         for t in self._workers:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
@@ -58,7 +59,17 @@ CRASH_REASONS = frozenset(
 )
 
 
+class ScheduledMeasurements(Protocol):
+    """Measurements a lane's analysis tick judged off the reconcile path
+    (``runtime.lane_analysis``); a release's reconcile takes them instead of querying."""
+
+    def take(self, lane: ChangeLane, release: LaneRelease) -> tuple[Measurement, ...]: ...
+
+
 class Observer:
+    #: When set, analysis runs on per-lane ticks and reconciles only take its results.
+    scheduled: ScheduledMeasurements | None = None
+
     def __init__(
         self,
         api: Cluster,
@@ -94,7 +105,10 @@ class Observer:
             flag = self.flags.observe(lane, rel)
         measurements: tuple[Measurement, ...] = ()
         if phase is Phase.PROGRESSING and self._analysis_due(lane, rel, now, canary):
-            measurements = self._measure(lane, rel, now)
+            if self.scheduled is not None:
+                measurements = self.scheduled.take(lane, rel)
+            else:
+                measurements = self._measure(lane, rel, now)
         # A ramped flag must be at 100% (or in someone else's hands, which is reported).
         flag_done = flag is None or flag.weight == 100 or flag.problem is not None
         replica_mode = (
@@ -156,6 +170,8 @@ class Observer:
             return False
         if not lane.spec.strategy.flag_only and (canary is None or not canary.ready):
             return False
+        if self.scheduled is not None:
+            return True  # the lane's tick decided it was due
         last = rel.status.last_analysis_at
         interval = parse_duration(lane.spec.analysis.interval)
         return last is None or (now - last).total_seconds() >= interval - 0.5

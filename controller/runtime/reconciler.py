@@ -83,6 +83,7 @@ class Reconciler:
         self.notices = Notices(api)
         self.converger = Converger(api, flags, self.notices)
         observer = Observer(api, caches, gates, analyzer, flags, self.notices, clock)
+        self.observer = observer
         self.commit = ReleaseCommit(
             api, caches, observer, self.converger, self.sinks, self.notices, clock
         )
@@ -94,7 +95,7 @@ class Reconciler:
             supersede=lambda lane, rel: self.commit.run(lane, rel, extra_command=superseded()),
             release_spec=provenance_from or release_spec_from_template,
         )
-        self.lane_conditions = LaneConditions(api, caches, clock)
+        self.lane_conditions = LaneConditions(api, caches, clock, self.adoption.workloads)
         self._lane_cache: ParseCache[ChangeLane | ValidationError] = ParseCache(
             parse_lane_or_none(parse_lane)
         )

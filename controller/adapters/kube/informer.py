@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
+from controller.adapters.kube import watch_lines
 from controller.adapters.kube.api import KubeApi
 from controller.adapters.kube.lean_informer import (
     PAGE_SIZE,
@@ -34,6 +35,7 @@ class KubeInformer:
         page_size: int = PAGE_SIZE,
     ) -> None:
         self._synced = threading.Event()
+        watch_lines.install()  # the client's line splitter is quadratic in a chunk's events
         lister = api.lister(kind, watch_timeout, on_watch=self._synced.set)
         self._informer = LeanInformer(
             lister,

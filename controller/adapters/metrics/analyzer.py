@@ -8,6 +8,8 @@ its current step (``status.stepStartedAt``), the window the sequential test assu
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -35,6 +37,13 @@ def release_params(
     )
 
 
+def step_age_seconds(release: LaneRelease, now: datetime) -> int:
+    """Whole seconds the release's current step has run (rounded down: a window this long
+    ends now and starts no earlier than the step)."""
+    started = release.status.step_started_at or release.status.started_at or now
+    return max(0, math.floor((now - started).total_seconds()))
+
+
 class MetricsSource(Protocol):
     """What the analyzer needs from a metrics backend: PrometheusMetrics, or the demo's
     embedded source when no Prometheus is installed."""
@@ -54,8 +63,22 @@ class PrometheusAnalyzer:
         self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
     ) -> Measurement:
         step = release.status.current_step
+        age, min_window = step_age_seconds(release, now), self.metrics.min_window_seconds
+        if age < min_window:
+            # Never let a window reach before the step started: the same track label may
+            # still hold the series of whatever ran before it (a rolled-back canary).
+            return Measurement(
+                check=check.name,
+                time=now,
+                step=step,
+                verdict=Verdict.INCONCLUSIVE,
+                message=f"lane {lane.name}, check {check.name}: the step started {age}s ago, "
+                f"less than the minimum analysis window ({min_window}s); measuring once it "
+                "is, so that no window reaches before the step",
+            )
         try:
-            params = release_params(lane, release, now, self.metrics.min_window_seconds)
+            params = release_params(lane, release, now, min_window)
+            params = replace(params, window_seconds=age)
             sample = self.metrics.fetch(check, params)
             previous = next((c for c in release.status.checks if c.name == check.name), None)
             measurement = judge(

@@ -20,6 +20,7 @@ from controller.core.commands import COMMAND_ANNOTATION, encode_command
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.core.release_machine import CommandKind
+from controller.runtime.adoption import ADOPTED_REQUEUE_S
 from controller.runtime.reconciler import Reconciler
 from tests.unit.runtime.fake_cluster import DEPLOYMENTS, LANES, PODS, RELEASES, FakeCluster
 
@@ -228,13 +229,13 @@ def test_adoption_splits_the_workload_into_a_serving_primary_and_an_idle_canary(
     world: World,
 ) -> None:
     world.cluster.put(DEPLOYMENTS, deployment_doc())
-    assert world.reconciler.reconcile_deployment(NS, "web") == 1.0
+    assert world.reconciler.reconcile_deployment(NS, "web") == ADOPTED_REQUEUE_S
     primary, canary = world.deployment("web-primary"), world.deployment()
     assert primary["spec"]["replicas"] == 2
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"
     # The original serves until the primary is ready: never a moment without pods.
     assert canary["spec"]["replicas"] == 2 and world.cluster.events == []
-    assert world.reconciler.reconcile_deployment(NS, "web") == 1.0
+    assert world.reconciler.reconcile_deployment(NS, "web") == ADOPTED_REQUEUE_S
     assert world.deployment()["spec"]["replicas"] == 2
     world.cluster.roll_out(NS, "web-primary")
     assert world.reconciler.reconcile_deployment(NS, "web") is None
