@@ -111,8 +111,15 @@ def test_demo_promotes_the_good_release_and_rolls_back_the_bad_one(
 @pytest.mark.slow
 def test_demo_cli_writes_json_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
     out = tmp_path / "demo.json"
+    # As from a terminal: a shell without job control starts background commands (a CI
+    # script's `check &`) with SIGINT ignored, and the child would inherit that.
+    as_from_a_terminal = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['changelane', *sys.argv[1:]]; runpy.run_module('controller', "
+        "run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "controller", "demo", "--json", str(out)],
+        [sys.executable, "-c", as_from_a_terminal, "demo", "--json", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
