@@ -37,9 +37,9 @@ from controller.core.analysis.sample import (
     Role,
     SeriesKey,
     Track,
-    burn_rate_tiers,
     no_data,
     ok,
+    series_templates,
 )
 from controller.core.models import AnalysisCheck, CheckKind
 from controller.core.promql_grouped import GroupedTemplate, grouped_template
@@ -102,43 +102,6 @@ def window_rung(elapsed_s: float, unit_s: int) -> int | None:
                 return best
             best = seconds
         power *= 2
-
-
-def series_templates(
-    check: AnalysisCheck, window_s: int, min_window_s: int
-) -> list[tuple[SeriesKey, str]]:
-    """Every series the check's judge reads, with the template that answers it (the same
-    keys as :func:`controller.core.analysis.sample.plan_queries`)."""
-    out: list[tuple[SeriesKey, str]] = []
-
-    def add(track: Track, role: Role, template: str, seconds: int) -> None:
-        key = SeriesKey(track, role, seconds)
-        if all(k != key for k, _ in out):
-            out.append((key, template))
-
-    if check.kind in (CheckKind.THRESHOLD, CheckKind.RELATIVE):
-        assert check.query is not None  # the model guarantees it for these kinds
-        add(Track.CANARY, Role.VALUE, check.query, window_s)
-        if check.kind is CheckKind.RELATIVE:
-            add(Track.BASELINE, Role.VALUE, check.baseline_query or check.query, window_s)
-        if check.total_query is not None:
-            add(Track.CANARY, Role.TOTAL, check.total_query, window_s)
-            if check.kind is CheckKind.RELATIVE:
-                add(Track.BASELINE, Role.TOTAL, check.total_query, window_s)
-    elif check.kind is CheckKind.BURN_RATE:
-        assert check.errors_query is not None and check.total_query is not None
-        seconds = {window_s}
-        for tier in burn_rate_tiers(check, window_s, min_window_s):
-            seconds |= {tier.long_seconds, tier.short_seconds}
-        for s in sorted(seconds, reverse=True):
-            add(Track.CANARY, Role.ERRORS, check.errors_query, s)
-            add(Track.CANARY, Role.TOTAL, check.total_query, s)
-    else:
-        assert check.errors_query is not None and check.total_query is not None
-        for track in (Track.CANARY, Track.BASELINE):
-            add(track, Role.ERRORS, check.errors_query, window_s)
-            add(track, Role.TOTAL, check.total_query, window_s)
-    return out
 
 
 def groupable(check: AnalysisCheck) -> dict[str, GroupedTemplate] | str:

@@ -168,30 +168,31 @@ def burn_rate_tiers(
     ]
 
 
-def plan_queries(check: AnalysisCheck, params: ReleaseParams) -> list[PlannedQuery]:
-    """Every query the check needs, rendered; raises ``TemplateError`` on a bad template."""
-    window = params.window_seconds
-    planned: list[PlannedQuery] = []
+def series_templates(
+    check: AnalysisCheck, window_s: int, min_window_s: int
+) -> list[tuple[SeriesKey, str]]:
+    """Every series the check's judge reads, with the template that answers it: one list
+    for the single-release plan (:func:`plan_queries`) and the grouped one per lane."""
+    out: list[tuple[SeriesKey, str]] = []
 
     def add(track: Track, role: Role, template: str, seconds: int) -> None:
         key = SeriesKey(track, role, seconds)
-        if any(p.key == key for p in planned):
-            return
-        planned.append(PlannedQuery(key, render(template, params.for_track(track, seconds))))
+        if all(k != key for k, _ in out):
+            out.append((key, template))
 
     if check.kind in (CheckKind.THRESHOLD, CheckKind.RELATIVE):
         assert check.query is not None  # the model guarantees it for these kinds
-        add(Track.CANARY, Role.VALUE, check.query, window)
+        add(Track.CANARY, Role.VALUE, check.query, window_s)
         if check.kind is CheckKind.RELATIVE:
-            add(Track.BASELINE, Role.VALUE, check.baseline_query or check.query, window)
+            add(Track.BASELINE, Role.VALUE, check.baseline_query or check.query, window_s)
         if check.total_query is not None:
-            add(Track.CANARY, Role.TOTAL, check.total_query, window)
+            add(Track.CANARY, Role.TOTAL, check.total_query, window_s)
             if check.kind is CheckKind.RELATIVE:
-                add(Track.BASELINE, Role.TOTAL, check.total_query, window)
+                add(Track.BASELINE, Role.TOTAL, check.total_query, window_s)
     elif check.kind is CheckKind.BURN_RATE:
         assert check.errors_query is not None and check.total_query is not None
-        seconds = {window}
-        for tier in burn_rate_tiers(check, window, params.min_window_seconds):
+        seconds = {window_s}
+        for tier in burn_rate_tiers(check, window_s, min_window_s):
             seconds |= {tier.long_seconds, tier.short_seconds}
         for s in sorted(seconds, reverse=True):
             add(Track.CANARY, Role.ERRORS, check.errors_query, s)
@@ -199,9 +200,18 @@ def plan_queries(check: AnalysisCheck, params: ReleaseParams) -> list[PlannedQue
     else:
         assert check.errors_query is not None and check.total_query is not None
         for track in (Track.CANARY, Track.BASELINE):
-            add(track, Role.ERRORS, check.errors_query, window)
-            add(track, Role.TOTAL, check.total_query, window)
-    return planned
+            add(track, Role.ERRORS, check.errors_query, window_s)
+            add(track, Role.TOTAL, check.total_query, window_s)
+    return out
+
+
+def plan_queries(check: AnalysisCheck, params: ReleaseParams) -> list[PlannedQuery]:
+    """Every query the check needs, rendered; raises ``TemplateError`` on a bad template."""
+    series = series_templates(check, params.window_seconds, params.min_window_seconds)
+    return [
+        PlannedQuery(key, render(template, params.for_track(key.track, key.window_seconds)))
+        for key, template in series
+    ]
 
 
 def ok(value: float, query: str = "") -> QueryResult:
