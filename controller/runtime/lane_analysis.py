@@ -32,7 +32,7 @@ from typing import Protocol
 
 import structlog
 
-from controller.core.analysis import CheckSample, ReleaseParams, judge
+from controller.core.analysis import CheckSample, ReleaseParams, analysis_failed, judge_release
 from controller.core.analysis.sample import (
     QueryResult,
     ResultKind,
@@ -59,7 +59,6 @@ from controller.core.models import (
     LaneRelease,
     Measurement,
     Phase,
-    Verdict,
     parse_duration,
 )
 from controller.core.promql import TemplateError
@@ -373,25 +372,11 @@ class LaneAnalysis:
         at: datetime,
     ) -> Measurement:
         step = rel.status.current_step
-        previous = next((c for c in rel.status.checks if c.name == check.name), None)
         try:
-            return judge(
-                check,
-                sample,
-                step=step,
-                now=at,
-                evidence=previous.evidence if previous is not None else None,
-                final_step=step == len(lane.spec.strategy.steps) - 1,
-            )
+            return judge_release(lane, rel, check, sample, at)
         except Exception as exc:  # a bug here must hold the release, never pass it
             log.exception("analysis failed", lane=lane.name, check=check.name)
-            return Measurement(
-                check=check.name,
-                time=at,
-                step=step,
-                verdict=Verdict.ERROR,
-                message=f"lane {lane.name}, check {check.name}: analysis failed: {exc}",
-            )
+            return analysis_failed(lane, check, step, at, exc)
 
 
 def _release_queries(

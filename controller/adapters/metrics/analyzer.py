@@ -16,7 +16,13 @@ from typing import Protocol
 import structlog
 
 from controller.adapters.metrics.prometheus import PrometheusMetrics
-from controller.core.analysis import CheckSample, ReleaseParams, analysis_window_seconds, judge
+from controller.core.analysis import (
+    CheckSample,
+    ReleaseParams,
+    analysis_failed,
+    analysis_window_seconds,
+    judge_release,
+)
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 
 log = structlog.get_logger("changelane.analysis")
@@ -80,24 +86,10 @@ class PrometheusAnalyzer:
             params = release_params(lane, release, now, min_window)
             params = replace(params, window_seconds=age)
             sample = self.metrics.fetch(check, params)
-            previous = next((c for c in release.status.checks if c.name == check.name), None)
-            measurement = judge(
-                check,
-                sample,
-                step=step,
-                now=now,
-                evidence=previous.evidence if previous is not None else None,
-                final_step=step == len(lane.spec.strategy.steps) - 1,
-            )
+            measurement = judge_release(lane, release, check, sample, now)
         except Exception as exc:  # a bug here must hold the release, never pass it
             log.exception("analysis failed", lane=lane.name, check=check.name)
-            return Measurement(
-                check=check.name,
-                time=now,
-                step=step,
-                verdict=Verdict.ERROR,
-                message=f"lane {lane.name}, check {check.name}: analysis failed: {exc}",
-            )
+            return analysis_failed(lane, check, step, now, exc)
         log.info(
             "measurement",
             lane=lane.name,

@@ -9,7 +9,7 @@ The runtime's loop per check and tick::
     status, outcome, reason = apply_measurement(check, status, measurement)
 """
 
-from controller.core.analysis.judges import judge
+from controller.core.analysis.judges import analysis_failed, judge, judge_release
 from controller.core.analysis.policy import Outcome, apply_measurement, describe, worst
 from controller.core.analysis.sample import (
     CheckSample,
@@ -34,10 +34,12 @@ __all__ = [
     "Role",
     "SeriesKey",
     "Track",
+    "analysis_failed",
     "analysis_window_seconds",
     "apply_measurement",
     "describe",
     "judge",
+    "judge_release",
     "plan_queries",
     "worst",
 ]

@@ -34,8 +34,10 @@ from controller.core.analysis.sample import (
 from controller.core.analysis.stats import ratio_upper_bound
 from controller.core.models import (
     AnalysisCheck,
+    ChangeLane,
     CheckKind,
     Direction,
+    LaneRelease,
     Measurement,
     SequentialEvidence,
     Verdict,
@@ -487,3 +489,33 @@ _JUDGES: dict[CheckKind, _Judge] = {
     CheckKind.BURN_RATE: _burn_rate,
     CheckKind.SEQUENTIAL: _sequential,
 }
+
+
+def judge_release(
+    lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, sample: CheckSample, now: datetime
+) -> Measurement:
+    """The check judged for this release at its current step, continuing the evidence its
+    status holds for the check (the final step is the one that must rule out the MDE)."""
+    step = release.status.current_step
+    previous = next((c for c in release.status.checks if c.name == check.name), None)
+    return judge(
+        check,
+        sample,
+        step=step,
+        now=now,
+        evidence=previous.evidence if previous is not None else None,
+        final_step=step == len(lane.spec.strategy.steps) - 1,
+    )
+
+
+def analysis_failed(
+    lane: ChangeLane, check: AnalysisCheck, step: int, now: datetime, exc: Exception
+) -> Measurement:
+    """What a bug in fetching or judging yields: an Error, which holds the release."""
+    return Measurement(
+        check=check.name,
+        time=now,
+        step=step,
+        verdict=Verdict.ERROR,
+        message=f"lane {lane.name}, check {check.name}: analysis failed: {exc}",
+    )
