@@ -7,6 +7,10 @@ both use it.
   it is queued again when the worker calls ``done``.
 - ``add_after`` schedules a key for later (the next analysis tick); an earlier schedule
   for the same key wins.
+- ``add(key, urgent=True)`` puts a key in a lane served before the others (a release
+  with a measurement waiting must not queue behind a burst of 10,000 Deployment keys),
+  as controller-runtime's priority queue serves event-driven keys before a resync's. A
+  key already waiting in the ordinary lane moves up; the urgent lane is FIFO too.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ class WorkQueue(Generic[K]):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._cond = threading.Condition()
+        # Two FIFO lanes; ``_queued`` says which lane a waiting key is in. A key moved up
+        # to the urgent lane leaves a stale entry behind in the ordinary one, skipped when
+        # popped (removing it from the middle of a deque would cost O(n)).
+        self._urgent: deque[K] = deque()
         self._queue: deque[K] = deque()
-        self._queued: set[K] = set()
+        self._queued: dict[K, bool] = {}
         self._processing: set[K] = set()
-        self._dirty: set[K] = set()
+        self._dirty: dict[K, bool] = {}
         self._delayed: list[tuple[float, int, K]] = []
         self._delayed_at: dict[K, float] = {}
         self._seq = itertools.count()
@@ -42,23 +50,27 @@ class WorkQueue(Generic[K]):
     def depth(self) -> int:
         """Keys ready and waiting for a worker (not the delayed ones), as client-go's."""
         with self._cond:
-            return len(self._queue)
+            return len(self._queued)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
         with self._cond:
-            self._add_locked(key)
+            self._add_locked(key, urgent)
 
-    def _add_locked(self, key: K) -> None:
+    def _add_locked(self, key: K, urgent: bool = False) -> None:
         if self._shutdown:
             return
         self._delayed_at.pop(key, None)
         if key in self._processing:
-            self._dirty.add(key)
+            self._dirty[key] = urgent or self._dirty.get(key, False)
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.append(key)
+        queued_urgent = self._queued.get(key)
+        if queued_urgent is None:
+            self._queued[key] = urgent
+            (self._urgent if urgent else self._queue).append(key)
             self._cond.notify()
+        elif urgent and not queued_urgent:
+            self._queued[key] = True  # moves up; its ordinary entry goes stale
+            self._urgent.append(key)
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -98,9 +110,8 @@ class WorkQueue(Generic[K]):
                 if self._shutdown:
                     raise ShutDownError
                 wait = self._promote_due_locked()
-                if self._queue:
-                    key = self._queue.popleft()
-                    self._queued.discard(key)
+                key = self._pop_locked()
+                if key is not None:
                     self._processing.add(key)
                     return key
                 if deadline is not None:
@@ -110,16 +121,25 @@ class WorkQueue(Generic[K]):
                     wait = remaining if wait is None else min(wait, remaining)
                 self._cond.wait(timeout=wait)
 
+    def _pop_locked(self) -> K | None:
+        """The next waiting key, urgent lane first; stale entries are dropped on the way."""
+        for lane, urgent in ((self._urgent, True), (self._queue, False)):
+            while lane:
+                key = lane.popleft()
+                if self._queued.get(key) is urgent:
+                    del self._queued[key]
+                    return key
+        return None
+
     def done(self, key: K) -> None:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty:
-                self._dirty.discard(key)
-                self._add_locked(key)
+                self._add_locked(key, self._dirty.pop(key))
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._queue) + len(self._delayed_at)
+            return len(self._queued) + len(self._delayed_at)
 
     def shut_down(self) -> None:
         with self._cond:

@@ -67,6 +67,9 @@ class ReleaseCommit:
         self.sinks = sinks  # shared with the Reconciler: a sink added there is used here
         self.notices = notices
         self.clock = clock
+        #: Told of every status write (the server's answer), so a later read knows
+        #: whether the cache has seen it yet (runtime.release_reads).
+        self.written: Callable[[JsonDict], None] = lambda obj: None
 
     def run(
         self,
@@ -107,11 +110,11 @@ class ReleaseCommit:
         if decision.status.outbox:
             cleared = decision.status.model_copy(update={"outbox": []})
             try:
-                self.api.patch_release_status(ns, rel.name, status_wire(cleared), rv)
+                self.written(self.api.patch_release_status(ns, rel.name, status_wire(cleared), rv))
             except ConflictError:
                 return 0.0  # recorded already; the next pass clears it (ids dedupe)
         if command is not None and raw is not None and command_from(raw) is not None:
-            self.api.remove_release_annotation(ns, rel.name, COMMAND_ANNOTATION)
+            self.written(self.api.remove_release_annotation(ns, rel.name, COMMAND_ANNOTATION))
         return decision.requeue_after
 
     def _write_status(
@@ -125,6 +128,7 @@ class ReleaseCommit:
         written = self.api.patch_release_status(
             rel.spec.target.namespace, rel.name, status_patch(wire, stored_wire), rv
         )
+        self.written(written)
         return meta(written).get("resourceVersion", rv)
 
     def _act(
@@ -171,9 +175,21 @@ def status_wire(status: LaneReleaseStatus) -> JsonDict:
 
 
 def status_patch(new: JsonDict, stored: JsonDict) -> JsonDict:
-    """A merge patch from the stored status to ``new``: a field the new status no longer
-    has (gateReason, lastAnalysisAt, ...) is sent as null, which deletes it."""
-    return {**{key: None for key in stored if key not in new}, **new}
+    """The JSON merge patch (RFC 7386) that turns the stored status into ``new``: only what
+    changed is sent (a measurement tick changes a few fields of a status of many), a field
+    the new status no longer has (gateReason, lastAnalysisAt, ...) is sent as null, which
+    deletes it, and an object is patched member by member (a merge patch merges objects,
+    so sending a whole one would keep members it no longer has)."""
+    patch: JsonDict = {key: None for key in stored if key not in new}
+    for key, value in new.items():
+        old = stored.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            nested = status_patch(value, old)
+            if nested:
+                patch[key] = nested
+        elif key not in stored or old != value:
+            patch[key] = value
+    return patch
 
 
 def command_from(raw: JsonDict | None) -> HumanCommand | None:

@@ -133,6 +133,7 @@ class Controller:
             indexed_lane_releases=self.release_index.of_lane,
             indexed_workload_releases=self.release_index.of_workload,
             parse=self.release_index.cache.parse,
+            release=lambda ns, name: self.informers[RELEASE].get(f"{ns}/{name}"),
         )
         self.reconciler = reconciler_factory(
             api=self.api,
@@ -198,7 +199,8 @@ class Controller:
             lanes=self._analysed_lanes,
             releases_of_lane=self.release_index.of_lane,
             deployment=lambda ns, name: deployments.get(f"{ns}/{name}"),
-            enqueue=lambda ns, name: self.queue.add((RELEASE, ns, name)),
+            # A measurement waits in memory: its release goes before Deployment bursts.
+            enqueue=lambda ns, name: self.queue.add((RELEASE, ns, name), urgent=True),
             active=self.is_leader,
             record_query=lambda lane, check, seconds, failed: self.metrics.record_analysis_query(
                 lane, check, seconds, failed=failed

@@ -34,6 +34,8 @@ class Caches:
     indexed_lane_releases: Callable[[str], list[LaneRelease]] | None = None
     indexed_workload_releases: Callable[[str, str], list[LaneRelease]] | None = None
     parse: Callable[[JsonDict], LaneRelease | None] | None = None
+    #: One cached LaneRelease by namespace and name; without it, reconciles GET it.
+    release: Callable[[str, str], JsonDict | None] | None = None
 
     def lane(self, name: str) -> JsonDict | None:
         return next((r for r in self.lanes() if meta(r).get("name") == name), None)

@@ -44,6 +44,7 @@ from controller.runtime.objects import (
     utcnow,
 )
 from controller.runtime.observation import Observer
+from controller.runtime.release_reads import ReleaseReads
 from controller.runtime.ports import (
     Analyzer,
     Cluster,
@@ -84,9 +85,14 @@ class Reconciler:
         self.converger = Converger(api, flags, self.notices)
         observer = Observer(api, caches, gates, analyzer, flags, self.notices, clock)
         self.observer = observer
+        # A reconcile reads its release from the cache unless its own last write is not
+        # there yet (runtime.release_reads); without a cache accessor, always a GET.
+        cached = caches.release or (lambda namespace, name: None)
+        self.release_reads = ReleaseReads(cached, api.get_release)
         self.commit = ReleaseCommit(
             api, caches, observer, self.converger, self.sinks, self.notices, clock
         )
+        self.commit.written = self.release_reads.wrote
         self.adoption = Adoption(
             api,
             caches,
@@ -137,7 +143,7 @@ class Reconciler:
 
     def reconcile_release(self, namespace: str, name: str) -> float | None:
         try:
-            raw = self.api.get_release(namespace, name)
+            raw = self.release_reads.read(namespace, name)
         except NotFoundError:
             return None
         rel = self.caches.parse_release(raw)

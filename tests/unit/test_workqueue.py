@@ -88,3 +88,68 @@ def test_every_added_key_is_delivered_and_none_twice_while_processing(
     while (key := q.get(0)) is not None:
         seen.append(key)
     assert sorted(seen) == sorted({k for k, _ in ops})
+
+
+def test_urgent_keys_are_served_before_ordinary_ones() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ["d1", "d2", "d3"]:
+        q.add(key)
+    q.add("r1", urgent=True)
+    q.add("d2", urgent=True)  # already waiting: moves up, and is not served twice
+    assert [q.get(0) for _ in range(5)] == ["r1", "d2", "d1", "d3", None]
+    assert q.depth() == 0
+
+
+def test_a_key_made_urgent_while_processing_comes_back_urgent() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("r")
+    assert q.get(0) == "r"
+    q.add("d")
+    q.add("r", urgent=True)
+    q.add("r")  # an ordinary add does not demote it
+    q.done("r")
+    assert [q.get(0), q.get(0)] == ["r", "d"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "urgent", "get", "done"]), st.sampled_from("abcd")),
+        max_size=60,
+    )
+)
+def test_urgent_lane_keeps_the_queue_contract(ops: list[tuple[str, str]]) -> None:
+    """Whatever the mix: a waiting key is handed out once, never while it is processed,
+    urgent keys first, and nothing added is lost."""
+    q: WorkQueue[str] = WorkQueue()
+    urgent: set[str] = set()  # the model: which waiting keys are urgent
+    waiting: set[str] = set()
+    processing: set[str] = set()
+    dirty: dict[str, bool] = {}
+    for op, key in ops:
+        if op in ("add", "urgent"):
+            is_urgent = op == "urgent"
+            q.add(key, urgent=is_urgent)
+            if key in processing:
+                dirty[key] = dirty.get(key, False) or is_urgent
+            else:
+                waiting.add(key)
+                if is_urgent:
+                    urgent.add(key)
+        elif op == "get":
+            got = q.get(0)
+            if not waiting:
+                assert got is None
+                continue
+            assert got in waiting and got not in processing
+            assert got in urgent or not urgent  # an ordinary key only when no urgent waits
+            waiting.discard(got)
+            urgent.discard(got)
+            processing.add(got)
+        elif key in processing:
+            q.done(key)
+            processing.discard(key)
+            if key in dirty:
+                waiting.add(key)
+                if dirty.pop(key):
+                    urgent.add(key)
+        assert q.depth() == len(waiting)
