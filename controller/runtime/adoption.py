@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -43,6 +44,16 @@ REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 #: primary's own events (created, ready) bring the workload back at once; this is only the
 #: safety net. Polling every second kept 10,000 adoptions spinning through the queue.
 ADOPTED_REQUEUE_S = 10.0
+#: While a workload keeps waiting, its safety net doubles up to this (10 s, 20 s, ...): at
+#: 10,000 adoptions a fixed 10 s was 1,000 reconciles a second, more than two workers
+#: do, so the queue stayed 10,000 deep and the hand-overs themselves waited in it.
+ADOPTED_REQUEUE_MAX_S = 300.0
+
+
+def adoption_wait(waits: int) -> float:
+    """Seconds before looking again after the ``waits``-th look in a row found the
+    workload still waiting for its primary (>= 1)."""
+    return min(ADOPTED_REQUEUE_MAX_S, ADOPTED_REQUEUE_S * float(2 ** min(max(waits, 1) - 1, 16)))
 
 
 class Adoption:
@@ -63,15 +74,19 @@ class Adoption:
         self.release_spec = release_spec
         #: How many workloads each lane may manage (runtime.lane_capacity).
         self.workloads = LaneWorkloads()
+        self._waits: dict[tuple[str, str], int] = {}
+        self._waits_lock = threading.Lock()
 
     def reconcile(self, lanes: dict[str, ChangeLane], namespace: str, name: str) -> float | None:
         dep = self.caches.deployment(namespace, name)
         if dep is None or mech.is_primary(dep):
             self.workloads.forget((namespace, name))
+            self._done_waiting((namespace, name))
             return None
         lane = self._lane_of(list(lanes.values()), dep)
         if lane is None:
             self.workloads.forget((namespace, name))
+            self._done_waiting((namespace, name))
             return None
         if not self._within_limit(lane, dep):
             return None
@@ -80,11 +95,22 @@ class Adoption:
         primary = self.caches.deployment(namespace, mech.primary_name(name))
         if primary is None:
             self._adopt(lane, dep)
-            return ADOPTED_REQUEUE_S
+            return self._still_waiting((namespace, name))
         if not self._handed_over(lane, dep, primary):
-            return ADOPTED_REQUEUE_S
+            return self._still_waiting((namespace, name))
+        self._done_waiting((namespace, name))
         self._reconcile_adopted(lane, dep, primary)
         return None
+
+    def _still_waiting(self, key: tuple[str, str]) -> float:
+        with self._waits_lock:
+            waits = self._waits[key] = self._waits.get(key, 0) + 1
+        return adoption_wait(waits)
+
+    def _done_waiting(self, key: tuple[str, str]) -> None:
+        if key in self._waits:
+            with self._waits_lock:
+                self._waits.pop(key, None)
 
     def _lane_of(self, lanes: list[ChangeLane], dep: JsonDict) -> ChangeLane | None:
         """The one lane the workload belongs to, if any."""

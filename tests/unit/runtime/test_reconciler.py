@@ -20,7 +20,7 @@ from controller.core.commands import COMMAND_ANNOTATION, encode_command
 from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.core.release_machine import CommandKind
-from controller.runtime.adoption import ADOPTED_REQUEUE_S
+from controller.runtime.adoption import ADOPTED_REQUEUE_MAX_S, ADOPTED_REQUEUE_S, adoption_wait
 from controller.runtime.reconciler import Reconciler
 from tests.unit.runtime.fake_cluster import DEPLOYMENTS, LANES, PODS, RELEASES, FakeCluster
 
@@ -235,7 +235,8 @@ def test_adoption_splits_the_workload_into_a_serving_primary_and_an_idle_canary(
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"
     # The original serves until the primary is ready: never a moment without pods.
     assert canary["spec"]["replicas"] == 2 and world.cluster.events == []
-    assert world.reconciler.reconcile_deployment(NS, "web") == ADOPTED_REQUEUE_S
+    # Still waiting: the safety net backs off (the primary's events bring it back).
+    assert world.reconciler.reconcile_deployment(NS, "web") == 2 * ADOPTED_REQUEUE_S
     assert world.deployment()["spec"]["replicas"] == 2
     world.cluster.roll_out(NS, "web-primary")
     assert world.reconciler.reconcile_deployment(NS, "web") is None
@@ -512,3 +513,9 @@ def test_a_workload_two_lanes_select_is_not_adopted_and_both_lanes_say_so(world:
     world.cluster.writes.clear()
     world.reconciler.reconcile_lane(LANE)
     assert world.cluster.writes == [], "an unchanged condition is not written again"
+
+
+def test_the_adoption_safety_net_doubles_up_to_its_cap() -> None:
+    waits = [adoption_wait(n) for n in range(1, 10)]
+    assert waits[:3] == [ADOPTED_REQUEUE_S, 2 * ADOPTED_REQUEUE_S, 4 * ADOPTED_REQUEUE_S]
+    assert waits == sorted(waits) and waits[-1] == ADOPTED_REQUEUE_MAX_S

@@ -28,9 +28,7 @@ keys = st.sampled_from(["phase", "checks", "conditions", "lastAnalysisAt", "a", 
 leaves = st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans())
 values = st.recursive(
     leaves,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
     max_leaves=12,
 )
 statuses = st.dictionaries(keys, values, max_size=5)
