@@ -44,7 +44,6 @@ from controller.runtime.objects import (
     utcnow,
 )
 from controller.runtime.observation import Observer
-from controller.runtime.release_reads import ReleaseReads
 from controller.runtime.ports import (
     Analyzer,
     Cluster,
@@ -53,6 +52,7 @@ from controller.runtime.ports import (
     JsonDict,
     NotFoundError,
 )
+from controller.runtime.release_reads import ReleaseReads
 
 __all__ = ["Caches", "Key", "Reconciler", "utcnow"]
 
