@@ -123,3 +123,50 @@ def test_watch_events_are_cached_transformed(sim: tuple[SimCluster, KubeApi]) ->
 
 def _name(obj: Any) -> str:
     return str(obj["metadata"]["name"])
+
+
+def test_an_event_that_changes_nothing_the_cache_keeps_reaches_no_handler(
+    tmp_path: Path,
+) -> None:
+    # No simulated Deployment controller: only this test writes the status.
+    with SimCluster(ready_delay=0.05, emit_events=False, controllers=False) as cluster:
+        cluster.store.create("namespaces", {"metadata": {"name": NS}})
+        cluster.store.create("deployments", _deployment(1), namespace=NS)
+        api = KubeApi(api_client(str(cluster.write_kubeconfig(tmp_path / "kubeconfig"))))
+        condition = {"type": "Progressing", "status": "True", "reason": "Ok"}
+
+        def status(body: dict[str, Any]) -> str:
+            written = cluster.store.patch(
+                "deployments", NS, "d001", {"status": body}, subresource="status"
+            )
+            return str(written.rv)
+
+        status({"conditions": [{**condition, "lastUpdateTime": "2026-01-01T00:00:00Z"}]})
+        informer = LeanInformer(api.lister("Deployment"), transform=lean_deployment)
+        seen: list[str] = []
+        informer.add_event_handler("MODIFIED", lambda obj: seen.append(_status(obj)))
+        informer.start()
+        try:
+            _wait(lambda: informer.cache.get_by_key(f"{NS}/d001") is not None)
+            # Only a condition's timestamp changes: the cache (which drops conditions)
+            # takes the new resourceVersion, and no handler hears of it.
+            rv = status({"conditions": [{**condition, "lastUpdateTime": "2026-01-01T00:00:01Z"}]})
+            _wait(lambda: _rv(informer.cache.get_by_key(f"{NS}/d001")) == rv)
+            rv = status({"conditions": [{**condition, "lastUpdateTime": "2026-01-01T00:00:02Z"}]})
+            _wait(lambda: _rv(informer.cache.get_by_key(f"{NS}/d001")) == rv)
+            # A count the controller reads: announced.
+            rv = status({"readyReplicas": 1})
+            _wait(lambda: _rv(informer.cache.get_by_key(f"{NS}/d001")) == rv)
+            _wait(lambda: "ready=1" in seen)
+            assert seen == ["ready=1"], seen
+            assert informer.unchanged_events == 2
+        finally:
+            informer.stop()
+
+
+def _rv(obj: Any) -> str | None:
+    return None if obj is None else str(obj["metadata"]["resourceVersion"])
+
+
+def _status(obj: Any) -> str:
+    return f"ready={(obj.get('status') or {}).get('readyReplicas')}"
