@@ -104,47 +104,15 @@ def _resource_version(obj: Any) -> str | None:
     return None
 
 
-def same_but_version(new: JsonDict, old: JsonDict) -> bool:
-    """Whether two cached (transformed) copies differ in nothing but resourceVersion."""
-    if new.keys() != old.keys():
-        return False
-    for key, value in new.items():
-        if key != "metadata":
-            if value != old[key]:
-                return False
-            continue
-        old_meta = old[key]
-        if not isinstance(value, dict) or not isinstance(old_meta, dict):
-            return bool(value == old_meta)
-        if value.keys() != old_meta.keys():
-            return False
-        if any(v != old_meta[k] for k, v in value.items() if k != "resourceVersion"):
-            return False
-    return True
-
-
 class TransformingCache(_ObjectCache):  # type: ignore[misc]  # untyped base
-    """The client's cache, storing every object through ``transform``.
-
-    ``last_put_unchanged`` says whether the last ``_put`` replaced a cached copy that was
-    the same but for its resourceVersion: everything the transform keeps (everything the
-    controller reads) is as it was. The informer's loop puts and then fires on one
-    thread, so the flag is read right after the put it describes."""
+    """The client's cache, storing every object through ``transform``."""
 
     def __init__(self, transform: Transform, key_func: Any = None) -> None:
         super().__init__(key_func=key_func)
         self.transform = transform
-        self.last_put_unchanged = False
 
     def _put(self, obj: Any) -> None:
-        if not isinstance(obj, dict):
-            self.last_put_unchanged = False
-            super()._put(obj)
-            return
-        lean = self.transform(obj)
-        old = self.get_by_key(self._key_func(lean))
-        self.last_put_unchanged = isinstance(old, dict) and same_but_version(lean, old)
-        super()._put(lean)
+        super()._put(self.transform(obj) if isinstance(obj, dict) else obj)
 
 
 class LeanInformer(_SharedInformer):  # type: ignore[misc]  # untyped base
@@ -164,22 +132,6 @@ class LeanInformer(_SharedInformer):  # type: ignore[misc]  # untyped base
         self.page_size = page_size
         #: Lists done (the first and every relist), for tests.
         self.relists = 0
-        #: MODIFIED events not passed on: nothing the cache keeps changed.
-        self.unchanged_events = 0
-
-    def _fire(self, event_type: str, obj: Any) -> None:
-        """As the client's, except a MODIFIED that changed nothing the cache keeps (a
-        Deployment's conditions ticking, a managedFields timestamp) reaches no handler,
-        as controller-runtime's predicates filter events: the reconcile it would start
-        reads only what the cache keeps, so it could not decide anything new. At 10,000
-        Deployments those events kept the work queue thousands deep with reconciles that
-        had nothing to do, and the workers' share of the GIL slowed this thread further.
-        The cache itself is updated (its resourceVersion is the newest)."""
-        if event_type == MODIFIED and self._cache.last_put_unchanged:
-            self._cache.last_put_unchanged = False
-            self.unchanged_events += 1
-            return
-        super()._fire(event_type, obj)
 
     def _pages(self) -> Iterator[tuple[list[JsonDict], str | None]]:
         """Each page's raw items, and the list's resourceVersion (the first page's: the
