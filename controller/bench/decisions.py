@@ -79,6 +79,7 @@ Array = npt.NDArray[np.float64]
 
 SCRAPE_S = 10
 HORIZON_S = 3600
+LONG_HORIZON_S = 3 * 3600
 BASE_ERROR_RATIO = 0.005
 LATENCY_MEDIAN_S = 0.06
 LATENCY_SIGMA = 0.5
@@ -160,6 +161,7 @@ class Scenario:
     noise: Noise = field(default_factory=lambda: Noise(legacy=True))
     steps_ratio: bool = False  # the arm ratio follows the steps (else equal arms)
     bad_pod: bool = False  # one canary pod of five fails x10
+    horizon_s: int = HORIZON_S  # longer traces run on a lane whose deadline allows them
 
 
 def _const(k: float) -> Callable[[Array], Array]:
@@ -213,6 +215,18 @@ SCENARIOS = [
     _realistic("realistic_outage_10rps", 10, True, onset_s=120, error_multiplier=_outage),
     _realistic("realistic_midstep_x3_10rps", 10, True, onset_s=150, error_multiplier=_from(150, 3)),
     _realistic("realistic_bad_pod_10rps", 10, True, onset_s=0, bad_pod=True),
+    # "long enough" for x2, in numbers: three-hour traces on a lane whose evidence
+    # deadline is three hours (docs/judging.md has the arithmetic)
+    Scenario("errors_x2_10rps_3h", 10, True, 0, _const(2), horizon_s=LONG_HORIZON_S),
+    _realistic(
+        "realistic_x2_10rps_3h",
+        10,
+        True,
+        onset_s=0,
+        error_multiplier=_const(2),
+        horizon_s=LONG_HORIZON_S,
+    ),
+    _realistic("realistic_10rps_3h", 10, horizon_s=LONG_HORIZON_S),
     _realistic(
         "realistic_prometheus_outage_10rps",
         10,
@@ -298,7 +312,7 @@ def _gamma(rng: np.random.Generator, shape: tuple[int, ...], cv: float) -> Array
 def generate(
     scenario: Scenario, traces: int, rng: np.random.Generator, weights: tuple[int, ...]
 ) -> Traces:
-    scrapes = HORIZON_S // SCRAPE_S
+    scrapes = scenario.horizon_s // SCRAPE_S
     t = np.arange(1, scrapes + 1, dtype=np.float64) * SCRAPE_S
     starts = t - SCRAPE_S  # a scrape reports the interval that ended at t
     shape = (traces, scrapes)
@@ -803,6 +817,14 @@ def run_scenario(
     scenario: Scenario, traces: int, rng: np.random.Generator, lane: BenchLane
 ) -> list[dict[str, Any]]:
     tr = generate(scenario, traces, rng, lane.weights)
+    if scenario.horizon_s > HORIZON_S:
+        # the lane a team would declare for such a service: an evidence deadline and an
+        # inconclusive limit as long as the trace
+        deadline = f"{scenario.horizon_s // 60}m"
+        strategy = lane.strategy.model_copy(update={"evidence_deadline": deadline})
+        looks = math.ceil(scenario.horizon_s / lane.interval_s)
+        checks = [c.model_copy(update={"inconclusive_limit": looks}) for c in lane.checks]
+        lane = BenchLane(checks, lane.interval_s, strategy)
     onset = scenario.onset_s or 0.0
     results = {
         "changelane": run_changelane(tr, lane),

@@ -18,7 +18,7 @@ from controller.core.analysis.pods import (
     observe_pods,
     poisson_z,
 )
-from controller.core.analysis.sample import CheckSample, Track, counts_sample
+from controller.core.analysis.sample import CheckSample, Role, Track, counts_sample
 from controller.core.models import AnalysisCheck, PodTally, SequentialEvidence, Verdict
 from controller.core.models.release import MAX_BASELINE_PODS, MAX_CANARY_PODS
 
@@ -212,3 +212,60 @@ def test_pod_label_is_for_sequential_checks_only() -> None:
         )
     with pytest.raises(ValidationError, match="podLabel"):
         check(podLabel='pod"} or vector(1) #')
+
+
+def test_per_pod_queries_add_the_pod_label_and_keep_values_escaped() -> None:
+    from controller.core.analysis import ReleaseParams
+    from controller.core.analysis.pod_queries import plan_pod_queries
+
+    select = 'app="{{ workload }}", track="{{ track }}"'
+    c = check(
+        errorsQuery="sum(increase(http_requests_total{" + select + ', code=~"5.."}[{{ window }}]))',
+        totalQuery="sum by (app) (increase(http_requests_total{" + select + "}[{{ window }}]))",
+    )
+    hostile = 'web"} or vector(1) #'
+    planned = plan_pod_queries(c, ReleaseParams(lane="l", namespace="n", workload=hostile))
+    assert len(planned) == 4
+    assert all(q.query.startswith("sum by (") and "pod" in q.query for q in planned)
+    assert any(q.query.startswith("sum by (app, pod) (") for q in planned)
+    assert all('app="web\\"} or vector(1) #"' in q.query for q in planned)
+
+
+def test_templates_that_cannot_split_by_pod_are_refused_by_the_lane_schema() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    for template, why in (
+        ('increase(x{app="{{ workload }}"}[{{ window }}])', "no aggregation"),
+        ('sum without (code) (x{app="{{ workload }}"})', "without"),
+        ('sum(x{app="{{ workload }}"}) by (code)', "follows its parenthesis"),
+    ):
+        with pytest.raises(ValidationError, match=f"podLabel: totalQuery cannot be split.*{why}"):
+            check(totalQuery=template)
+
+
+def test_answers_by_pod_are_read_defensively() -> None:
+    from controller.core.analysis.pod_queries import pod_counts, pod_values
+
+    series = [
+        {"metric": {"pod": "a"}, "value": [0, "100"]},
+        {"metric": {"pod": "b"}, "value": [0, "NaN"]},
+        {"metric": {}, "value": [0, "5"]},
+        {"metric": {"pod": "c"}, "value": [0, "-1"]},
+        {"metric": {"pod": "d"}, "value": [0, "50"]},
+    ]
+    totals = pod_values(series, "pod")
+    assert totals == {"a": 100.0, "d": 50.0}
+    errors = pod_values([{"metric": {"pod": "a"}, "value": [0, "3"]}], "pod")
+    split = pod_counts(
+        {
+            (Track.CANARY, Role.TOTAL): totals,
+            (Track.CANARY, Role.ERRORS): errors,
+            (Track.BASELINE, Role.TOTAL): {"z": 10.0},
+        }
+    )
+    # no error series for d: zero errors, as for the arm-level counts
+    assert split == {
+        Track.CANARY: {"a": (3.0, 100.0), "d": (0.0, 50.0)},
+        Track.BASELINE: {"z": (0.0, 10.0)},
+    }

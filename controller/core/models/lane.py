@@ -42,7 +42,8 @@ from controller.core.models.validation_rules import (
     WINDOW_ORDERED,
     validations,
 )
-from controller.core.promql import template_problems
+from controller.core.promql import TemplateError, template_problems
+from controller.core.promql_pods import pod_split_template
 
 KIND = "ChangeLane"
 PLURAL = "changelanes"
@@ -452,6 +453,15 @@ class AnalysisCheck(CamelModel):
                 problems = template_problems(template)
                 if problems:
                     raise ValueError(f"{_camel(field)}: {'; '.join(problems)}")
+        if self.pod_label is not None:
+            for field in ("errors_query", "total_query"):
+                template = getattr(self, field)
+                try:
+                    pod_split_template(template or "", self.pod_label)
+                except (ValueError, TemplateError) as exc:
+                    raise ValueError(
+                        f"podLabel: {_camel(field)} cannot be split by pod: {exc}"
+                    ) from exc
         return self
 
 
