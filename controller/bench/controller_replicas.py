@@ -13,12 +13,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from controller.bench.sim_process import SimProcess
 from controller.core.sharding import shard_of
-from controller.sim.cluster import SimCluster
 
 LEASE_NS = "changelane-system"
 
@@ -106,17 +106,17 @@ class ProbeGroup:
 
 @contextmanager
 def controller_processes(
-    sim: SimCluster,
+    sim: SimProcess,
     prometheus_url: str,
     workdir: Path,
     lanes: list[str],
     replicas: int,
     ports: list[int],
+    extra_args: list[str] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """``replicas`` ``changelane run`` processes; with more than one, sharded over
     ``replicas`` shard Leases (each with leader election, its own identity)."""
-    with suppress(Exception):
-        sim.store.create("namespaces", {"metadata": {"name": LEASE_NS}})
+    sim.create("namespaces", [{"metadata": {"name": LEASE_NS}}])
     kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
     flags = workdir / "flags.json"
     on = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
@@ -141,6 +141,7 @@ def controller_processes(
                 "--prometheus-url", prometheus_url,
                 "--flag-provider", "file", "--flag-file", str(flags),
                 "--log-level", "warning",
+                *(extra_args or []),
             ]  # fmt: skip
             procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
         yield procs

@@ -1,7 +1,8 @@
 """``changelane bench controller``: ``changelane run`` at scale on the simulated cluster.
 
-The bench process hosts the simulated cluster and a Prometheus stand-in; the controller is
-``changelane run`` in its own process, so its RSS and CPU are its own. One world per
+The simulated cluster and a Prometheus stand-in each run in a process of their own
+(``sim_process``), and the controller is ``changelane run`` in its own process, so its RSS
+and CPU are its own and the cluster does not share a GIL with the bench. One world per
 Deployment count: N lane Deployments are created before the controller starts (adoption is
 timed from its start), the idle phase is measured, then M of them get a new pod template
 (M live releases) and the busy phase is measured in the same process (the (10k, 1k) run's
@@ -31,7 +32,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -45,7 +45,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -58,8 +57,7 @@ from controller.bench.controller_replicas import (
     controller_processes,
     lane_names,
 )
-from controller.core.labels import TOTAL_REPLICAS
-from controller.sim.cluster import SimCluster
+from controller.bench.sim_process import SimProcess
 
 JsonDict = dict[str, Any]
 NS = "bench"
@@ -111,11 +109,13 @@ class Run:
     # Not in the JSON shape: context for the table.
     queue_depth_max: float = field(default=0.0, repr=False)
     releases_measured: int = field(default=0, repr=False)
+    #: CPU of the simulated cluster's process over the window, % of one core.
+    sim_cpu_pct: float = field(default=0.0, repr=False)
 
     def json(self) -> JsonDict:
         data = asdict(self)
-        data.pop("queue_depth_max")
-        data.pop("releases_measured")
+        for context in ("queue_depth_max", "releases_measured", "sim_cpu_pct"):
+            data.pop(context)
         if self.replicas == 1:
             data.pop("replicas")  # the issue's shape; a --replicas run says how many
         return data
@@ -364,6 +364,13 @@ class Sample:
     queue: float
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    parts = stat[stat.rindex(")") + 2 :].split()
+    return (int(parts[11]) + int(parts[12])) / TICKS  # utime + stime
+
+
 class Probe:
     """Samples the controller process (RSS, CPU) and its queue depth once a second."""
 
@@ -383,9 +390,7 @@ class Probe:
         return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
 
     def cpu_s(self) -> float:
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        parts = stat[stat.rindex(")") + 2 :].split()
-        return (int(parts[11]) + int(parts[12])) / TICKS  # utime + stime
+        return cpu_seconds(self.pid)
 
     def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
@@ -448,26 +453,9 @@ def _ms(seconds: float) -> float | None:
 # ---------------------------------------------------------------------- measuring
 
 
-def _names(sim: SimCluster, ref: str) -> list[JsonDict]:
-    return [s.obj() for s in sim.store.list(ref, NS).items]
-
-
-def _primaries(sim: SimCluster) -> int:
-    return sum(1 for s in sim.store.list("deployments", NS).items if s.name.endswith("-primary"))
-
-
-_LAST_ANALYSIS = re.compile(rb'"lastAnalysisAt":\s*"([^"]+)"')
-
-
-def _analysis_times(sim: SimCluster) -> dict[str, float]:
-    """Each release's ``status.lastAnalysisAt``, read from the stored JSON without decoding
-    it: the bench shares the simulated API server's process and must not slow it down."""
-    out: dict[str, float] = {}
-    for stored in sim.store.list("lanereleases", NS).items:
-        match = _LAST_ANALYSIS.search(stored.raw)
-        if match:
-            out[stored.name] = datetime.fromisoformat(match.group(1).decode()).timestamp()
-    return out
+def _analysis_times(sim: SimProcess) -> dict[str, float]:
+    """Each release's ``status.lastAnalysisAt``, read in the cluster's process."""
+    return dict(sim.call("analysis_times", NS))
 
 
 def lag_ratios(
@@ -492,7 +480,7 @@ def p99(values: list[float]) -> float | None:
 
 @contextmanager
 def controller_process(
-    sim: SimCluster, prometheus: PromStandInProcess, workdir: Path, extra: list[str]
+    sim: SimProcess, prometheus: PromStandInProcess, workdir: Path, extra: list[str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
     flags = workdir / "flags.json"
@@ -558,7 +546,7 @@ def _ready(port: int) -> bool:
 
 
 def measure_window(
-    sim: SimCluster,
+    sim: SimProcess,
     probe: Probe,
     prometheus: PromStandInProcess,
     plan: Plan,
@@ -571,6 +559,7 @@ def measure_window(
     started = time.monotonic()
     wall_started = time.time()
     cpu_before = probe.cpu_s()
+    sim_cpu_before = cpu_seconds(sim.pid)
     history: dict[str, list[float]] = {}
     if releases:
         for name, at in _analysis_times(sim).items():
@@ -582,12 +571,13 @@ def measure_window(
                 history.setdefault(name, []).append(at)
     elapsed = time.monotonic() - started
     cpu = probe.cpu_s() - cpu_before
+    sim_cpu = cpu_seconds(sim.pid) - sim_cpu_before
     queries = prometheus.count - queries_before
     after = reconcile_buckets(probe)
     window = [s for s in probe.samples if s.at >= started]
     rss_now, rss_peak = probe.rss()
     # Releases that had not been measured once before the window opened count from its start.
-    for name in {r["metadata"]["name"] for r in _names(sim, "lanereleases")} - set(history):
+    for name in set(sim.call("release_names", NS)) - set(history):
         history[name] = [wall_started]
     ratios = lag_ratios(history, time.time(), plan.interval_s) if releases else []
     return Run(
@@ -606,6 +596,7 @@ def measure_window(
         checks_per_lane=CHECKS,
         queue_depth_max=max((s.queue for s in window), default=0.0),
         releases_measured=sum(1 for v in history.values() if len(set(v)) > 1),
+        sim_cpu_pct=round(100 * sim_cpu / elapsed, 1),
     )
 
 
@@ -620,17 +611,17 @@ def run_plan(
     prometheus.start()  # before the simulated cluster's threads exist
     with (
         tempfile.TemporaryDirectory(prefix="changelane-bench-") as tmp,
-        SimCluster(ready_delay=0.5, history_limit=500_000, emit_events=False) as sim,
+        SimProcess(ready_delay=0.5, history_limit=500_000, emit_events=False) as sim,
     ):
         workdir = Path(tmp)
         try:
-            sim.store.create("namespaces", {"metadata": {"name": NS}})
+            sim.create("namespaces", [{"metadata": {"name": NS}}])
             lanes = [LANE] if plan.lanes == 1 else lane_names(plan.lanes, plan.lanes)
-            for lane in lanes:
-                sim.store.create("changelanes", lane_doc(plan.interval_s, lane))
-            for i in range(plan.deployments):
-                doc = deployment_doc(i, lane=lanes[i % len(lanes)])
-                sim.store.create("deployments", doc, namespace=NS)
+            sim.create("changelanes", [lane_doc(plan.interval_s, lane) for lane in lanes])
+            for first in range(0, plan.deployments, 1000):
+                indexes = range(first, min(plan.deployments, first + 1000))
+                docs = [deployment_doc(i, lane=lanes[i % len(lanes)]) for i in indexes]
+                sim.create("deployments", docs, namespace=NS)
             echo(f"  {plan.deployments} Deployments created; starting changelane run")
             # The stand-in has no scrapes: a range as short as the interval is fine (the full
             # run's 30 s interval is the default minimum window anyway).
@@ -642,7 +633,7 @@ def run_plan(
                 probe = _probe(proc, ports)
                 probe.start()
                 _wait(
-                    lambda: _primaries(sim) >= plan.deployments,
+                    lambda: sim.call("count_primaries", NS) >= plan.deployments,
                     plan.adopt_timeout_s,
                     proc,
                     f"adopting {plan.deployments} Deployments",
@@ -673,13 +664,13 @@ def run_plan(
     return runs
 
 
-def _settle(sim: SimCluster, probe: Any, deployments: int, timeout: float) -> float | None:
+def _settle(sim: SimProcess, probe: Any, deployments: int, timeout: float) -> float | None:
     """Seconds until every original handed over to its primary (scaled to zero) and the
     work queue then stayed (nearly) empty for five samples in a row."""
     started = time.monotonic()
     quiet = max(1.0, deployments / 100)
     while time.monotonic() - started < timeout:
-        if _handed_over(sim) >= deployments:
+        if sim.call("count_handed_over", NS) >= deployments:
             recent = [s for s in probe.samples if s.at >= started][-5:]
             if len(recent) == 5 and all(s.queue <= quiet for s in recent):
                 return round(time.monotonic() - started, 1)
@@ -687,20 +678,9 @@ def _settle(sim: SimCluster, probe: Any, deployments: int, timeout: float) -> fl
     return None
 
 
-def _handed_over(sim: SimCluster) -> int:
-    """Originals carrying the total-replicas annotation, which the controller sets as it
-    scales them to zero; read from the stored bytes without decoding them."""
-    mark = f'"{TOTAL_REPLICAS}"'.encode()
-    return sum(
-        1
-        for s in sim.store.list("deployments", NS).items
-        if not s.name.endswith("-primary") and mark in s.raw
-    )
-
-
 @contextmanager
 def _controllers(
-    sim: SimCluster,
+    sim: SimProcess,
     prometheus: PromStandInProcess,
     workdir: Path,
     plan: Plan,
@@ -714,7 +694,9 @@ def _controllers(
             yield proc, [port]
         return
     ports = [_free_port() for _ in range(plan.replicas)]
-    with controller_processes(sim, prometheus.url, workdir, lanes, plan.replicas, ports) as ps:
+    with controller_processes(
+        sim, prometheus.url, workdir, lanes, plan.replicas, ports, extra_args
+    ) as ps:
         yield ProcessGroup(ps), ports
 
 
@@ -724,21 +706,14 @@ def _probe(proc: Any, ports: list[int]) -> Any:
     return Probe(proc.pid, ports[0])
 
 
-def _start_releases(sim: SimCluster, count: int, plan: Plan, proc: Any) -> None:
-    for i in range(count):
-        name = f"app-{i:05d}"
-        dep = sim.store.get_obj("deployments", NS, name)
-        template = dep["spec"]["template"]
-        template["spec"]["containers"][0]["image"] = "registry.example/app:2"
-        # A pipeline's fresh provenance for the new template: its own change and images.
-        template["metadata"]["annotations"]["changelane.dev/change"] = "0000000b"
-        template["metadata"]["annotations"]["changelane.dev/images"] = "registry.example/app:2"
-        sim.store.update("deployments", dep, namespace=NS, name=name)
+def _start_releases(sim: SimProcess, count: int, plan: Plan, proc: Any) -> None:
+    names = [f"app-{i:05d}" for i in range(count)]
+    for first in range(0, count, 500):
+        batch = names[first : first + 500]
+        sim.call("new_templates", NS, batch, "registry.example/app:2", "0000000b")
 
     def phases() -> Counter[str]:
-        return Counter(
-            str((r.get("status") or {}).get("phase")) for r in _names(sim, "lanereleases")
-        )
+        return Counter(sim.call("release_phases", NS))
 
     try:
         _wait(
@@ -785,7 +760,7 @@ def table(runs: list[Run]) -> str:
     head = (
         f"{'repl':>4} {'deploys':>8} {'releases':>8} {'RSS MiB':>8} {'peak':>7} {'CPU %':>6} "
         f"{'adopt s':>8} {'rec p50':>8} {'rec p99':>8} {'lag p99':>8} {'q/tick':>7} "
-        f"{'checks':>6} {'queue':>6} {'measured':>8}"
+        f"{'checks':>6} {'queue':>6} {'measured':>8} {'sim CPU':>7}"
     )
     lines = [head, "-" * len(head)]
 
@@ -799,12 +774,13 @@ def table(runs: list[Run]) -> str:
             f"{r.cpu_idle_pct:>6g} {f(r.adoption_s):>8} {f(r.reconcile_p50_ms):>8} "
             f"{f(r.reconcile_p99_ms):>8} {f(r.analysis_lag_p99_ratio):>8} "
             f"{r.queries_per_tick:>7g} {r.checks_per_lane:>6} {r.queue_depth_max:>6g} "
-            f"{r.releases_measured:>8}"
+            f"{r.releases_measured:>8} {r.sim_cpu_pct:>7g}"
         )
     lines.append(
         "RSS/CPU of the controller process; CPU in % of one core over the window; rec = "
         "reconcile ms; lag = p99 over releases of (longest gap between measurements / "
-        "interval); queue = max work-queue depth; measured = releases measured twice or more. "
+        "interval); queue = max work-queue depth; measured = releases measured twice or more; "
+        "sim CPU = the simulated cluster's process, % of one core. "
         "repl > 1: replicas sharing the lanes (RSS of the largest, CPU and queue summed)."
     )
     return "\n".join(lines)
