@@ -18,13 +18,17 @@ tolerates; see docs/judging.md):
   median, lognormal);
 - ``pods``: persistent per-pod heterogeneity of healthy code: each pod's error ratio is
   multiplied by a lognormal factor (sd 0.2) for the whole release; the baseline has 10
-  pods, the canary ``ceil(w / 10)`` of its own (1 at 10%, 5 at 50%, 10 at 100%);
+  pods, the canary ``ceil(w / 10)`` of its own (1 at 10%, 5 at 50%, 10 at 100%); each
+  pod serves an equal share of its arm's requests, and the judge gets per-pod counts
+  (the bench lane's error check declares ``podLabel: pod``);
 - ``drift``: independent transient drift per arm: an Ornstein-Uhlenbeck log error ratio per
   arm, sd 0.3, correlation time 2 minutes;
 - ``diurnal``: traffic and error ratio follow a day curve (x0.5..x1.5) from a random hour;
 - ``realistic``: all of the above at once; also at 1 and 0.2 req/s, with regressions of
   x2, x5 and x20, an outage, a x3 regression starting mid-step, one bad pod of five
-  (error ratio x10 on it), and a Prometheus outage that ends after 10 minutes.
+  (error ratio x10 on it), and a Prometheus outage that ends after 10 minutes;
+- ``_3h``: three-hour traces (x2 with equal arms, x2 and healthy realistic) on the bench
+  lane with an evidence deadline and inconclusive limit as long as the trace.
 
 Judges, per release, evaluated on the data up to each tick:
 

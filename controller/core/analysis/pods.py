@@ -45,14 +45,16 @@ a pod's error ratio around its arm's, the **pod spread**.
    term grows with the square of the counts, like a bias does: evidence from one pod
    never rules out more than the spread allows, and more pods (later steps) shrink it.
 
-3. *Each canary pod is tested against the baseline* (when the canary runs two pods or
-   more): the same score-type normal-mixture test as the arm's, on the pod's own sum
-   ``c_j - (1 + tolerance) sum_i (n_ij / m_i) b_i``, with the pod's counting noise, its
-   share of the arm's multiplicative noise (``psi`` times its squared share of the arm's
-   scale) and its own spread ``tau^2 E_j^2 (1 + H_b)`` in the variance, at level
-   ``alpha / k`` (Bonferroni over the ``k`` canary pods). One pod x10 of five stands
-   ``(10 - 1.25) / (1.25 tau)`` spread deviations out (35 at 20%) and is rejected as soon
-   as its own counts allow, a few minutes at 10 req/s.
+3. *Each canary pod is tested against the other canary pods* (when the canary runs two
+   pods or more), interval by interval: noise of the whole canary arm (drift, a burst,
+   over-dispersion) cancels, as it does in ``Q``. The pod's sum is
+   ``c_j - (1 + tolerance) sum_i (n_ij / r_i) d_i`` (``d_i``, ``r_i`` the other pods'
+   errors and requests), with the pod's counting noise and its own spread
+   ``tau^2 E_j^2 (1 + H)`` in the variance, at level ``alpha / k`` (Bonferroni over the
+   ``k`` canary pods). One pod x10 of five stands ``(10 - 1.25) / (1.25 tau)`` spread
+   deviations out (35 at 20%) and is rejected as soon as its own counts allow, a few
+   minutes at 10 req/s. Small counts also need the counting-tail guard
+   (:func:`poisson_z`): the normal approximation under-states Poisson tails there.
 
 Assumptions, stated: pod factors are independent of one another and of the code, and
 constant over the release (a pod that degrades later looks like a pod regression, which it

@@ -398,7 +398,8 @@ class AnalysisCheck(CamelModel):
             default=None,
             description="sequential: the Prometheus label naming the pod (usually pod). When "
             "set, the check also reads its counts split by that label: each canary pod is "
-            "tested against the baseline (one bad pod of five is caught on its own), and the "
+            "tested against the canary's other pods (one bad pod of five is caught on its "
+            "own), and the "
             "spread between the baseline's pods is estimated and allowed for (a canary of one "
             "pod on a slower node is not a regression). Off by default.",
         )
