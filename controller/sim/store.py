@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import copy
 import json
 import secrets
 import threading
@@ -655,7 +654,9 @@ class Store:
         """Check kind/apiVersion/namespace of a request body; normalise to the storage shape."""
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
-        obj = copy.deepcopy(obj)
+        # A JSON round trip copies in C, several times faster than deepcopy on objects
+        # with managedFields; a body must be JSON to be stored anyway.
+        obj = json.loads(dumps(obj))
         api_version = obj.get("apiVersion") or rtype.api_version
         kind = obj.get("kind") or rtype.kind
         if api_version != rtype.api_version or kind != rtype.kind:
@@ -749,7 +750,7 @@ class Store:
     ) -> Stored:
         old = current.obj()
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = current.obj()  # a second fresh copy: cheaper than deepcopy(old)
             if "status" in new:
                 merged["status"] = new["status"]
             else:
