@@ -23,41 +23,13 @@ from controller.runtime.manager import Controller, Settings
 from controller.sim.cluster import SimCluster
 from controller.sim.errors import ApiError
 from controller.sim.store import Store
+from tests import lane_docs
 
 NS = "shop"
 
 
 def lane_doc(name: str = "web-lane", **strategy: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "changelane.dev/v1alpha1",
-        "kind": "ChangeLane",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": name}},
-            "agents": [{"id": "claude-code"}],
-            "provenance": {"required": ["agent", "model", "change"]},
-            "strategy": {
-                "steps": [
-                    {"weight": 50, "minDuration": "1s"},
-                    {"weight": 100, "minDuration": "1s"},
-                ],
-                "progressDeadline": "20s",
-                **strategy,
-            },
-            "analysis": {
-                "interval": "1s",
-                "checks": [
-                    {
-                        "name": "errors",
-                        "kind": "threshold",
-                        "query": 'x{namespace="{{ namespace }}"}',
-                        "threshold": 0.05,
-                        "critical": True,
-                    }
-                ],
-            },
-        },
-    }
+    return lane_docs.lane_doc(name, NS, **strategy)
 
 
 def deployment_doc(

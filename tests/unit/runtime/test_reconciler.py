@@ -22,6 +22,7 @@ from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measu
 from controller.core.release_machine import CommandKind
 from controller.runtime.adoption import ADOPTED_REQUEUE_S
 from controller.runtime.reconciler import Reconciler
+from tests import lane_docs
 from tests.unit.runtime.fake_cluster import DEPLOYMENTS, LANES, PODS, RELEASES, FakeCluster
 
 NS = "shop"
@@ -30,36 +31,7 @@ START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def lane_doc(**strategy: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "changelane.dev/v1alpha1",
-        "kind": "ChangeLane",
-        "metadata": {"name": LANE, "generation": 1},
-        "spec": {
-            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": LANE}},
-            "agents": [{"id": "claude-code"}],
-            "provenance": {"required": ["agent", "model", "change"]},
-            "strategy": {
-                "steps": [
-                    {"weight": 50, "minDuration": "1s"},
-                    {"weight": 100, "minDuration": "1s"},
-                ],
-                "progressDeadline": "20s",
-                **strategy,
-            },
-            "analysis": {
-                "interval": "1s",
-                "checks": [
-                    {
-                        "name": "errors",
-                        "kind": "threshold",
-                        "query": 'x{namespace="{{ namespace }}"}',
-                        "threshold": 0.05,
-                        "critical": True,
-                    }
-                ],
-            },
-        },
-    }
+    return lane_docs.lane_doc(LANE, NS, generation=1, **strategy)
 
 
 def provenance(image: str) -> dict[str, str]:
