@@ -742,17 +742,30 @@ def quick_plans() -> list[Plan]:
     return [Plan(deployments=40, releases=(0, 10), interval_s=2, window_s=8.0)]
 
 
-def replica_plans(replicas: int, quick: bool = False) -> list[Plan]:
+@dataclass(frozen=True)
+class Size:
+    """A world's size for ``--replicas``: Deployments, releases per replica, lane interval
+    and measured window (a smaller world fits the machine where 10k/3k does not)."""
+
+    deployments: int = 10_000
+    releases: int = 1_000
+    interval_s: int = 30
+    window_s: float = 150.0
+
+
+QUICK_SIZE = Size(deployments=60, releases=10, interval_s=2, window_s=8.0)
+
+
+def replica_plans(replicas: int, quick: bool = False, size: Size | None = None) -> list[Plan]:
     """The same lanes and Deployments on one replica and on ``replicas``, the latter with
-    ``replicas`` times the releases: is the per-release lag the same?"""
-    if quick:
-        deployments, releases, interval, window = 60, 10, 2, 8.0
-    else:
-        deployments, releases, interval, window = 10_000, 1_000, 30, 150.0
-    one, many = (releases,), (releases * replicas,)
+    ``replicas`` times the releases (the same releases per replica): is the per-release
+    lag the same?"""
+    size = size or (QUICK_SIZE if quick else Size())
+    one, many = (size.releases,), (size.releases * replicas,)
+    shape = (size.deployments, size.interval_s, size.window_s)
     return [
-        Plan(deployments, one, interval, window, lanes=replicas),
-        Plan(deployments, many, interval, window, replicas=replicas, lanes=replicas),
+        Plan(shape[0], one, shape[1], shape[2], lanes=replicas),
+        Plan(shape[0], many, shape[1], shape[2], replicas=replicas, lanes=replicas),
     ]
 
 
@@ -786,14 +799,16 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def run(quick: bool = False, echo: Any = print, replicas: int = 1) -> tuple[list[Run], list[str]]:
+def run(
+    quick: bool = False, echo: Any = print, replicas: int = 1, size: Size | None = None
+) -> tuple[list[Run], list[str]]:
     """The runs measured, and what failed (a world that failed keeps the runs it
     measured before failing; the next world still runs)."""
     runs: list[Run] = []
     failures: list[str] = []
     plans = quick_plans() if quick else full_plans()
     if replicas > 1:
-        plans = replica_plans(replicas, quick)
+        plans = replica_plans(replicas, quick, size)
     for plan in plans:
         echo(f"world of {plan.deployments} Deployments, releases {list(plan.releases)}")
         try:

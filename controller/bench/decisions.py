@@ -18,13 +18,17 @@ tolerates; see docs/judging.md):
   median, lognormal);
 - ``pods``: persistent per-pod heterogeneity of healthy code: each pod's error ratio is
   multiplied by a lognormal factor (sd 0.2) for the whole release; the baseline has 10
-  pods, the canary ``ceil(w / 10)`` of its own (1 at 10%, 5 at 50%, 10 at 100%);
+  pods, the canary ``ceil(w / 10)`` of its own (1 at 10%, 5 at 50%, 10 at 100%); each
+  pod serves an equal share of its arm's requests, and the judge gets per-pod counts
+  (the bench lane's error check declares ``podLabel: pod``);
 - ``drift``: independent transient drift per arm: an Ornstein-Uhlenbeck log error ratio per
   arm, sd 0.3, correlation time 2 minutes;
 - ``diurnal``: traffic and error ratio follow a day curve (x0.5..x1.5) from a random hour;
 - ``realistic``: all of the above at once; also at 1 and 0.2 req/s, with regressions of
   x2, x5 and x20, an outage, a x3 regression starting mid-step, one bad pod of five
-  (error ratio x10 on it), and a Prometheus outage that ends after 10 minutes.
+  (error ratio x10 on it), and a Prometheus outage that ends after 10 minutes;
+- ``_3h``: three-hour traces (x2 with equal arms, x2 and healthy realistic) on the bench
+  lane with an evidence deadline and inconclusive limit as long as the trace.
 
 Judges, per release, evaluated on the data up to each tick:
 
@@ -79,6 +83,7 @@ Array = npt.NDArray[np.float64]
 
 SCRAPE_S = 10
 HORIZON_S = 3600
+LONG_HORIZON_S = 3 * 3600
 BASE_ERROR_RATIO = 0.005
 LATENCY_MEDIAN_S = 0.06
 LATENCY_SIGMA = 0.5
@@ -111,6 +116,7 @@ BENCH_CHECKS: list[dict[str, Any]] = [
         + SELECT
         + ', code=~"5.."}[{{ window }}]))',
         "totalQuery": "sum(increase(http_requests_total{" + SELECT + "}[{{ window }}]))",
+        "podLabel": "pod",
     },
     {
         "name": "latency-p95",
@@ -159,6 +165,7 @@ class Scenario:
     noise: Noise = field(default_factory=lambda: Noise(legacy=True))
     steps_ratio: bool = False  # the arm ratio follows the steps (else equal arms)
     bad_pod: bool = False  # one canary pod of five fails x10
+    horizon_s: int = HORIZON_S  # longer traces run on a lane whose deadline allows them
 
 
 def _const(k: float) -> Callable[[Array], Array]:
@@ -212,6 +219,18 @@ SCENARIOS = [
     _realistic("realistic_outage_10rps", 10, True, onset_s=120, error_multiplier=_outage),
     _realistic("realistic_midstep_x3_10rps", 10, True, onset_s=150, error_multiplier=_from(150, 3)),
     _realistic("realistic_bad_pod_10rps", 10, True, onset_s=0, bad_pod=True),
+    # "long enough" for x2, in numbers: three-hour traces on a lane whose evidence
+    # deadline is three hours (docs/judging.md has the arithmetic)
+    Scenario("errors_x2_10rps_3h", 10, True, 0, _const(2), horizon_s=LONG_HORIZON_S),
+    _realistic(
+        "realistic_x2_10rps_3h",
+        10,
+        True,
+        onset_s=0,
+        error_multiplier=_const(2),
+        horizon_s=LONG_HORIZON_S,
+    ),
+    _realistic("realistic_10rps_3h", 10, horizon_s=LONG_HORIZON_S),
     _realistic(
         "realistic_prometheus_outage_10rps",
         10,
@@ -237,6 +256,16 @@ QUICK = (
 
 
 @dataclass(frozen=True)
+class PodArrays:
+    """One arm's per-pod counts: shape (steps, traces, scrapes, pods), pods named in
+    order. A pod with no request in a step's slice does not exist at that step."""
+
+    names: tuple[str, ...]
+    requests: npt.NDArray[np.int32]
+    errors: npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
 class Traces:
     """Per-scrape counts for each step's traffic split: shape (steps, traces, scrapes) and
     (steps, traces, scrapes, buckets+1). Step ``s``'s slice is what the arms served if the
@@ -250,6 +279,8 @@ class Traces:
     canary_buckets: npt.NDArray[np.int32] | None = None
     baseline_buckets: npt.NDArray[np.int32] | None = None
     interval_s: float = SCRAPE_S
+    canary_pods: PodArrays | None = None
+    baseline_pods: PodArrays | None = None
 
     @property
     def traces(self) -> int:
@@ -285,7 +316,7 @@ def _gamma(rng: np.random.Generator, shape: tuple[int, ...], cv: float) -> Array
 def generate(
     scenario: Scenario, traces: int, rng: np.random.Generator, weights: tuple[int, ...]
 ) -> Traces:
-    scrapes = HORIZON_S // SCRAPE_S
+    scrapes = scenario.horizon_s // SCRAPE_S
     t = np.arange(1, scrapes + 1, dtype=np.float64) * SCRAPE_S
     starts = t - SCRAPE_S  # a scrape reports the interval that ended at t
     shape = (traces, scrapes)
@@ -318,20 +349,21 @@ def generate(
     if noise.drift:
         for arm in arm_noise:
             arm_noise[arm] = arm_noise[arm] * np.exp(_ou(rng, shape, 0.3, 120.0))
-    # persistent per-pod factors: the canary's share of its pods at each step
-    canary_pod_factor = np.ones((steps, traces, 1))
-    baseline_pod_factor = np.ones((traces, 1))
-    if noise.pods or scenario.bad_pod:
+    # persistent per-pod factors: each pod serves an equal share of its arm's traffic
+    per_pod = noise.pods or scenario.bad_pod
+    canary_pod_factors: list[Array] = [np.ones((traces, 1))] * steps
+    baseline_pod_factors = np.ones((traces, 1))
+    if per_pod:
         sd = 0.2 if noise.pods else 0.0
-        base_pods = np.exp(rng.normal(0, sd, (traces, BASELINE_PODS)))
-        baseline_pod_factor = base_pods.mean(axis=1, keepdims=True)
+        baseline_pod_factors = np.exp(rng.normal(0, sd, (traces, BASELINE_PODS)))
         canary_pods = np.exp(rng.normal(0, sd, (traces, BASELINE_PODS)))
         for s, w in enumerate(weights):
             k = 5 if scenario.bad_pod else max(1, math.ceil(w * BASELINE_PODS / 100))
             pods = canary_pods[:, :k].copy()
             if scenario.bad_pod:
                 pods[:, 0] *= 10
-            canary_pod_factor[s] = pods.mean(axis=1, keepdims=True)
+            canary_pod_factors[s] = pods
+    pod_out: dict[str, list[npt.NDArray[np.int32]]] = {k: [] for k in ("cr", "ce", "br", "be")}
     mult = (
         np.broadcast_to(scenario.error_multiplier(starts), shape)
         if scenario.error_multiplier is not None
@@ -350,9 +382,19 @@ def generate(
         else:
             c_rps = b_rps = scenario.rps
         key = (c_rps, b_rps)
-        if key not in cache or noise.pods or scenario.bad_pod:
-            c_ratio = shared * mult * arm_noise["canary"] * canary_pod_factor[s]
-            b_ratio = shared * arm_noise["baseline"] * baseline_pod_factor
+        if per_pod:
+            c_ratio = shared * mult * arm_noise["canary"]
+            b_ratio = shared * arm_noise["baseline"]
+            cpr, cpe = _pods(rng, c_rps * load, c_ratio, noise, canary_pod_factors[s])
+            bpr, bpe = _pods(rng, b_rps * load, b_ratio, noise, baseline_pod_factors)
+            for name, a in (("cr", cpr), ("ce", cpe), ("br", bpr), ("be", bpe)):
+                pod_out[name].append(_pad_pods(a, BASELINE_PODS))
+            cr, ce = cpr.sum(axis=-1, dtype=np.float64), cpe.sum(axis=-1, dtype=np.float64)
+            br, be = bpr.sum(axis=-1, dtype=np.float64), bpe.sum(axis=-1, dtype=np.float64)
+            cache[key] = (cr, ce, br, be, _buckets(rng, cr, c_probs), _buckets(rng, br, b_probs))
+        elif key not in cache:
+            c_ratio = shared * mult * arm_noise["canary"]
+            b_ratio = shared * arm_noise["baseline"]
             cr, ce = _arm(rng, c_rps * load, c_ratio, noise)
             br, be = _arm(rng, b_rps * load, b_ratio, noise)
             cache[key] = (cr, ce, br, be, _buckets(rng, cr, c_probs), _buckets(rng, br, b_probs))
@@ -371,7 +413,39 @@ def generate(
         np.stack(out["be"]),
         np.stack(cb),
         np.stack(bb),
+        canary_pods=_pod_arrays("canary", pod_out["cr"], pod_out["ce"]),
+        baseline_pods=_pod_arrays("baseline", pod_out["br"], pod_out["be"]),
     )
+
+
+def _pod_arrays(
+    arm: str, requests: list[npt.NDArray[np.int32]], errors: list[npt.NDArray[np.int32]]
+) -> PodArrays | None:
+    if not requests:
+        return None
+    names = tuple(f"{arm}-{j}" for j in range(requests[0].shape[-1]))
+    return PodArrays(names, np.stack(requests), np.stack(errors))
+
+
+def _pad_pods(a: npt.NDArray[np.int32], pods: int) -> npt.NDArray[np.int32]:
+    return np.pad(a, [(0, 0), (0, 0), (0, pods - a.shape[-1])])
+
+
+def _pods(
+    rng: np.random.Generator, rps: Array, ratio: Array, noise: Noise, factors: Array
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """Per-pod counts (traces, scrapes, pods): the arm's requests (with the arm's
+    over-dispersion) split evenly over its pods, each pod's errors at the arm's ratio
+    times the pod's persistent factor."""
+    mean = rps * SCRAPE_S
+    if noise.overdispersed:
+        mean = mean * _gamma(rng, mean.shape, 0.22)
+        ratio = ratio * _gamma(rng, ratio.shape, 0.71)
+    requests = rng.poisson(mean)
+    k = factors.shape[1]
+    split = rng.multinomial(requests, np.full(k, 1.0 / k)).astype(np.int32)
+    p = np.clip(ratio[:, :, None] * factors[:, None, :], 0, 1)
+    return split, rng.binomial(split, p).astype(np.int32)
 
 
 def _arm(rng: np.random.Generator, rps: Array, ratio: Array, noise: Noise) -> tuple[Array, Array]:
@@ -482,7 +556,9 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
     deadline = parse_duration(lane.strategy.evidence_deadline)
     on_deadline = lane.strategy.on_evidence_deadline
     out: list[Decision] = []
+    split = tr.canary_pods is not None and tr.baseline_pods is not None
     for i in range(tr.traces):
+        pod_windows = _pod_windows(tr, i) if split else None
         statuses = {c.name: CheckStatus(name=c.name) for c in lane.checks}
         decision = Decision("undecided", None)
         step, step_start = 0, 0.0
@@ -516,7 +592,14 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
                             p95 = float(histogram_quantile(0.95, b[step, i, k] - b[step, i, k0]))
                             key = SeriesKey(track, Role.VALUE, window)
                             results[key] = no_data() if missing or math.isnan(p95) else ok(p95)
-                    sample = CheckSample("bench", c.name, window, results=results)
+                    pods = (
+                        pod_windows(step, k0, k)
+                        if pod_windows is not None
+                        and c.pod_label is not None
+                        and not s.canary_missing
+                        else {}
+                    )
+                    sample = CheckSample("bench", c.name, window, results=results, pods=pods)
                 st = statuses[c.name]
                 m = judge(
                     c,
@@ -558,6 +641,34 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
             t += lane.interval_s
         out.append(decision)
     return out
+
+
+PodWindows = Callable[[int, int, int], dict[Track, dict[str, tuple[float, float]]]]
+
+
+def _pod_windows(tr: Traces, i: int) -> PodWindows:
+    """Trace ``i``'s per-pod ``(errors, total)`` between two scrapes of a step, per track,
+    for the pods that exist at that step (what ``sum by (pod)`` would return)."""
+    arms: list[tuple[Track, tuple[str, ...], Array, Array, npt.NDArray[np.bool_]]] = []
+    for track, pods in ((Track.CANARY, tr.canary_pods), (Track.BASELINE, tr.baseline_pods)):
+        assert pods is not None
+        req, err = pods.requests[:, i], pods.errors[:, i]  # (steps, scrapes, pods)
+        pad = [(0, 0), (1, 0), (0, 0)]
+        cum_req = np.pad(np.cumsum(req, axis=1, dtype=np.float64), pad)
+        cum_err = np.pad(np.cumsum(err, axis=1, dtype=np.float64), pad)
+        arms.append((track, pods.names, cum_req, cum_err, cum_req[:, -1, :] > 0))
+
+    def window(step: int, k0: int, k: int) -> dict[Track, dict[str, tuple[float, float]]]:
+        out: dict[Track, dict[str, tuple[float, float]]] = {}
+        for track, names, cum_req, cum_err, exists in arms:
+            n = cum_req[step, k] - cum_req[step, k0]
+            e = cum_err[step, k] - cum_err[step, k0]
+            out[track] = {
+                name: (float(e[j]), float(n[j])) for j, name in enumerate(names) if exists[step, j]
+            }
+        return out
+
+    return window
 
 
 def _deadline_ending(action: LimitAction | str, verdicts: list[Verdict | None]) -> str:
@@ -710,6 +821,14 @@ def run_scenario(
     scenario: Scenario, traces: int, rng: np.random.Generator, lane: BenchLane
 ) -> list[dict[str, Any]]:
     tr = generate(scenario, traces, rng, lane.weights)
+    if scenario.horizon_s > HORIZON_S:
+        # the lane a team would declare for such a service: an evidence deadline and an
+        # inconclusive limit as long as the trace
+        deadline = f"{scenario.horizon_s // 60}m"
+        strategy = lane.strategy.model_copy(update={"evidence_deadline": deadline})
+        looks = math.ceil(scenario.horizon_s / lane.interval_s)
+        checks = [c.model_copy(update={"inconclusive_limit": looks}) for c in lane.checks]
+        lane = BenchLane(checks, lane.interval_s, strategy)
     onset = scenario.onset_s or 0.0
     results = {
         "changelane": run_changelane(tr, lane),

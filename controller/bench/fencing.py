@@ -26,17 +26,12 @@ old holder's last renewal to the new holder's acquisition).
 
 from __future__ import annotations
 
-import bisect
 import itertools
-import json
 import os
 import random
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -44,22 +39,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.sim.cluster import SimCluster
-from controller.sim.request_audit import ApiRequest
-from controller.sim.store import StoreEvent
+from controller.bench.replica_harness import (
+    BENCH_AGENT,
+    LEASE_DURATION,
+    LEASE_NS,
+    MUTATING,
+    RETRY_PERIOD,
+    Commits,
+    ReplicaHarness,
+    appended,
+    deployment_doc,
+    holder_at,
+    is_takeover,
+    lane_doc,
+)
 
 JsonDict = dict[str, Any]
 
-LEASE_NS, LEASE_NAME, NS = "changelane-system", "changelane-leader", "shop"
-LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4, 3, 1
+LEASE_NAME, NS = "changelane-leader", "shop"
 REPLICAS = ("replica-a", "replica-b")
 KINDS = ("frozen-in-flight", "slow-renewal", "paused")
-MUTATING = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 WORKLOADS = ("web", "api", "docs")
-
-
-def user_of(replica: str) -> str:
-    return f"system:serviceaccount:{LEASE_NS}:{replica}"
 
 
 @dataclass
@@ -104,153 +104,35 @@ class Result:
         return body
 
 
-class Recorder:
-    """Arrival time and user of every API request; commit time and holder of the Lease."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: list[tuple[float, ApiRequest]] = []
-        self.lease: list[tuple[float, str | None]] = []
-
-    def on_request(self, request: ApiRequest) -> None:
-        with self._lock:
-            self.requests.append((time.monotonic(), request))
-
-    def on_commit(self, event: StoreEvent) -> None:
-        if event.type_key.split(".")[0] != "leases" or event.obj.name != LEASE_NAME:
-            return
-        spec = json.loads(event.obj.raw).get("spec") or {}
-        with self._lock:
-            self.lease.append((time.monotonic(), spec.get("holderIdentity") or None))
-
-    def snapshot(self) -> tuple[list[tuple[float, ApiRequest]], list[tuple[float, str | None]]]:
-        with self._lock:
-            return list(self.requests), list(self.lease)
-
-    def holder_at(self, t: float) -> tuple[str | None, float]:
-        """The Lease's holder at ``t`` and when the Lease was last written before it."""
-        _, lease = self.snapshot()
-        i = bisect.bisect_right([at for at, _ in lease], t)
-        return (lease[i - 1][1], lease[i - 1][0]) if i else (None, 0.0)
-
-
-def _lane() -> JsonDict:
-    return {
-        "apiVersion": "changelane.dev/v1alpha1",
-        "kind": "ChangeLane",
-        "metadata": {"name": "bench-lane"},
-        "spec": {
-            "selector": {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": "bench"}},
-            "agents": [{"id": "claude-code"}],
-            "provenance": {"required": ["agent", "model", "change"]},
-            "strategy": {
-                "steps": [
-                    {"weight": 50, "minDuration": "1s"},
-                    {"weight": 100, "minDuration": "1s"},
-                ],
-                "progressDeadline": "60s",
-            },
-            "gates": {
-                "maxConcurrentReleases": 5,
-                "maxReleasesPerDay": 10000,
-                "autonomyBudget": {"maxChangeFailureRate": 1.0},
-            },
-            "analysis": {
-                "interval": "1s",
-                "checks": [
-                    {"name": "errors", "kind": "threshold", "query": "x", "threshold": 0.05}
-                ],
-            },
-        },
-    }
-
-
-def _deployment(name: str) -> JsonDict:
-    annotations = {
-        "changelane.dev/agent": "claude-code",
-        "changelane.dev/model": "claude-opus-4",
-        "changelane.dev/change": "abc1234",
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "labels": {"changelane.dev/lane": "bench"}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": f"{name}:0"}]},
-            },
-        },
-    }
-
-
-class Bench:
+class Bench(ReplicaHarness):
     def __init__(self, workdir: Path, seed: int) -> None:
-        self.workdir = workdir
+        # Fault rounds aim at a point of a one-second renewal cycle: poll finely.
+        super().__init__(workdir, seed, tracks=lambda lease: lease == LEASE_NAME, poll=0.01)
         self.rng = random.Random(seed)  # noqa: S311 (reproducible fault timing)
-        self.sim = SimCluster(ready_delay=0.2, fault_seed=seed)
-        self.recorder = Recorder()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
         self.reports: list[tuple[float, dict[str, bool]]] = []
         self.error_window = (float("inf"), float("inf"))
         self.rounds_seen: list[Round] = []
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     # ---------------------------------------------------------------- set-up
     def start(self) -> None:
-        sim = self.sim.start()
-        store = sim.store
-        for ns in (NS, LEASE_NS):
-            store.create(
-                "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            )
-        store.create("changelanes", _lane())
-        for name in WORKLOADS:
-            store.create("deployments", _deployment(name))
-        sim.add_request_hook(self.recorder.on_request)
-        store.add_listener(self.recorder.on_commit)
+        selector = {"namespaces": [NS], "matchLabels": {"changelane.dev/lane": "bench"}}
+        lane = lane_doc("bench-lane", selector, step_s=1, deadline_s=60)
+        labels = {"changelane.dev/lane": "bench"}
+        workloads = [
+            ("deployments", deployment_doc(name, NS, labels, f"{name}:0", dict(BENCH_AGENT)))
+            for name in WORKLOADS
+        ]
+        self.start_cluster([NS, LEASE_NS], [("changelanes", lane), *workloads])
         for replica in REPLICAS:
-            sim.add_user(user_of(replica))
-            kubeconfig = sim.write_kubeconfig(
-                self.workdir / f"{replica}.kubeconfig", user=user_of(replica)
-            )
-            log = (self.workdir / f"{replica}.log").open("wb")
-            self.procs[replica] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "controller.bench.fencing_replica",
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--instance",
-                    replica,
-                    "--audit-log",
-                    str(self.workdir / f"{replica}.audit.jsonl"),
-                    "--lease-namespace",
-                    LEASE_NS,
-                    "--lease-duration",
-                    str(LEASE_DURATION),
-                    "--renew-deadline",
-                    str(RENEW_DEADLINE),
-                    "--retry-period",
-                    str(RETRY_PERIOD),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            self.launch(replica)
         for replica in REPLICAS:
             port_file = self.workdir / f"{replica}.audit.jsonl.port"
-            self._wait(port_file.exists, 60, f"{replica} started")
+            self.wait(port_file.exists, 60, f"{replica} started")
             self.ports[replica] = int(port_file.read_text())
-        self._wait(lambda: self.holder() in REPLICAS, 30, "a leader elected")
-        for target in (self._churn, self._poll_leader_metrics):
-            thread = threading.Thread(target=target, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.wait(lambda: self.holder() in REPLICAS, 30, "a leader elected")
+        self.in_background(self._churn)
+        self.in_background(self._poll_leader_metrics)
 
     def holder(self) -> str | None:
         try:
@@ -263,20 +145,15 @@ class Bench:
     def _churn(self) -> None:
         """A new pod template every ~1.5 s (one in five 'bad'), so the leader keeps writing."""
         n = 0
-        while not self._stop.wait(1.5):
+        while self.every(1.5):
             n += 1
             name = WORKLOADS[n % len(WORKLOADS)]
-            try:
-                dep = self.sim.store.get_obj("deployments", NS, name)
-                tag = f"{n}-bad" if n % 5 == 0 else str(n)
-                dep["spec"]["template"]["spec"]["containers"][0]["image"] = f"{name}:{tag}"
-                self.sim.store.update("deployments", dep, namespace=NS, name=name)
-            except Exception:  # noqa: S112 (a conflict with the controller: next one)
-                continue
+            tag = f"{n}-bad" if n % 5 == 0 else str(n)
+            self.ship(NS, name, f"{name}:{tag}", {})
 
     def _poll_leader_metrics(self) -> None:
         """What each replica reports as ``changelane_leader`` (a frozen one reports nothing)."""
-        while not self._stop.wait(0.1):
+        while self.every(0.1):
             now = time.monotonic()
             seen: dict[str, bool] = {}
             for replica, port in self.ports.items():
@@ -290,31 +167,6 @@ class Bench:
             self.reports.append((now, seen))
 
     # ---------------------------------------------------------------- faults
-    def _wait(self, predicate: Any, timeout: float, what: str) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return time.monotonic()
-            time.sleep(0.01)
-        raise TimeoutError(f"timed out waiting for: {what}")
-
-    def _next_renewal(self, replica: str, after: float) -> float:
-        def sent() -> float | None:
-            requests, _ = self.recorder.snapshot()
-            for at, req in reversed(requests):
-                if at <= after:
-                    return None
-                if (
-                    req.user == user_of(replica)
-                    and req.resource == "leases"
-                    and req.verb == "update"
-                ):
-                    return at
-            return None
-
-        self._wait(lambda: sent() is not None, 10 * LEASE_DURATION, f"{replica} renews")
-        return sent() or after
-
     def round(self, kind: str) -> Round:
         old = self.holder()
         assert old is not None
@@ -323,24 +175,24 @@ class Bench:
         now = time.monotonic()
         frozen_at = None
         if kind == "paused":
-            sent = self._next_renewal(old, now)
+            sent = self.next_lease_update(old, LEASE_NAME, now)
             time.sleep(max(0.0, sent + self.rng.uniform(0, RETRY_PERIOD) - time.monotonic()))
             proc.send_signal(signal.SIGSTOP)
             frozen_at = time.monotonic()
         elif kind == "frozen-in-flight":
             delay = self.rng.uniform(2.0, 5.0)
             self.sim.faults.delay(delay, verbs=["update"], path="/leases/", times=1)
-            sent = self._next_renewal(old, now)
+            sent = self.next_lease_update(old, LEASE_NAME, now)
             time.sleep(max(0.0, sent + self.rng.uniform(0.1, delay - 0.1) - time.monotonic()))
             proc.send_signal(signal.SIGSTOP)
             frozen_at = time.monotonic()
         else:
             delay = LEASE_DURATION + self.rng.uniform(0.5, 3.0)
             self.sim.faults.delay(delay, verbs=["update"], path="/leases/", times=1)
-            self._next_renewal(old, now)
+            self.next_lease_update(old, LEASE_NAME, now)
         result = Round(kind, old, new, injected_at=now)
         try:
-            took = self._wait(lambda: self.holder() == new, 6 * LEASE_DURATION, f"{new} takes over")
+            took = self.wait(lambda: self.holder() == new, 6 * LEASE_DURATION, f"{new} takes over")
             result.takeover_s = took - now
         except TimeoutError:
             pass  # judged: a round without a takeover is a failure
@@ -356,39 +208,23 @@ class Bench:
         self.error_window = (time.monotonic(), time.monotonic() + seconds)
         time.sleep(seconds)
         self.sim.faults.remove(rule)
-        self._wait(lambda: self.holder() in REPLICAS, 6 * LEASE_DURATION, "a leader after errors")
+        self.wait(lambda: self.holder() in REPLICAS, 6 * LEASE_DURATION, "a leader after errors")
         time.sleep(LEASE_DURATION + RETRY_PERIOD)
-
-    # ---------------------------------------------------------------- tear-down
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.sim.stop()
 
     # ---------------------------------------------------------------- judging
     def judge(self, result: Result) -> None:
-        requests, lease = self.recorder.snapshot()
+        requests, leases = self.recorder.snapshot()
+        lease = leases.get(LEASE_NAME, [])
         result.requests = len(requests)
         for at, req in requests:
             replica = req.user.rsplit(":", 1)[-1]
             if replica not in REPLICAS or req.verb not in MUTATING:
                 continue
             result.mutating_requests += 1
-            holder, _ = self.recorder.holder_at(at)
+            holder, _ = holder_at(lease, at)
             if holder is None or holder == replica:
                 continue
-            if req.resource == "leases" and self._takeover_attempt(replica, at, requests):
+            if req.resource == "leases" and is_takeover(replica, LEASE_NAME, at, requests, lease):
                 continue  # taking over a Lease its holder stopped renewing: allowed
             what = req.rbac_resource
             result.late_requests[what] += 1
@@ -396,16 +232,12 @@ class Bench:
                 f"{replica} sent {req.verb} {what} {req.namespace}/{req.name} while {holder} "
                 f"held the Lease ({self._when(at, lease)})"
             )
-        appended: dict[str, list[tuple[float, str]]] = {}
+        appends: dict[str, list[tuple[float, str]]] = {}
         for replica in REPLICAS:
-            stamps = self.workdir / f"{replica}.audit.jsonl.appends"
-            lines = stamps.read_text().split("\n") if stamps.exists() else []
-            appended[replica] = [
-                (float(t), rid) for t, rid, *_ in (ln.split(" ") for ln in lines if ln)
-            ]
-            result.records[replica] = len(appended[replica])
-            for t, rid in appended[replica]:
-                holder, _ = self.recorder.holder_at(t)
+            appends[replica] = [(float(t), rid) for t, rid, *_ in appended(self.workdir, replica)]
+            result.records[replica] = len(appends[replica])
+            for t, rid in appends[replica]:
+                holder, _ = holder_at(lease, t)
                 if holder is not None and holder != replica:
                     result.late_appends += 1
                     result.violations.append(
@@ -413,13 +245,13 @@ class Bench:
                     )
             log = (self.workdir / f"{replica}.log").read_text(errors="replace")
             result.lost_logged[replica] = log.count('"leadership lost"')
-        first, second = (dict((rid, t) for t, rid in appended[r]) for r in REPLICAS)
+        first, second = (dict((rid, t) for t, rid in appends[r]) for r in REPLICAS)
         for rid in first.keys() & second.keys():
             result.duplicate_ids += 1
             later, t = max(
                 ((REPLICAS[0], first[rid]), (REPLICAS[1], second[rid])), key=lambda p: p[1]
             )
-            holder, _ = self.recorder.holder_at(t)
+            holder, _ = holder_at(lease, t)
             if holder is not None and holder != later:
                 result.duplicate_ids_late += 1
         result.max_both_leading_s = _longest_overlap(self.reports)
@@ -438,27 +270,7 @@ class Bench:
                 f"recorded {len(result.takeovers_s)} takeovers for {len(result.rounds)} rounds"
             )
 
-    def _takeover_attempt(
-        self, replica: str, at: float, requests: list[tuple[float, ApiRequest]]
-    ) -> bool:
-        """Was this Lease write decided on a read that showed an expired Lease?
-
-        A follower writes the Lease only after its last read showed a record unchanged for
-        a lease duration; the holder may still renew between that read and the write (the
-        compare-and-swap then refuses the write). A renewal by a replica that lost the
-        Lease shows up as a write whose last read showed a live or its own Lease."""
-        reads = [
-            t
-            for t, r in requests
-            if t < at and r.user == user_of(replica) and r.resource == "leases" and r.verb == "get"
-        ]
-        if not reads:
-            return False
-        holder, written = self.recorder.holder_at(reads[-1])
-        # The read's arrival, not its answer: allow for the time it took to be served.
-        return holder != replica and reads[-1] - written >= LEASE_DURATION - 0.5
-
-    def _when(self, at: float, lease: list[tuple[float, str | None]]) -> str:
+    def _when(self, at: float, lease: Commits) -> str:
         """Where ``at`` falls: seconds after the last takeover, and in which fault."""
         changes = [t1 for (_, h0), (t1, h1) in itertools.pairwise(lease) if h0 != h1 and t1 <= at]
         since = at - changes[-1] if changes else float("nan")

@@ -8,6 +8,11 @@ One JSON object a line (counts per interval, not cumulative)::
      "baseline": {"requests": [int], "errors": [int]},
      "latency": {"le": [number], "canary": [[int]], "baseline": [[int]]}}   (optional)
 
+Each arm may also carry ``"pods": {"<pod>": {"requests": [int], "errors": [int]}}``
+(optional, both arms or neither): per-pod counts, as ``sum by (pod)`` returns them. A
+lane check with ``podLabel`` then uses them (per-pod evidence); the arm's own counts
+still feed the arm-level test.
+
 The whole file is validated before anything is replayed: every problem is reported with
 its line number and field, and one bad line means nothing is replayed. Counts are taken
 as observed (step weights do not rescale them). With a lane, its steps, minimum durations,
@@ -49,6 +54,8 @@ class RecordedTrace:
     canary: tuple[list[float], list[float]]
     baseline: tuple[list[float], list[float]]
     latency: tuple[list[float], list[list[int]], list[list[int]]] | None
+    canary_pods: dict[str, tuple[list[float], list[float]]] | None = None
+    baseline_pods: dict[str, tuple[list[float], list[float]]] | None = None
 
 
 def _is_number(x: Any) -> bool:
@@ -96,6 +103,29 @@ def _counts(
         )
         return None
     return req, err
+
+
+def _pods(
+    where: str, obj: Any, field: str, length: int, problems: list[str]
+) -> dict[str, tuple[list[float], list[float]]] | None:
+    """An arm's optional ``pods``: ``{name: {"requests": [int], "errors": [int]}}``, each
+    as long as the arm's counts."""
+    if not isinstance(obj, dict) or not obj:
+        problems.append(f"{where}: field {field!r}: expected an object of pods")
+        return None
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for name, counts in obj.items():
+        path = f"{field}.{name}"
+        parsed = _counts(where, counts, path, problems)
+        if parsed is None:
+            continue
+        if len(parsed[0]) != length:
+            problems.append(
+                f"{where}: field {path}.requests has {len(parsed[0])} intervals, the arm {length}"
+            )
+            continue
+        out[name] = parsed
+    return out if len(out) == len(obj) else None
 
 
 def _latency(
@@ -188,6 +218,13 @@ def parse(path: Path) -> list[RecordedTrace]:
                 f"{where}: fields canary.requests and baseline.requests have different "
                 f"lengths ({len(canary[0])} and {len(baseline[0])})"
             )
+        split: dict[str, dict[str, tuple[list[float], list[float]]] | None] = {}
+        for arm, counts in (("canary", canary), ("baseline", baseline)):
+            raw = obj.get(arm)
+            if counts is not None and isinstance(raw, dict) and raw.get("pods") is not None:
+                split[arm] = _pods(where, raw["pods"], f"{arm}.pods", len(counts[0]), problems)
+        if len(split) == 1:
+            problems.append(f"{where}: field 'pods': give both arms' pods or neither")
         latency = None
         if obj.get("latency") is not None and canary is not None:
             latency = _latency(where, obj["latency"], len(canary[0]), problems)
@@ -203,6 +240,8 @@ def parse(path: Path) -> list[RecordedTrace]:
                 canary=canary,
                 baseline=baseline,
                 latency=latency,
+                canary_pods=split.get("canary"),
+                baseline_pods=split.get("baseline"),
             )
         )
     if problems:
@@ -233,7 +272,23 @@ def _to_traces(t: RecordedTrace, steps: int) -> bench.Traces:
         None if t.latency is None else buckets(t.latency[1]),
         None if t.latency is None else buckets(t.latency[2]),
         interval_s=t.interval_s,
+        canary_pods=_pod_arrays(t.canary_pods, steps),
+        baseline_pods=_pod_arrays(t.baseline_pods, steps),
     )
+
+
+def _pod_arrays(
+    pods: dict[str, tuple[list[float], list[float]]] | None, steps: int
+) -> bench.PodArrays | None:
+    if not pods:
+        return None
+    names = tuple(pods)
+
+    def stack(index: int) -> Any:
+        a = np.asarray([pods[n][index] for n in names], dtype=np.int32).T[None, None]
+        return np.broadcast_to(a, (steps, 1, *a.shape[-2:]))
+
+    return bench.PodArrays(names, stack(0), stack(1))
 
 
 def replay(path: Path, lane_path: Path | None = None) -> dict[str, Any]:

@@ -33,30 +33,36 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
-import json
 import random
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.bench.fencing import MUTATING
+from controller.bench.replica_harness import (
+    BENCH_AGENT,
+    LEASE_DURATION,
+    LEASE_NS,
+    MUTATING,
+    RETRY_PERIOD,
+    Commits,
+    ReplicaHarness,
+    Requests,
+    appended,
+    deployment_doc,
+    holder_at,
+    is_takeover,
+    lane_doc,
+)
 from controller.core.sharding import fair_share, shard_of
-from controller.sim.cluster import SimCluster
 from controller.sim.request_audit import ApiRequest
-from controller.sim.store import StoreEvent
 
 JsonDict = dict[str, Any]
 
-LEASE_NS = "changelane-system"
-LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4, 3, 1
 SHARDS = 3
 LANES_PER_SHARD = 2
 FIRST, ADDED = ("replica-a", "replica-b", "replica-c"), "replica-d"
@@ -73,10 +79,6 @@ def lanes_for(shards: int, per_shard: int = LANES_PER_SHARD) -> tuple[str, ...]:
             picked[shard_of(name, shards)].append(name)
         i += 1
     return tuple(sorted(n for names in picked.values() for n in names))
-
-
-def user_of(replica: str) -> str:
-    return f"system:serviceaccount:{LEASE_NS}:{replica}"
 
 
 def shard_lease(shard: int) -> str:
@@ -128,155 +130,44 @@ class Result:
         return body
 
 
-class Recorder:
-    """Arrival time and user of every request; every shard Lease commit with its holder."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: list[tuple[float, ApiRequest]] = []
-        self.leases: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
-
-    def on_request(self, request: ApiRequest) -> None:
-        with self._lock:
-            self.requests.append((time.monotonic(), request))
-
-    def on_commit(self, event: StoreEvent) -> None:
-        if event.type_key.split(".")[0] != "leases" or "-shard-" not in event.obj.name:
-            return
-        spec = json.loads(event.obj.raw).get("spec") or {}
-        with self._lock:
-            self.leases[event.obj.name].append(
-                (time.monotonic(), spec.get("holderIdentity") or None)
-            )
-
-    def snapshot(self) -> tuple[list[tuple[float, ApiRequest]], dict[str, list[Any]]]:
-        with self._lock:
-            return list(self.requests), {k: list(v) for k, v in self.leases.items()}
-
-
-def holder_at(commits: list[tuple[float, str | None]], t: float) -> tuple[str | None, float]:
-    i = bisect.bisect_right([at for at, _ in commits], t)
-    return (commits[i - 1][1], commits[i - 1][0]) if i else (None, 0.0)
-
-
 def _lane(name: str) -> JsonDict:
-    return {
-        "apiVersion": "changelane.dev/v1alpha1",
-        "kind": "ChangeLane",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"namespaces": [namespace_of(name)], "matchLabels": {"bench": "shards"}},
-            "agents": [{"id": "claude-code"}],
-            "provenance": {"required": ["agent", "model", "change"]},
-            "strategy": {
-                "steps": [
-                    {"weight": 50, "minDuration": "3s"},
-                    {"weight": 100, "minDuration": "3s"},
-                ],
-                "progressDeadline": "120s",
-            },
-            "gates": {
-                "maxConcurrentReleases": 5,
-                "maxReleasesPerDay": 10000,
-                "autonomyBudget": {"maxChangeFailureRate": 1.0},
-            },
-            "analysis": {
-                "interval": "1s",
-                "checks": [
-                    {"name": "errors", "kind": "threshold", "query": "x", "threshold": 0.05}
-                ],
-            },
-        },
-    }
+    selector = {"namespaces": [namespace_of(name)], "matchLabels": {"bench": "shards"}}
+    return lane_doc(name, selector, step_s=3, deadline_s=120)
 
 
 def _deployment(namespace: str) -> JsonDict:
-    annotations = {
-        "changelane.dev/agent": "claude-code",
-        "changelane.dev/model": "claude-opus-4",
-        "changelane.dev/change": "abc1234",
-        "changelane.dev/images": "web:0",
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": namespace, "labels": {"bench": "shards"}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}, "annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": "web:0"}]},
-            },
-        },
-    }
+    provenance = {**BENCH_AGENT, "changelane.dev/images": "web:0"}
+    return deployment_doc("web", namespace, {"bench": "shards"}, "web:0", provenance)
 
 
-class Bench:
+class Bench(ReplicaHarness):
     def __init__(self, workdir: Path, seed: int, shards: int = SHARDS) -> None:
-        self.workdir = workdir
+        super().__init__(workdir, seed, tracks=lambda lease: "-shard-" in lease)
         self.shards = shards
         self.rng = random.Random(seed)  # noqa: S311 (reproducible fault timing)
-        self.sim = SimCluster(ready_delay=0.2, fault_seed=seed)
-        self.recorder = Recorder()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.killed: set[str] = set()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
         self.marks: list[tuple[float, str]] = [(0.0, "start-up")]
         self.lanes = lanes_for(shards)
         self.lane_shard = {lane: shard_of(lane, shards) for lane in self.lanes}
 
     # ---------------------------------------------------------------- set-up
     def start(self) -> None:
-        sim = self.sim.start()
-        store = sim.store
-        for ns in (LEASE_NS, *(namespace_of(lane) for lane in self.lanes)):
-            store.create(
-                "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        namespaces = [LEASE_NS, *(namespace_of(lane) for lane in self.lanes)]
+        objects = [
+            obj
+            for lane in self.lanes
+            for obj in (
+                ("changelanes", _lane(lane)),
+                ("deployments", _deployment(namespace_of(lane))),
             )
-        for lane in self.lanes:
-            store.create("changelanes", _lane(lane))
-            store.create("deployments", _deployment(namespace_of(lane)))
-        sim.add_request_hook(self.recorder.on_request)
-        store.add_listener(self.recorder.on_commit)
+        ]
+        self.start_cluster(namespaces, objects)
         for replica in FIRST:
             self.launch(replica)
-        thread = threading.Thread(target=self._churn, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self.in_background(self._churn)
 
-    def launch(self, replica: str) -> None:
-        self.sim.add_user(user_of(replica))
-        kubeconfig = self.sim.write_kubeconfig(
-            self.workdir / f"{replica}.kubeconfig", user=user_of(replica)
-        )
-        log = (self.workdir / f"{replica}.log").open("wb")
-        self.procs[replica] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller.bench.fencing_replica",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--instance",
-                replica,
-                "--audit-log",
-                str(self.workdir / f"{replica}.audit.jsonl"),
-                "--lease-namespace",
-                LEASE_NS,
-                "--lease-duration",
-                str(LEASE_DURATION),
-                "--renew-deadline",
-                str(RENEW_DEADLINE),
-                "--retry-period",
-                str(RETRY_PERIOD),
-                "--shards",
-                str(self.shards),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    def launch(self, replica: str, extra_args: list[str] | None = None) -> None:
+        super().launch(replica, ["--shards", str(self.shards), *(extra_args or [])])
 
     def holders(self) -> dict[int, str | None]:
         out: dict[int, str | None] = {}
@@ -290,7 +181,7 @@ class Bench:
 
     def settled(self, replicas: list[str]) -> dict[str, int]:
         """Shards held per replica once balanced again (a hand-over may be under way)."""
-        self._wait(lambda: self.balanced(replicas), 10 * LEASE_DURATION, "balanced")
+        self.wait(lambda: self.balanced(replicas), 10 * LEASE_DURATION, "balanced")
         return self.held_by()
 
     def held_by(self) -> dict[str, int]:
@@ -315,32 +206,16 @@ class Bench:
         """A new pod template on some lane's workload every 1.5 s (so each lane gets one
         every 9 s and most releases run to their end), one in five 'bad'."""
         n = 0
-        while not self._stop.wait(1.5):
+        while self.every(1.5):
             n += 1
             ns = namespace_of(self.lanes[n % len(self.lanes)])
-            try:
-                dep = self.sim.store.get_obj("deployments", ns, "web")
-                tag = f"{n}-bad" if n % 5 == 0 else str(n)
-                template = dep["spec"]["template"]
-                template["spec"]["containers"][0]["image"] = f"web:{tag}"
-                # A pipeline's fresh provenance: its own change and the image it ships.
-                template["metadata"]["annotations"].update(
-                    {
-                        "changelane.dev/change": hashlib.sha1(tag.encode()).hexdigest()[:12],  # noqa: S324
-                        "changelane.dev/images": f"web:{tag}",
-                    }
-                )
-                self.sim.store.update("deployments", dep, namespace=ns, name="web")
-            except Exception:  # noqa: S112 (a conflict with the controller: next one)
-                continue
-
-    def _wait(self, predicate: Any, timeout: float, what: str) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return time.monotonic()
-            time.sleep(0.05)
-        raise TimeoutError(f"timed out waiting for: {what}")
+            tag = f"{n}-bad" if n % 5 == 0 else str(n)
+            # A pipeline's fresh provenance: its own change and the image it ships.
+            provenance = {
+                "changelane.dev/change": hashlib.sha1(tag.encode()).hexdigest()[:12],  # noqa: S324
+                "changelane.dev/images": f"web:{tag}",
+            }
+            self.ship(ns, "web", f"web:{tag}", provenance)
 
     # ---------------------------------------------------------------- phases
     def mark(self, phase: str) -> None:
@@ -348,7 +223,7 @@ class Bench:
 
     def phase_balance(self) -> Phase:
         began = time.monotonic()
-        self._wait(lambda: self.balanced(list(FIRST)), 60, "three replicas share the shards")
+        self.wait(lambda: self.balanced(list(FIRST)), 60, "three replicas share the shards")
         time.sleep(3.0)  # releases under way on every shard
         return Phase("balance", time.monotonic() - began, self.settled(list(FIRST)))
 
@@ -360,12 +235,12 @@ class Bench:
         self.procs[victim].send_signal(signal.SIGKILL)
         self.killed.add(victim)
         live = self.live()
-        moved = self._wait(
+        moved = self.wait(
             lambda: all(self.holders()[s] in live for s in lost),
             6 * LEASE_DURATION,
             f"{victim}'s shards move",
         )
-        self._wait(lambda: self.balanced(live), 10 * LEASE_DURATION, "two replicas balance")
+        self.wait(lambda: self.balanced(live), 10 * LEASE_DURATION, "two replicas balance")
         time.sleep(2.0)
         phase = Phase("kill", time.monotonic() - began, self.settled(live))
         phase.note = f"killed {victim} (shards {lost}); moved after {moved - began:.2f} s"
@@ -377,7 +252,7 @@ class Bench:
         began = time.monotonic()
         self.launch(ADDED)
         live = self.live()
-        done = self._wait(
+        done = self.wait(
             lambda: self.balanced(live) and self.held_by().get(ADDED, 0) > 0,
             20 * LEASE_DURATION,
             f"{ADDED} takes its share",
@@ -403,13 +278,13 @@ class Bench:
             delay = self.rng.uniform(2.0, 5.0)
             lease = shard_lease(self.rng.choice(shards))
             self.sim.faults.delay(delay, verbs=["update"], path=f"/leases/{lease}$", times=1)
-            sent = self._next_update(owner, lease, time.monotonic())
+            sent = self.next_lease_update(owner, lease, time.monotonic())
             time.sleep(max(0.0, sent + self.rng.uniform(0.1, delay - 0.1) - time.monotonic()))
         else:
             time.sleep(self.rng.uniform(0, RETRY_PERIOD))
         proc.send_signal(signal.SIGSTOP)
         try:
-            self._wait(
+            self.wait(
                 lambda: all(self.holders()[s] not in (None, owner) for s in shards),
                 8 * LEASE_DURATION,
                 f"{owner}'s shards taken over while it is frozen",
@@ -418,37 +293,7 @@ class Bench:
         finally:
             proc.send_signal(signal.SIGCONT)
         time.sleep(2.0)  # awake now: give it time to misbehave
-        self._wait(lambda: self.balanced(live), 20 * LEASE_DURATION, "balanced after a pause")
-
-    def _next_update(self, replica: str, lease: str, after: float) -> float:
-        def sent() -> float | None:
-            requests, _ = self.recorder.snapshot()
-            for at, req in reversed(requests):
-                if at <= after:
-                    return None
-                if req.user == user_of(replica) and req.name == lease and req.verb == "update":
-                    return at
-            return None
-
-        self._wait(lambda: sent() is not None, 10 * LEASE_DURATION, f"{replica} renews {lease}")
-        return sent() or after
-
-    # ---------------------------------------------------------------- tear-down
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.sim.stop()
+        self.wait(lambda: self.balanced(live), 20 * LEASE_DURATION, "balanced after a pause")
 
     # ---------------------------------------------------------------- judging
     def lane_of_request(self, req: ApiRequest) -> str | None:
@@ -511,8 +356,8 @@ class Bench:
         replica: str,
         at: float,
         req: ApiRequest,
-        requests: list[tuple[float, ApiRequest]],
-        leases: dict[str, list[tuple[float, str | None]]],
+        requests: Requests,
+        leases: dict[str, Commits],
     ) -> None:
         if "-shard-" not in req.name:
             return  # its member Lease (membership steers balance, never who acts)
@@ -520,29 +365,19 @@ class Bench:
         holder, _ = holder_at(commits, at)
         if holder is None or holder == replica:
             return
-        reads = [
-            t
-            for t, r in requests
-            if t < at and r.user == user_of(replica) and r.name == req.name and r.verb == "get"
-        ]
-        if reads:
-            seen, written = holder_at(commits, reads[-1])
-            if seen != replica and reads[-1] - written >= LEASE_DURATION - 0.5:
-                return  # a takeover of a record unchanged for a lease duration
+        if is_takeover(replica, req.name, at, requests, commits):
+            return  # a takeover of a record unchanged for a lease duration
         self._late(result, replica, at, req, f"its Lease (held by {holder})")
 
     def _judge_appends(self, result: Result, leases: dict[str, Any]) -> None:
         for replica in self.procs:
-            stamps = self.workdir / f"{replica}.audit.jsonl.appends"
-            lines = stamps.read_text().split("\n") if stamps.exists() else []
-            for line in filter(None, lines):
-                t, rid, lease = line.split(" ")
+            for t, rid, lease in appended(self.workdir, replica):
                 holder, _ = holder_at(leases.get(lease, []), float(t))
                 if holder != replica:
                     result.late_appends += 1
                     result.violations.append(f"{replica} appended {rid} under {lease} ({holder})")
 
-    def _judge_moves(self, result: Result, leases: dict[str, list[Any]]) -> None:
+    def _judge_moves(self, result: Result, leases: dict[str, Commits]) -> None:
         """Per shard: each change of holder, from the old holder's last write (a renewal,
         or its release) to the new one's acquisition; released shards are hand-overs."""
         for commits in leases.values():

@@ -210,11 +210,29 @@ def backtest(
     help="More than 1: the same lanes on one replica with M releases, then on this many "
     "sharing them (--shards) with replicas x M releases (10k Deployments, M = 1k).",
 )
-def controller_scale(json_path: Path | None, quick: bool, replicas: int) -> None:
+@click.option(
+    "--size",
+    type=(click.IntRange(1), click.IntRange(1), click.IntRange(1), click.FloatRange(1)),
+    default=None,
+    metavar="DEPLOYMENTS RELEASES INTERVAL_S WINDOW_S",
+    help="With --replicas: a world of this size instead of 10000 1000 30 150 "
+    "(RELEASES per replica).",
+)
+def controller_scale(
+    json_path: Path | None,
+    quick: bool,
+    replicas: int,
+    size: tuple[int, int, int, float] | None,
+) -> None:
     """`changelane run` at 1k/10k Deployments and 1k live releases on the simulated cluster."""
     from controller.bench import controller_scale as bench_controller
 
-    runs, failures = bench_controller.run(quick=quick, echo=click.echo, replicas=replicas)
+    if size is not None and replicas == 1:
+        raise click.BadParameter("--size goes with --replicas 2 or more", param_hint="--size")
+    world = bench_controller.Size(*size) if size is not None else None
+    runs, failures = bench_controller.run(
+        quick=quick, echo=click.echo, replicas=replicas, size=world
+    )
     click.echo(bench_controller.table(runs))
     if json_path is not None:
         bench_controller.write_json(runs, json_path)

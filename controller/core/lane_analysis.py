@@ -106,6 +106,8 @@ def window_rung(elapsed_s: float, unit_s: int) -> int | None:
 
 def groupable(check: AnalysisCheck) -> dict[str, GroupedTemplate] | str:
     """The grouped form of each of the check's templates, or why one has none."""
+    if check.pod_label is not None:
+        return f"check {check.name}: split by pod ({check.pod_label}), queried per release"
     out: dict[str, GroupedTemplate] = {}
     templates = (check.query, check.baseline_query, check.errors_query, check.total_query)
     for template in templates:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import copy
 import json
 import secrets
 import threading
@@ -129,6 +128,9 @@ class Store:
         self._listeners: list[Listener] = []
         self._owners: dict[str, set[tuple[str, str, str]]] = {}
         self._uids: dict[str, tuple[str, str, str]] = {}
+        #: (storage key, namespace, label key, label value) -> names: a list by label
+        #: selector (the controller lists a workload's pods) touches only the matches.
+        self._by_label: dict[tuple[str, str, str, str], set[str]] = {}
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
 
@@ -208,8 +210,11 @@ class Store:
                 pools: list[dict[str, Stored]] = [self._bucket(rtype, namespace)]
             else:
                 pools = list(self._data.get(rtype.storage_key, {}).values())
-            candidates = [s for pool in pools for s in pool.values()]
-        candidates.sort(key=lambda s: (s.namespace, s.name))
+            indexed = self._labelled(rtype, namespace, labels) if namespace else None
+            if indexed is not None:
+                candidates = [s for name in indexed if (s := pools[0].get(name)) is not None]
+            else:
+                candidates = [s for pool in pools for s in pool.values()]
         selected = [
             s
             for s in candidates
@@ -217,6 +222,7 @@ class Store:
             and labels.matches(s.labels)
             and (fields.empty or fields.matches(s.field))
         ]
+        selected.sort(key=lambda s: (s.namespace, s.name))
         if limit and len(selected) > limit:
             page = selected[:limit]
             last = page[-1]
@@ -614,6 +620,34 @@ class Store:
 
     # ------------------------------------------------------------------ internals
 
+    def _labelled(
+        self, rtype: ResourceType, namespace: str, labels: LabelSelector
+    ) -> builtins.set[str] | None:
+        """Names in ``namespace`` carrying every ``key=value`` the selector requires (a
+        superset of its matches), or None when it requires none."""
+        found: builtins.set[str] | None = None
+        ns = namespace if rtype.namespaced else ""
+        for req in labels.requirements:
+            if req.operator in ("=", "==", "in") and len(req.values) == 1:
+                names = self._by_label.get((rtype.storage_key, ns, req.key, req.values[0]), set())
+                found = names if found is None else found & names
+        return None if found is None else builtins.set(found)
+
+    def _index_labels(self, rtype: ResourceType, old: Stored | None, new: Stored | None) -> None:
+        if old is not None and new is not None and old.labels == new.labels:
+            return
+        key = rtype.storage_key
+        if old is not None:
+            for label in old.labels.items():
+                names = self._by_label.get((key, old.namespace, *label))
+                if names is not None:
+                    names.discard(old.name)
+                    if not names:
+                        del self._by_label[(key, old.namespace, *label)]
+        if new is not None:
+            for label in new.labels.items():
+                self._by_label.setdefault((key, new.namespace, *label), set()).add(new.name)
+
     def _bucket(self, rtype: ResourceType, namespace: str | None) -> dict[str, Stored]:
         by_ns = self._data.setdefault(rtype.storage_key, {})
         ns = (namespace or "") if rtype.namespaced else ""
@@ -655,7 +689,9 @@ class Store:
         """Check kind/apiVersion/namespace of a request body; normalise to the storage shape."""
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
-        obj = copy.deepcopy(obj)
+        # A JSON round trip copies in C, several times faster than deepcopy on objects
+        # with managedFields; a body must be JSON to be stored anyway.
+        obj = json.loads(dumps(obj))
         api_version = obj.get("apiVersion") or rtype.api_version
         kind = obj.get("kind") or rtype.kind
         if api_version != rtype.api_version or kind != rtype.kind:
@@ -749,7 +785,7 @@ class Store:
     ) -> Stored:
         old = current.obj()
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = current.obj()  # a second fresh copy: cheaper than deepcopy(old)
             if "status" in new:
                 merged["status"] = new["status"]
             else:
@@ -818,7 +854,9 @@ class Store:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         stored = Stored.of(obj)
-        self._bucket(rtype, stored.namespace)[stored.name] = stored
+        bucket = self._bucket(rtype, stored.namespace)
+        self._index_labels(rtype, bucket.get(stored.name), stored)
+        bucket[stored.name] = stored
         self._index_owners(rtype, prev, stored)
         if event_type is not None:
             self._record(StoreEvent(self._rv, event_type, rtype.storage_key, stored, prev))
@@ -829,7 +867,9 @@ class Store:
         obj = current.obj()
         obj["metadata"]["resourceVersion"] = str(self._rv)
         gone = Stored.of(obj)
-        self._bucket(rtype, current.namespace).pop(current.name, None)
+        self._index_labels(
+            rtype, self._bucket(rtype, current.namespace).pop(current.name, None), None
+        )
         self._index_owners(rtype, current, None)
         self._record(StoreEvent(self._rv, "DELETED", rtype.storage_key, gone, current))
         self._collect_dependents(gone)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.bench.controller_replicas import lane_names
-from controller.bench.controller_scale import histogram_quantile, lag_ratios, replica_plans
+from controller.bench.controller_scale import Size, histogram_quantile, lag_ratios, replica_plans
 from controller.bench.grouped_answers import grouped_series
 from controller.cli.main import cli
 from controller.core.sharding import shard_of
@@ -52,6 +52,10 @@ def test_replica_worlds_give_each_shard_a_lane_and_compare_like_with_like() -> N
     assert (one.replicas, three.replicas) == (1, 3)
     assert one.lanes == three.lanes == 3 and one.deployments == three.deployments
     assert three.releases == (3 * one.releases[0],)
+    # A smaller world (--size): the same releases per replica, its own interval and window.
+    one, three = replica_plans(3, size=Size(1_500, 100, 10, 40.0))
+    assert (one.deployments, one.releases, three.releases) == (1_500, (100,), (300,))
+    assert one.interval_s == three.interval_s == 10 and three.window_s == 40.0
 
 
 def test_stand_in_answers_a_grouped_query_per_listed_value() -> None:

@@ -97,9 +97,10 @@ def test_quick_slice_meets_the_key_targets() -> None:
     assert ours["errors_x5_10rps"]["missed_regression_rate"] == 0
     for name in ("realistic_x2_10rps", "realistic_bad_pod_10rps", "no_data"):
         assert ours[name]["promoted_rate"] == 0, ours[name]  # never promote a regression
-    # one bad pod of five is rolled back, not hidden by its own noise (the judge that took
-    # the noise's scale at ratio 1 missed 27% on the full run)
-    assert ours["realistic_bad_pod_10rps"]["missed_regression_rate"] <= 0.25
+    # one bad pod of five is rolled back by its own per-pod evidence, in minutes (the
+    # arm-level test alone missed 10.4% on the full run, detection p50 450 s)
+    assert ours["realistic_bad_pod_10rps"]["missed_regression_rate"] == 0
+    assert ours["realistic_bad_pod_10rps"]["detection_median_s"] <= 240
     # a healthy equal-arm lane with few errors is promoted within the hour, not paused at
     # a deadline shorter than ruling out x2 takes (18.6% with the 30-minute deadline)
     assert ours["healthy_10rps"]["promoted_rate"] >= 0.5

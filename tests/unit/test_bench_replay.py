@@ -108,3 +108,64 @@ def test_bad_input_gets_one_precise_error_per_problem_and_nothing_is_replayed(
     assert "line 6: not JSON" in text
     assert "line 1" not in text
     assert not out.exists()  # nothing half-replayed
+
+
+def pod_trace(name: str, *, bad_pod: bool) -> dict[str, Any]:
+    """Per-pod counts: five canary pods at 2 req/s (one x10 when bad), ten baseline pods."""
+    rng = np.random.default_rng(sum(map(ord, name)))
+    n = 120
+
+    def arm(pods: int, rps: float, factors: list[float]) -> dict[str, Any]:
+        split = {}
+        for j in range(pods):
+            req = rng.poisson(rps * 30, n)
+            split[f"pod-{j}"] = {
+                "requests": req.tolist(),
+                "errors": rng.binomial(req, 0.005 * factors[j]).tolist(),
+            }
+        return {
+            "requests": np.sum([p["requests"] for p in split.values()], axis=0).tolist(),
+            "errors": np.sum([p["errors"] for p in split.values()], axis=0).tolist(),
+            "pods": split,
+        }
+
+    return {
+        "family": "bad_pod" if bad_pod else "healthy_pods",
+        "name": name,
+        "interval_s": 30,
+        "expect": "rollback" if bad_pod else "promote",
+        "onset_s": 0 if bad_pod else None,
+        "canary": arm(5, 2, [10.0 if bad_pod else 1.0, 1, 1, 1, 1]),
+        "baseline": arm(10, 10, [1.0] * 10),
+    }
+
+
+def test_replay_uses_per_pod_counts_when_the_trace_has_them(tmp_path: Path) -> None:
+    lines = [json.dumps(pod_trace(f"b{i}", bad_pod=True)) for i in range(3)]
+    lines += [json.dumps(pod_trace(f"h{i}", bad_pod=False)) for i in range(2)]
+    src = write(tmp_path / "pods.jsonl", lines)
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        cli, ["bench", "decisions", "--traces", str(src), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {(r["scenario"], r["judge"]): r for r in json.loads(out.read_text())["scenarios"]}
+    bad = rows[("bad_pod", "changelane")]
+    assert bad["missed_regression_rate"] == 0
+    assert bad["detection_median_s"] <= 300
+    assert rows[("healthy_pods", "changelane")]["false_rollback_rate"] == 0
+
+
+def test_per_pod_counts_get_precise_errors(tmp_path: Path) -> None:
+    one_arm = pod_trace("one", bad_pod=False)
+    del one_arm["baseline"]["pods"]
+    short = pod_trace("short", bad_pod=False)
+    short["canary"]["pods"]["pod-2"]["requests"].pop()
+    short["canary"]["pods"]["pod-2"]["errors"].pop()
+    src = write(tmp_path / "bad.jsonl", [json.dumps(one_arm), json.dumps(short)])
+    result = CliRunner().invoke(cli, ["bench", "decisions", "--traces", str(src)])
+    assert result.exit_code != 0
+    assert "line 1: field 'pods': give both arms' pods or neither" in result.output
+    assert "line 2: field canary.pods.pod-2.requests has 119 intervals, the arm 120" in (
+        result.output
+    )

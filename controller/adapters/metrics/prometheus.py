@@ -41,6 +41,7 @@ from tenacity import (
 )
 from urllib3.util.retry import Retry
 
+from controller.adapters.metrics.pods import fetch_pods
 from controller.core.analysis.sample import (
     DEFAULT_MIN_WINDOW_SECONDS,
     CheckSample,
@@ -186,6 +187,22 @@ class PrometheusMetrics:
         )
         return result, unreachable
 
+    def query_vector(self, promql: str) -> list[Any] | str:
+        """Run one instant query expected to answer several series (``sum by (pod)``):
+        the series, or why there are none to read. Never raises."""
+        try:
+            data = self._retrying()(self._raw_query, promql)
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            return f"Prometheus at {self.url}: {type(cause).__name__}: {_short(cause)}"
+        except _Rejected as exc:
+            return str(exc)
+        except (requests.RequestException, ValueError) as exc:
+            return f"Prometheus at {self.url}: {type(exc).__name__}: {_short(exc)}"
+        if not isinstance(data, list) or (data and not isinstance(data[0], dict)):
+            return "expected an instant vector"
+        return data
+
     @staticmethod
     def _error(promql: str, detail: str) -> QueryResult:
         return QueryResult(promql, ResultKind.ERROR, detail=detail)
@@ -227,6 +244,8 @@ class PrometheusMetrics:
             min_window_seconds=params.min_window_seconds,
             results=results,
         )
+        if check.pod_label is not None and unreachable is None:
+            sample = replace(sample, pods=fetch_pods(self, check, params))
         if unreachable is not None:
             return CheckSample(
                 lane=sample.lane,

@@ -21,7 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.core.analysis.robust import evaluate, observe
+from controller.core.analysis.pods import (
+    PodResult,
+    between_pod_variance,
+    bias_variance,
+    interval_reference,
+    observe_pods,
+    worst_pod,
+)
+from controller.core.analysis.robust import evaluate, observe, overdispersion
 from controller.core.analysis.sample import (
     CheckSample,
     QueryResult,
@@ -356,6 +364,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         canary=(c_bad, c_total),
         baseline=(b_bad, b_total),
     )
+    evidence = _observe_pods(check, sample, tick, evidence)
     e = evidence
     if e.canary_total <= 0 or e.baseline_total <= 0:
         raise _InconclusiveError(
@@ -366,8 +375,25 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
             evidence=evidence,
         )
     beta = 1.0 - check.power
+    spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
     r = evaluate(
-        e, tolerance=check.tolerance, mde=check.min_detectable_effect, alpha=alpha, beta=beta
+        e,
+        tolerance=check.tolerance,
+        mde=check.min_detectable_effect,
+        alpha=alpha,
+        beta=beta,
+        bias=bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0,
+    )
+    pod = (
+        worst_pod(
+            e,
+            psi=overdispersion(e, check.tolerance),
+            spread=spread,
+            tolerance=check.tolerance,
+            alpha=alpha,
+        )
+        if spread is not None
+        else None
     )
     canary_ratio = e.canary_errors / e.canary_total
     baseline_ratio = e.baseline_errors / e.baseline_total
@@ -390,20 +416,26 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         f"{alpha:g} bound, {mde_x} ruled out at {r.futility_z:.2f} of the {beta:g} bound, "
         f"overdispersion {r.dispersion:.2f}"
     )
-    rejected = r.regression_z >= 1.0
+    if spread is not None:
+        statistic += f", pod spread {spread:.3f}" + _pod_text(pod)
+    pod_rejected = pod is not None and pod.z >= 1.0
+    rejected = r.regression_z >= 1.0 or pod_rejected
     evidence = evidence.model_copy(
         update={"rejections_in_a_row": e.rejections_in_a_row + 1 if rejected else 0}
     )
-    strong = r.strong_z >= 1.0 and not e.baseline_elevated
+    strong_pod = pod is not None and pod.strong_z >= 1.0
+    strong = (r.strong_z >= 1.0 or strong_pod) and not e.baseline_elevated
     if strong or (rejected and evidence.rejections_in_a_row >= check.confirm_looks):
         how = (
             "at 1/100 of alpha in one look"
             if strong
             else f"in {evidence.rejections_in_a_row} looks in a row"
         )
+        arm_failed = r.strong_z >= 1.0 if strong else r.regression_z >= 1.0
+        who = "canary" if arm_failed or pod is None else f"canary pod {pod.name}"
         return tick.measure(
             Verdict.FAIL,
-            f"{head}: canary worse than {tol_x} the baseline ({how}); {statistic}",
+            f"{head}: {who} worse than {tol_x} the baseline ({how}); {statistic}",
             statistic=statistic,
             evidence=evidence,
             **values,
@@ -473,6 +505,35 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         evidence=evidence,
         **values,
     )
+
+
+def _observe_pods(
+    check: AnalysisCheck, sample: CheckSample, tick: _Tick, evidence: SequentialEvidence
+) -> SequentialEvidence:
+    """Fold the per-pod counts in, when the check declares a pod label and the sample has
+    both arms split by it; a look without them leaves the per-pod evidence as it was."""
+    canary, baseline = sample.pods.get(Track.CANARY), sample.pods.get(Track.BASELINE)
+    if check.pod_label is None or not canary or not baseline:
+        return evidence
+    if check.direction is Direction.HIGHER_IS_BETTER:
+        canary = {k: (max(n - g, 0.0), n) for k, (g, n) in canary.items()}
+        baseline = {k: (max(n - g, 0.0), n) for k, (g, n) in baseline.items()}
+    pods = observe_pods(
+        evidence.pods,
+        step=tick.step,
+        window_seconds=sample.window_seconds,
+        canary=canary,
+        baseline=baseline,
+        reference=interval_reference(tick.evidence, evidence),
+    )
+    return evidence.model_copy(update={"pods": pods})
+
+
+def _pod_text(pod: PodResult | None) -> str:
+    if pod is None:
+        return ""
+    ratio = "n/a" if pod.ratio is None else f"x{pod.ratio:.2f}"
+    return f", worst canary pod {pod.name} ({ratio}) at {pod.z:.2f} of its bound"
 
 
 def _round_count(x: float) -> str:

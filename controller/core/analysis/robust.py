@@ -243,18 +243,28 @@ class RobustResult:
 
 
 def evaluate(
-    e: SequentialEvidence, *, tolerance: float, mde: float, alpha: float, beta: float
+    e: SequentialEvidence,
+    *,
+    tolerance: float,
+    mde: float,
+    alpha: float,
+    beta: float,
+    bias: float = 0.0,
 ) -> RobustResult:
-    """Both tests on the evidence so far (see the module docstring)."""
+    """Both tests on the evidence so far (see the module docstring). ``bias``: the variance,
+    per unit ratio squared, of a persistent bias in the sum (the canary's draw of pods,
+    :func:`controller.core.analysis.pods.bias_variance`), added under the regression
+    test's null: a canary no worse in code is not rolled back for the pods it drew. The
+    futility test leaves it out (see ``controller.core.analysis.pods``, point 2)."""
     psi = overdispersion(e, tolerance)
     lo, hi = 1.0 + tolerance, 1.0 + mde
     # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
     # whole, however few of its intervals are in.
     scale = e.dispersion_quadratic + e.batch_canary_variance**2
 
-    def var(rho: float, canary_rho: float) -> float:
+    def var(rho: float, canary_rho: float, bias: float = 0.0) -> float:
         poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
-        return poisson + psi * (canary_rho**2 + rho**2) * scale
+        return poisson + psi * (canary_rho**2 + rho**2) * scale + rho * rho * bias
 
     s_reg = e.canary_errors - lo * e.scaled_baseline_errors
     s_fut = hi * e.scaled_baseline_errors - e.canary_errors
@@ -263,8 +273,8 @@ def evaluate(
     # window is not given the narrow variance of a healthy one (the Wald-type choice
     # promoted 3-4% of x2 regressions on the realistic bench families).
     seen = hi
-    reg_z = s_reg / boundary(var(lo, lo), alpha)
-    strong_z = s_reg / boundary(var(lo, lo), alpha * STRONG_EVIDENCE_FACTOR)
+    reg_z = s_reg / boundary(var(lo, lo, bias), alpha)
+    strong_z = s_reg / boundary(var(lo, lo, bias), alpha * STRONG_EVIDENCE_FACTOR)
     fut_z = s_fut / boundary(var(hi, seen), beta, FUTILITY_TARGET_VARIANCE)
     return RobustResult(
         ratio=rate_ratio(e),

@@ -109,6 +109,9 @@ class CheckSample:
     min_window_seconds: int = DEFAULT_MIN_WINDOW_SECONDS
     results: Mapping[SeriesKey, QueryResult] = field(default_factory=dict)
     error: str | None = None
+    #: Per track, each pod's ``(errors, total)`` over the window, when the check declares
+    #: a ``podLabel`` and the counts could be split by it (empty otherwise).
+    pods: Mapping[Track, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     def get(self, track: Track, role: Role, window_seconds: int | None = None) -> QueryResult:
         key = SeriesKey(

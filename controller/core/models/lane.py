@@ -42,7 +42,8 @@ from controller.core.models.validation_rules import (
     WINDOW_ORDERED,
     validations,
 )
-from controller.core.promql import template_problems
+from controller.core.promql import TemplateError, template_problems
+from controller.core.promql_pods import pod_split_template
 
 KIND = "ChangeLane"
 PLURAL = "changelanes"
@@ -392,6 +393,17 @@ class AnalysisCheck(CamelModel):
         description="sequential: looks in a row the regression test must reject before the "
         "check fails (a single look fails only on evidence 100x stronger than alpha).",
     )
+    pod_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128)] | None = (
+        Field(
+            default=None,
+            description="sequential: the Prometheus label naming the pod (usually pod). When "
+            "set, the check also reads its counts split by that label: each canary pod is "
+            "tested against the canary's other pods (one bad pod of five is caught on its "
+            "own), and the "
+            "spread between the baseline's pods is estimated and allowed for (a canary of one "
+            "pod on a slower node is not a regression). Off by default.",
+        )
+    )
     critical: bool = Field(default=False, description="One Fail rolls back at once.")
     min_samples: Annotated[int, Field(ge=1)] = Field(
         default=50,
@@ -430,6 +442,8 @@ class AnalysisCheck(CamelModel):
                 f"tolerance {self.tolerance:g} must be below minDetectableEffect "
                 f"{self.min_detectable_effect:g}"
             )
+        if self.pod_label is not None and self.kind is not CheckKind.SEQUENTIAL:
+            raise ValueError(f"podLabel applies to sequential checks, not {self.kind.value}")
         missing = [f for f in needs[self.kind] if getattr(self, f) is None]
         if missing:
             names = ", ".join(_camel(f) for f in missing)
@@ -440,6 +454,15 @@ class AnalysisCheck(CamelModel):
                 problems = template_problems(template)
                 if problems:
                     raise ValueError(f"{_camel(field)}: {'; '.join(problems)}")
+        if self.pod_label is not None:
+            for field in ("errors_query", "total_query"):
+                template = getattr(self, field)
+                try:
+                    pod_split_template(template or "", self.pod_label)
+                except (ValueError, TemplateError) as exc:
+                    raise ValueError(
+                        f"podLabel: {_camel(field)} cannot be split by pod: {exc}"
+                    ) from exc
         return self
 
 

@@ -116,6 +116,57 @@ class LaneReleaseSpec(CamelModel):
     )
 
 
+#: Canary pods kept by name in a check's evidence; more are folded into one ``*`` tally
+#: (which over-states, never under-states, how concentrated the canary's traffic is).
+MAX_CANARY_PODS = 10
+#: Baseline pods kept for the between-pod spread estimate (a sample is enough for a
+#: variance component; a baseline of hundreds of pods does not grow the status).
+MAX_BASELINE_PODS = 20
+
+
+class PodTally(CamelModel):
+    """One pod's counts over the release (see ``controller.core.analysis.pods``)."""
+
+    name: Annotated[str, Field(max_length=253)]
+    errors: float = 0.0
+    total: float = 0.0
+    scaled_baseline_errors: float = Field(
+        default=0.0,
+        description="Canary pods: sum over intervals of the other canary pods' errors x "
+        "this pod's traffic / theirs.",
+    )
+    expected: float = Field(
+        default=0.0,
+        description="Canary pods: sum of q_i n_i, errors expected at the baseline's ratio.",
+    )
+    compared_expected: float = Field(
+        default=0.0,
+        description="Canary pods: the same over the intervals with other canary pods, at "
+        "the larger of the baseline's and the other pods' ratio.",
+    )
+    baseline_variance: float = Field(
+        default=0.0, description="Canary pods: sum of q_i n_i^2 / (the other pods' traffic)."
+    )
+    compared_errors: float = Field(
+        default=0.0, description="Canary pods: errors in the intervals with other canary pods."
+    )
+    last_errors: float = Field(default=0.0, description="Cumulative errors in the last window.")
+    last_total: float = Field(default=0.0, description="Cumulative total in the last window.")
+
+
+class PodEvidence(CamelModel):
+    """Per-pod evidence of a sequential check whose lane declares a pod label."""
+
+    step: int = 0
+    window_seconds: int = 0
+    canary: Annotated[list[PodTally], Field(max_length=MAX_CANARY_PODS + 1)] = Field(
+        default_factory=list
+    )
+    baseline: Annotated[list[PodTally], Field(max_length=MAX_BASELINE_PODS)] = Field(
+        default_factory=list
+    )
+
+
 class SequentialEvidence(CamelModel):
     """What a sequential check has seen so far in this release, as running sums of
     interval-level observations (see ``controller.core.analysis.robust``). Carried in the
@@ -167,6 +218,9 @@ class SequentialEvidence(CamelModel):
     )
     rejections_in_a_row: int = Field(
         default=0, description="Looks in a row whose regression test rejected."
+    )
+    pods: PodEvidence | None = Field(
+        default=None, description="Per-pod counts, when the check declares a podLabel."
     )
 
 
