@@ -13,26 +13,13 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable
-from typing import Any
 
 from controller.runtime.objects import Caches
 from controller.runtime.ports import ConflictError, JsonDict, NotFoundError, NotLeaderError
+from controller.sim.patching import merge_patch
 
 DEPLOYMENTS, RELEASES, LANES = "deployments", "lanereleases", "changelanes"
 PODS, REPLICA_SETS, ROUTES = "pods", "replicasets", "httproutes"
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386: objects merge, null deletes, everything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 def _matches(labels: dict[str, str], selector: str) -> bool:

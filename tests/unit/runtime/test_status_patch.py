@@ -8,20 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.runtime.commit import status_patch
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386's MergePatch, as the API server applies it."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
-
+from controller.sim.patching import merge_patch
 
 # Status-shaped JSON: what status_wire produces (no nulls; exclude_none).
 keys = st.sampled_from(["phase", "checks", "conditions", "lastAnalysisAt", "a", "b"])
