@@ -20,23 +20,14 @@ from controller.adapters.metrics.prometheus_process import (
     ScrapeTarget,
     SyntheticWorkload,
 )
+from controller.bench.decisions import BENCH_CHECKS
 from controller.core.analysis import ReleaseParams, Track, judge
 from controller.core.models import AnalysisCheck, Measurement, Verdict
 
 pytestmark = pytest.mark.prometheus
 
-SELECT = 'namespace="{{ namespace }}", app="{{ workload }}", track="{{ track }}"'
-CHECK = AnalysisCheck.model_validate(
-    {
-        "name": "error-rate",
-        "kind": "sequential",
-        "errorsQuery": "sum(increase(http_requests_total{"
-        + SELECT
-        + ', code=~"5.."}[{{ window }}]))',
-        "totalQuery": "sum(increase(http_requests_total{" + SELECT + "}[{{ window }}]))",
-        "podLabel": "pod",
-    }
-)
+# The decision bench's error check, podLabel included: the test runs what the bench measures.
+CHECK = AnalysisCheck.model_validate(BENCH_CHECKS[0])
 CANARY_PODS = 10
 BASELINE_PODS = 5
 BAD_POD = "shop-canary-3"
