@@ -22,6 +22,7 @@ from controller.core import labels
 from controller.core.models import API_GROUP, API_VERSION, ChangeLane, LaneRelease
 from controller.core.replica_plan import rollout_complete
 from controller.runtime.converge import Converger
+from controller.runtime.failures import backoff_delay
 from controller.runtime.lane_capacity import LaneWorkloads
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
@@ -53,7 +54,7 @@ ADOPTED_REQUEUE_MAX_S = 300.0
 def adoption_wait(waits: int) -> float:
     """Seconds before looking again after the ``waits``-th look in a row found the
     workload still waiting for its primary (>= 1)."""
-    return min(ADOPTED_REQUEUE_MAX_S, ADOPTED_REQUEUE_S * float(2 ** min(max(waits, 1) - 1, 16)))
+    return backoff_delay(waits, first=ADOPTED_REQUEUE_S, cap=ADOPTED_REQUEUE_MAX_S)
 
 
 class Adoption:

@@ -15,10 +15,11 @@ FIRST_DELAY_S = 5.0
 MAX_DELAY_S = 300.0
 
 
-def backoff_delay(failures: int) -> float:
-    """Seconds before retrying after ``failures`` consecutive failures (>= 1)."""
+def backoff_delay(failures: int, first: float = FIRST_DELAY_S, cap: float = MAX_DELAY_S) -> float:
+    """Seconds before retrying after ``failures`` consecutive failures (>= 1): ``first``,
+    doubling each time, at most ``cap``."""
     doublings = min(max(failures, 1) - 1, 16)
-    return min(MAX_DELAY_S, FIRST_DELAY_S * float(2**doublings))
+    return min(cap, first * float(2**doublings))
 
 
 class FailureBackoff:
