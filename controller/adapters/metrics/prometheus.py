@@ -191,14 +191,9 @@ class PrometheusMetrics:
         """Run one instant query expected to answer several series (``sum by (pod)``):
         the series, or why there are none to read. Never raises."""
         try:
-            data = self._retrying()(self._raw_query, promql)
-        except RetryError as exc:
-            cause = exc.last_attempt.exception()
-            return f"Prometheus at {self.url}: {type(cause).__name__}: {_short(cause)}"
-        except _Rejected as exc:
+            data = self.request("per-pod query", lambda client: client.custom_query(promql))
+        except PrometheusRequestError as exc:
             return str(exc)
-        except (requests.RequestException, ValueError) as exc:
-            return f"Prometheus at {self.url}: {type(exc).__name__}: {_short(exc)}"
         if not isinstance(data, list) or (data and not isinstance(data[0], dict)):
             return "expected an instant vector"
         return data
