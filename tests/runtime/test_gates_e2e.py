@@ -182,8 +182,18 @@ def test_autonomy_off_mid_flight_pauses_and_switching_on_resumes(
         write_flags(flag_file, autonomy(True))
         rel = env.wait_phase(["Promoted", "RolledBack"], name=name)
         assert rel["status"]["phase"] == "Promoted"
-        decisions = [r.decision.value for r in env.sink.records if r.release == name]
-        assert decisions.index("paused") < decisions.index("resumed") < decisions.index("promoted")
+
+        def decisions() -> list[str]:
+            return [r.decision.value for r in env.sink.records if r.release == name]
+
+        # The phase is committed with the record in its outbox and the outbox is flushed to
+        # the sinks right after (commit.py), so the record can trail the phase by a moment.
+        wait(lambda: "promoted" in decisions())
+        assert (
+            decisions().index("paused")
+            < decisions().index("resumed")
+            < decisions().index("promoted")
+        )
         assert max(replicas.values) == 2
 
 
