@@ -123,3 +123,33 @@ def test_watch_events_are_cached_transformed(sim: tuple[SimCluster, KubeApi]) ->
 
 def _name(obj: Any) -> str:
     return str(obj["metadata"]["name"])
+
+
+def test_a_dropped_watch_resumes_where_it_was_not_from_the_list(
+    sim: tuple[SimCluster, KubeApi],
+) -> None:
+    """The client's Watch never advances its resourceVersion when it hands dicts over (no
+    model to deserialise into): every reconnect resumed from the *list's* resourceVersion
+    and replayed every change since, putting old copies back in the cache."""
+    cluster, api = sim
+    informer = LeanInformer(api.lister("Deployment"), transform=lean_deployment)
+    modified: list[tuple[str, Any]] = []
+    informer.add_event_handler(
+        "MODIFIED", lambda obj: modified.append((_name(obj), obj["spec"]["replicas"]))
+    )
+    informer.start()
+    try:
+        _wait(lambda: informer._watch is not None and len(informer.cache.list()) == 25)
+        listed_at = informer._resource_version
+        for replicas in (2, 3):
+            cluster.store.patch("deployments", NS, "d001", {"spec": {"replicas": replicas}})
+        _wait(lambda: informer.cache.get_by_key(f"{NS}/d001")["spec"]["replicas"] == 3)
+        seen = len(modified)
+        assert cluster.faults.drop_watches() >= 1
+        cluster.store.patch("deployments", NS, "d002", {"spec": {"replicas": 4}})
+        _wait(lambda: informer.cache.get_by_key(f"{NS}/d002")["spec"]["replicas"] == 4)
+        assert [name for name, _ in modified[seen:] if name == "d001"] == []  # no replay
+        assert informer.cache.get_by_key(f"{NS}/d001")["spec"]["replicas"] == 3
+        assert int(informer._watch.resource_version) > int(listed_at)
+    finally:
+        informer.stop()
