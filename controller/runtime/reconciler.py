@@ -26,6 +26,7 @@ from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
 from controller.runtime.converge import Converger
+from controller.runtime.deployment_writes import DeploymentWrites
 from controller.runtime.indexes import ParseCache, parse_lane_or_none
 from controller.runtime.lane_validity import (
     INVALID_REASON,
@@ -82,7 +83,7 @@ class Reconciler:
         self.clock = clock
         self.instance = instance
         self.notices = Notices(api)
-        self.converger = Converger(api, flags, self.notices)
+        self.converger = Converger(api, flags, self.notices, DeploymentWrites(caches.deployment))
         observer = Observer(api, caches, gates, analyzer, flags, self.notices, clock)
         self.observer = observer
         # A reconcile reads its release from the cache unless its own last write is not
