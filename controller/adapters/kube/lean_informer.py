@@ -12,6 +12,8 @@ Deployments that is a 34 MiB body held beside the old cache, 7 KB per cached obj
   ``cache.TransformStripManagedFields``), on every list page and every watch event;
 - a relist fires MODIFIED only for objects whose ``resourceVersion`` changed (and ADDED /
   DELETED as before), so an unchanged object is not re-enqueued;
+- a MODIFIED event whose cached form did not change (only fields the transform drops,
+  or only the resourceVersion) is not dispatched, as controller-runtime's predicates;
 - the watch resumes from the last event it delivered: the client's ``Watch`` only
   advances its resourceVersion when it deserialises events into models, and ours are
   dicts, so every reconnect replayed every change since the last list (see ``_fire``).
@@ -107,15 +109,45 @@ def _resource_version(obj: Any) -> str | None:
     return None
 
 
+def same_but_version(old: JsonDict, new: JsonDict) -> bool:
+    """The two cached forms differ at most in ``metadata.resourceVersion``."""
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata":
+            if old[key] != value:
+                return False
+            continue
+        old_meta = old[key]
+        if not isinstance(value, dict) or not isinstance(old_meta, dict):
+            if old_meta != value:
+                return False
+            continue
+        if old_meta.keys() != value.keys():
+            return False
+        if any(old_meta[k] != v for k, v in value.items() if k != "resourceVersion"):
+            return False
+    return True
+
+
 class TransformingCache(_ObjectCache):  # type: ignore[misc]  # untyped base
-    """The client's cache, storing every object through ``transform``."""
+    """The client's cache, storing every object through ``transform``; ``changed`` says
+    whether the last put changed the cached form beyond its resourceVersion."""
 
     def __init__(self, transform: Transform, key_func: Any = None) -> None:
         super().__init__(key_func=key_func)
         self.transform = transform
+        self.changed = True
 
     def _put(self, obj: Any) -> None:
-        super()._put(self.transform(obj) if isinstance(obj, dict) else obj)
+        if not isinstance(obj, dict):
+            self.changed = True
+            super()._put(obj)
+            return
+        new = self.transform(obj)
+        old = self.get_by_key(self._key_func(new))
+        self.changed = not isinstance(old, dict) or not same_but_version(old, new)
+        super()._put(new)
 
 
 class LeanInformer(_SharedInformer):  # type: ignore[misc]  # untyped base
@@ -148,6 +180,12 @@ class LeanInformer(_SharedInformer):  # type: ignore[misc]  # untyped base
             rv = _resource_version(obj)
             if rv is not None:
                 watch.resource_version = rv
+        if event_type == MODIFIED and not self._cache.changed:
+            # controller-runtime's predicates: an event that changed nothing the cache
+            # keeps (a status condition's timestamp, managedFields) wakes nobody. The
+            # cache still took its resourceVersion. Safe because no cached copy is ever
+            # edited in place: the echo of the controller's own write always differs.
+            return
         super()._fire(event_type, obj)
 
     def _pages(self) -> Iterator[tuple[list[JsonDict], str | None]]:
