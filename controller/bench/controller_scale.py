@@ -564,6 +564,10 @@ def measure_window(
     if releases:
         for name, at in _analysis_times(sim).items():
             history.setdefault(name, []).append(at)
+        # A release not measured yet when the window opens waits from its start: its
+        # first measurement in the window is a gap like any other.
+        for name in set(sim.call("release_names", NS)) - set(history):
+            history[name] = [wall_started]
     while time.monotonic() - started < plan.window_s:
         time.sleep(min(2.0, plan.window_s - (time.monotonic() - started)))
         if releases:
@@ -576,7 +580,7 @@ def measure_window(
     after = reconcile_buckets(probe)
     window = [s for s in probe.samples if s.at >= started]
     rss_now, rss_peak = probe.rss()
-    # Releases that had not been measured once before the window opened count from its start.
+    # Releases that appeared during the window and were never measured count from its start.
     for name in set(sim.call("release_names", NS)) - set(history):
         history[name] = [wall_started]
     ratios = lag_ratios(history, time.time(), plan.interval_s) if releases else []
@@ -595,7 +599,7 @@ def measure_window(
         queries_per_tick=round(queries * plan.interval_s / elapsed, 1),
         checks_per_lane=CHECKS,
         queue_depth_max=max((s.queue for s in window), default=0.0),
-        releases_measured=sum(1 for v in history.values() if len(set(v)) > 1),
+        releases_measured=sum(1 for v in history.values() if max(v) > wall_started),
         sim_cpu_pct=round(100 * sim_cpu / elapsed, 1),
     )
 
@@ -792,7 +796,8 @@ def table(runs: list[Run]) -> str:
     lines.append(
         "RSS/CPU of the controller process; CPU in % of one core over the window; rec = "
         "reconcile ms; lag = p99 over releases of (longest gap between measurements / "
-        "interval); queue = max work-queue depth; measured = releases measured twice or more; "
+        "interval); queue = max work-queue depth; measured = releases measured at least "
+        "once in the window; "
         "sim CPU = the simulated cluster's process, % of one core. "
         "repl > 1: replicas sharing the lanes (RSS of the largest, CPU and queue summed)."
     )
