@@ -414,7 +414,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     statistic = (
         f"confidence sequence: worse than {tol_x} at {r.regression_z:.2f} of the alpha "
         f"{alpha:g} bound, {mde_x} ruled out at {r.futility_z:.2f} of the {beta:g} bound, "
-        f"overdispersion {r.dispersion:.2f}"
+        f"overdispersion {r.dispersion:.2f} ({r.futility_dispersion:.2f} for promotion)"
     )
     if spread is not None:
         statistic += f", pod spread {spread:.3f}" + _pod_text(pod)
