@@ -27,6 +27,7 @@ from controller.core.analysis.pods import (
     bias_variance,
     interval_reference,
     observe_pods,
+    promotion_spread,
     worst_pod,
 )
 from controller.core.analysis.robust import evaluate, observe, overdispersion
@@ -383,6 +384,9 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         alpha=alpha,
         beta=beta,
         bias=bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0,
+        futility_bias=bias_variance(e.pods, promotion_spread(spread))
+        if e.pods is not None and spread is not None
+        else 0.0,
     )
     pod = (
         worst_pod(

@@ -273,13 +273,17 @@ def evaluate(
     alpha: float,
     beta: float,
     bias: float = 0.0,
+    futility_bias: float | None = None,
 ) -> RobustResult:
     """Both tests on the evidence so far (see the module docstring). ``bias``: the variance,
     per unit ratio squared, of a persistent bias in the sum (the canary's draw of pods,
     :func:`controller.core.analysis.pods.bias_variance`), added under both tests' nulls:
     a canary no worse in code is not rolled back for the pods it drew, and a canary x2
     worse in code is not promoted for lucky pods (left out of the futility test, it let
-    0.4% of realistic x2 releases through: ``controller.core.analysis.pods``, point 2)."""
+    0.4% of realistic x2 releases through: ``controller.core.analysis.pods``, point 2).
+    ``futility_bias``: the futility test's own bias variance when it differs (the caller
+    floors the pod spread there, :func:`controller.core.analysis.pods.promotion_spread`);
+    ``bias`` when None."""
     psi = overdispersion(e, tolerance)
     psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES)
     lo, hi = 1.0 + tolerance, 1.0 + mde
@@ -287,7 +291,9 @@ def evaluate(
     # whole, however few of its intervals are in.
     scale = e.dispersion_quadratic + e.batch_canary_variance**2
 
-    def var(rho: float, canary_rho: float, psi: float) -> float:
+    fbias = bias if futility_bias is None else futility_bias
+
+    def var(rho: float, canary_rho: float, psi: float, bias: float = bias) -> float:
         poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
         return poisson + psi * (canary_rho**2 + rho**2) * scale + rho * rho * bias
 
@@ -300,7 +306,7 @@ def evaluate(
     seen = hi
     reg_z = s_reg / boundary(var(lo, lo, psi), alpha)
     strong_z = s_reg / boundary(var(lo, lo, psi), alpha * STRONG_EVIDENCE_FACTOR)
-    fut_z = s_fut / boundary(var(hi, seen, psi_fut), beta, FUTILITY_TARGET_VARIANCE)
+    fut_z = s_fut / boundary(var(hi, seen, psi_fut, fbias), beta, FUTILITY_TARGET_VARIANCE)
     return RobustResult(
         ratio=rate_ratio(e),
         dispersion=psi,
@@ -308,7 +314,7 @@ def evaluate(
         regression_z=reg_z,
         strong_z=strong_z,
         futility_z=fut_z,
-        canary_needed=_canary_needed(e, psi_fut, hi, seen, beta, bias) if fut_z < 1 else 0.0,
+        canary_needed=_canary_needed(e, psi_fut, hi, seen, beta, fbias) if fut_z < 1 else 0.0,
     )
 
 
