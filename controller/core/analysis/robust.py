@@ -84,8 +84,9 @@ Assumptions, stated: batch sums are close to independent beyond one lag (noise c
 over much longer than two batches is under-estimated, which is what the prior and the
 tolerance are for); each arm's multiplicative noise has the same relative size whatever
 its level (NB2), so a x3 canary is as noisy, relatively, as a healthy one; persistent
-differences between pods are a bias, not noise, and only the tolerance absorbs them (the
-canary runs few pods; one pod at 10%); the canary:baseline ratio of error ratios is
+differences between pods are a bias, not noise: without per-pod counts only the tolerance
+absorbs them, on the rollback side only (the canary runs few pods; one pod at 10%), and
+with them ``bias`` carries them into both tests; the canary:baseline ratio of error ratios is
 constant over the release (a regression that starts mid-release is found, later than one
 present from the start); the guarantee is asymptotic (normal approximation of sums of
 counts), with the mixture boundary conservative at small counts.
