@@ -84,6 +84,11 @@ class Adoption:
             self.workloads.forget((namespace, name))
             self._done_waiting((namespace, name))
             return None
+        # The cache does not show our own last write to the workload yet: deciding from
+        # it would re-send that write (and its Event). Its watch event brings us back.
+        behind = self.converger.writes.wait_s(namespace, name, mech.primary_name(name))
+        if behind is not None:
+            return behind
         lane = self._lane_of(list(lanes.values()), dep)
         if lane is None:
             self.workloads.forget((namespace, name))
@@ -171,9 +176,9 @@ class Adoption:
         total = total_replicas(dep)  # the annotation when Git leaves replicas to us
         primary = mech.build_primary(dep, total, lane.name)
         with contextlib.suppress(ConflictError):  # an earlier attempt created it already
-            self.api.create_deployment(dep_meta["namespace"], primary)
+            self.converger.writes.wrote(self.api.create_deployment(dep_meta["namespace"], primary))
         # While the original still serves, a template change must not roll out ungated.
-        self.api.patch_deployment(
+        self.converger.patch_deployment(
             dep_meta["namespace"], dep_meta["name"], {"spec": {"paused": True}}
         )
         log.info(
@@ -192,7 +197,7 @@ class Adoption:
         if not changed and not rollout_complete(primary):
             return False
         total = total_replicas(primary)
-        self.api.patch_deployment(
+        self.converger.patch_deployment(
             dep_meta["namespace"],
             dep_meta["name"],
             {

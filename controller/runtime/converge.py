@@ -15,6 +15,7 @@ from controller.core.replica_plan import (
     ready_replicas,
     split_for,
 )
+from controller.runtime.deployment_writes import DeploymentWrites
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
     current_hash,
@@ -43,10 +44,22 @@ def ramps_flag(flags: FlagRamp | None, lane: ChangeLane, rel: LaneRelease) -> bo
 
 
 class Converger:
-    def __init__(self, api: Cluster, flags: FlagRamp | None, notices: Notices) -> None:
+    def __init__(
+        self,
+        api: Cluster,
+        flags: FlagRamp | None,
+        notices: Notices,
+        writes: DeploymentWrites | None = None,
+    ) -> None:
         self.api = api
         self.flags = flags
         self.notices = notices
+        #: Each Deployment write is remembered until the cache shows it (the cached copies
+        #: are the informer's and are never edited here: runtime.deployment_writes).
+        self.writes = writes or DeploymentWrites(lambda namespace, name: None)
+
+    def patch_deployment(self, namespace: str, name: str, patch: JsonDict) -> None:
+        self.writes.wrote(self.api.patch_deployment(namespace, name, patch))
 
     def converge(
         self,
@@ -105,7 +118,7 @@ class Converger:
         if template_hash_of(primary) == to_hash:
             return
         primary_meta = meta(primary)
-        self.api.patch_deployment(
+        self.patch_deployment(
             primary_meta["namespace"],
             primary_meta["name"],
             {
@@ -193,14 +206,12 @@ class Converger:
                 "template": {"metadata": {"labels": {mech.METRICS_TRACK_LABEL: mech.CANARY_TRACK}}},
             }
         }
-        self.api.patch_deployment(dep_meta["namespace"], dep_meta["name"], patch)
-        dep.setdefault("spec", {})["replicas"] = wanted
+        self.patch_deployment(dep_meta["namespace"], dep_meta["name"], patch)
 
     def scale(self, dep: JsonDict, wanted: int) -> None:
         if replicas(dep) == wanted:
             return
         dep_meta = meta(dep)
-        self.api.patch_deployment(
+        self.patch_deployment(
             dep_meta["namespace"], dep_meta["name"], {"spec": {"replicas": wanted}}
         )
-        dep.setdefault("spec", {})["replicas"] = wanted  # our cached copy, until the watch

@@ -65,8 +65,10 @@ class ObservedGates:
         release: LaneRelease,
         now: datetime,
         lane_releases: Sequence[LaneRelease],
+        *,
+        in_flight: bool = False,
     ) -> GateReport:
-        report = self.inner.evaluate(lane, release, now, lane_releases)
+        report = self.inner.evaluate(lane, release, now, lane_releases, in_flight=in_flight)
         for result in report.results:
             if result.gate == KILL_SWITCH_GATE:
                 self.metrics.set_lane_autonomy(lane.name, result.passed)

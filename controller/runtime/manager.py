@@ -131,8 +131,8 @@ class Controller:
             releases=self.informers[RELEASE].list,
             deployments=self.informers[DEPLOYMENT].list,
             indexed_lane_releases=self.release_index.of_lane,
+            indexed_gate_releases=self.release_index.for_gates,
             indexed_workload_releases=self.release_index.of_workload,
-            parse=self.release_index.cache.parse,
             release=lambda ns, name: self.informers[RELEASE].get(f"{ns}/{name}"),
         )
         self.reconciler = reconciler_factory(

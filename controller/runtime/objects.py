@@ -34,6 +34,8 @@ class Caches:
     indexed_lane_releases: Callable[[str], list[LaneRelease]] | None = None
     indexed_workload_releases: Callable[[str, str], list[LaneRelease]] | None = None
     parse: Callable[[JsonDict], LaneRelease | None] | None = None
+    #: A lane's releases as its gates read them (``ReleaseIndex.for_gates``).
+    indexed_gate_releases: Callable[[str], list[LaneRelease]] | None = None
     #: One cached LaneRelease by namespace and name; without it, reconciles GET it.
     release: Callable[[str, str], JsonDict | None] | None = None
 
@@ -60,6 +62,13 @@ class Caches:
         if self.indexed_lane_releases is not None:
             return self.indexed_lane_releases(lane)
         return releases_in_lane(self.releases(), lane)
+
+    def gate_releases(self, lane: str) -> list[LaneRelease]:
+        """The lane's releases with current names, specs, phases and start and finish
+        times (what the gates read); other status fields may be older."""
+        if self.indexed_gate_releases is not None:
+            return self.indexed_gate_releases(lane)
+        return self.lane_releases(lane)
 
     def parse_release(self, raw: JsonDict) -> LaneRelease | None:
         """``raw`` parsed (once per resourceVersion when the index is wired in)."""

@@ -98,7 +98,8 @@ class Observer:
     ) -> Observation:
         now = self.clock()
         phase = rel.status.phase
-        gates = self._gates(lane, rel, now) if phase in GATED_PHASES else None
+        in_flight = phase is Phase.PROGRESSING  # only autonomy_off is read (core)
+        gates = self._gates(lane, rel, now, in_flight) if phase in GATED_PHASES else None
         canary = self._canary_state(lane, rel, dep)
         flag = None
         if phase in FLAG_PHASES and self.flags is not None and ramps_flag(self.flags, lane, rel):
@@ -133,10 +134,12 @@ class Observer:
 
     # ------------------------------------------------------------------ gates
 
-    def _gates(self, lane: ChangeLane, rel: LaneRelease, now: datetime) -> GateReport:
-        others = [r for r in self.caches.lane_releases(lane.name) if r.name != rel.name]
+    def _gates(
+        self, lane: ChangeLane, rel: LaneRelease, now: datetime, in_flight: bool = False
+    ) -> GateReport:
+        others = [r for r in self.caches.gate_releases(lane.name) if r.name != rel.name]
         try:
-            gates = self.gates.evaluate(lane, rel, now, others)
+            gates = self.gates.evaluate(lane, rel, now, others, in_flight=in_flight)
         except Exception as exc:  # fail closed: a gate that cannot be evaluated is shut
             log.exception("gate evaluation failed", release=rel.name)
             gates = GateReport((GateResult("evaluation", False, f"gates failed: {exc}"),))

@@ -194,8 +194,11 @@ class GateEvaluator(Protocol):
         release: LaneRelease,
         now: datetime,
         lane_releases: Sequence[LaneRelease],
+        *,
+        in_flight: bool = False,
     ) -> GateReport:
-        """Every gate of the lane for this release; ``lane_releases`` are the lane's others."""
+        """Every gate of the lane for this release; ``lane_releases`` are the lane's others.
+        ``in_flight``: only the gates that stop a release already progressing."""
         ...
 
 

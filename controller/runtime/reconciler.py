@@ -26,6 +26,7 @@ from controller.core.models.release import TERMINAL_PHASES
 from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
 from controller.runtime.converge import Converger
+from controller.runtime.deployment_writes import DeploymentWrites
 from controller.runtime.indexes import ParseCache, parse_lane_or_none
 from controller.runtime.lane_validity import (
     INVALID_REASON,
@@ -82,7 +83,7 @@ class Reconciler:
         self.clock = clock
         self.instance = instance
         self.notices = Notices(api)
-        self.converger = Converger(api, flags, self.notices)
+        self.converger = Converger(api, flags, self.notices, DeploymentWrites(caches.deployment))
         observer = Observer(api, caches, gates, analyzer, flags, self.notices, clock)
         self.observer = observer
         # A reconcile reads its release from the cache unless its own last write is not
@@ -98,7 +99,7 @@ class Reconciler:
             caches,
             self.converger,
             self.notices,
-            supersede=lambda lane, rel: self.commit.run(lane, rel, extra_command=superseded()),
+            supersede=self._supersede,
             release_spec=provenance_from or release_spec_from_template,
         )
         self.lane_conditions = LaneConditions(api, caches, clock, self.adoption.workloads)
@@ -162,6 +163,19 @@ class Reconciler:
         )
         extra = superseded() if moved_on else None
         return self.commit.run(lane, rel, extra_command=extra, raw=raw)
+
+    def _supersede(self, lane: ChangeLane, rel: LaneRelease) -> float | None:
+        """Abort ``rel`` (its workload moved on to another template), from the release as
+        stored: the index's copy has no measurement history to write back."""
+        ns = rel.spec.target.namespace
+        try:
+            raw = self.release_reads.read(ns, rel.name)
+        except NotFoundError:
+            return None
+        whole = self.caches.parse_release(raw)
+        if whole is None:
+            return None  # its own reconcile reports what does not parse
+        return self.commit.run(lane, whole, extra_command=superseded(), raw=raw)
 
     def _lane_missing(self, rel: LaneRelease) -> None:
         """Fail safe: no lane, no canary traffic."""

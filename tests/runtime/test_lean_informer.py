@@ -121,5 +121,74 @@ def test_watch_events_are_cached_transformed(sim: tuple[SimCluster, KubeApi]) ->
         informer.stop()
 
 
+def _rolled_out(dep: Any) -> bool:
+    status = dep.get("status") or {}
+    return bool(status.get("readyReplicas") == dep["spec"]["replicas"] == status.get("replicas"))
+
+
 def _name(obj: Any) -> str:
     return str(obj["metadata"]["name"])
+
+
+def test_a_dropped_watch_resumes_where_it_was_not_from_the_list(
+    sim: tuple[SimCluster, KubeApi],
+) -> None:
+    """The client's Watch never advances its resourceVersion when it hands dicts over (no
+    model to deserialise into): every reconnect resumed from the *list's* resourceVersion
+    and replayed every change since, putting old copies back in the cache."""
+    cluster, api = sim
+    informer = LeanInformer(api.lister("Deployment"), transform=lean_deployment)
+    modified: list[int] = []  # resourceVersions, in the order delivered
+    informer.add_event_handler(
+        "MODIFIED", lambda obj: modified.append(int(obj["metadata"]["resourceVersion"]))
+    )
+    informer.start()
+    try:
+        _wait(lambda: informer._watch is not None and len(informer.cache.list()) == 25)
+        listed_at = informer._resource_version
+        for replicas in (2, 3):
+            cluster.store.patch("deployments", NS, "d001", {"spec": {"replicas": replicas}})
+        _wait(lambda: informer.cache.get_by_key(f"{NS}/d001")["spec"]["replicas"] == 3)
+        seen = len(modified)
+        newest = max(modified)
+        assert cluster.faults.drop_watches() >= 1
+        cluster.store.patch("deployments", NS, "d002", {"spec": {"replicas": 4}})
+        _wait(lambda: informer.cache.get_by_key(f"{NS}/d002")["spec"]["replicas"] == 4)
+        assert [rv for rv in modified[seen:] if rv <= newest] == []  # no replay
+        assert informer.cache.get_by_key(f"{NS}/d001")["spec"]["replicas"] == 3
+        assert int(informer._watch.resource_version) > int(listed_at)
+    finally:
+        informer.stop()
+
+
+def test_an_event_that_changed_nothing_cached_wakes_nobody(
+    sim: tuple[SimCluster, KubeApi],
+) -> None:
+    cluster, api = sim
+    informer = LeanInformer(api.lister("Deployment"), transform=lean_deployment)
+    modified: list[str] = []
+    informer.add_event_handler("MODIFIED", lambda obj: modified.append(_name(obj)))
+    informer.start()
+    try:
+        _wait(lambda: informer._watch is not None and len(informer.cache.list()) == 25)
+        _wait(lambda: all(_rolled_out(d) for d in informer.cache.list()))
+        time.sleep(0.3)  # the simulated Deployment controller's last status writes
+        del modified[:]
+        # Only a condition (dropped by the transform) changes: the cache takes the new
+        # resourceVersion, no handler runs.
+        condition = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+        stored = cluster.store.patch(
+            "deployments", NS, "d003", {"status": {"conditions": [condition]}},
+            subresource="status",
+        )  # fmt: skip
+        _wait(
+            lambda: (
+                int(informer.cache.get_by_key(f"{NS}/d003")["metadata"]["resourceVersion"])
+                >= stored.rv
+            )
+        )
+        cluster.store.patch("deployments", NS, "d004", {"spec": {"replicas": 5}})
+        _wait(lambda: "d004" in modified)
+        assert "d003" not in modified
+    finally:
+        informer.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -76,3 +77,40 @@ def test_every_workload_keeps_its_newest_and_at_least_keep_last(
         assert len(kept) == min(len(mine), keep)
         newest = max(mine, key=lambda r: r.status.finished_at or NOW)
         assert newest.name not in gone
+
+
+def test_a_sweep_reads_releases_without_their_history_and_skips_the_unreadable() -> None:
+    from controller.runtime.retention import ReleaseRetention
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    history = [{"check": "errors", "time": "2026-01-01T00:00:00Z", "step": 0, "verdict": "Pass"}]
+
+    def raw(name: str, phase: str, finished: str | None, **extra: Any) -> dict[str, Any]:
+        status: dict[str, Any] = {"phase": phase, "measurements": history * 50, **extra}
+        if finished:
+            status["finishedAt"] = finished
+        return {
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"lane": "docs", "target": {"name": name[:3], "namespace": "shop"},
+                     "from": {}, "to": {}},
+            "status": status,
+        }  # fmt: skip
+
+    class Api:
+        def __init__(self) -> None:
+            self.deleted: list[str] = []
+
+        def delete_release(self, namespace: str, name: str) -> None:
+            self.deleted.append(f"{namespace}/{name}")
+
+    releases = [
+        raw("old-1", "Promoted", "2026-01-01T00:00:00Z"),
+        raw("old-2", "Promoted", "2026-01-01T01:00:00Z"),  # the workload's last: kept
+        raw("new-1", "Progressing", None),
+        # unreadable (the CRD lets it through): never deleted, however old
+        raw("old-0", "Promoted", "2025-12-31T00:00:00Z", stepStartedAt="yesterday"),
+    ]
+    api = Api()
+    policy = RetentionPolicy(keep_last=None, ttl=timedelta(hours=1))
+    sweep = ReleaseRetention(api, lambda: releases, policy, clock=lambda: now)  # type: ignore[arg-type]
+    assert sweep.sweep() == ["shop/old-1"] and api.deleted == ["shop/old-1"]

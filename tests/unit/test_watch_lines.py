@@ -46,3 +46,21 @@ def test_a_burst_of_events_in_one_chunk_is_split_in_linear_time() -> None:
     started = time.perf_counter()
     assert sum(1 for _ in iter_resp_lines(Resp([chunk]))) == 200_000
     assert time.perf_counter() - started < 5  # the client's copy-per-line takes minutes
+
+
+def test_the_stream_is_read_in_bounded_pieces_not_whole_chunks() -> None:
+    asked: list[Any] = []
+
+    class Recording(Resp):
+        def stream(self, amt: Any = None, decode_content: bool = False) -> Any:
+            asked.append(amt)
+            return super().stream(amt, decode_content)
+
+    event = b'{"type":"MODIFIED","object":{"metadata":{"name":"x"}}}\n'
+    pieces = [event[i : i + 7] for i in range(0, len(event) * 3, 7)]  # lines across pieces
+    assert (
+        list(iter_resp_lines(Recording([b"".join([event] * 3)[: 7 * 100]])))
+        == [event[:-1].decode()] * 3
+    )
+    assert list(iter_resp_lines(Recording(pieces))) == list(CLIENT(Resp(pieces)))
+    assert asked and all(isinstance(a, int) and 0 < a <= 1 << 20 for a in asked)

@@ -9,9 +9,10 @@ growing buffer: in the 10k bench run its Deployment informer stalled in that fun
 the controller at a full core and no release recorded for minutes.
 
 ``iter_resp_lines`` here yields the same lines (empty ones included, invalid UTF-8 replaced)
-splitting each chunk once. ``install()`` puts it in place of the client's: the Watch looks
-the function up in its module at call time, and nothing else changes (the watch loop, 410
-handling and dispatch stay the client's).
+splitting each segment once, and reads the stream ``READ_SIZE`` bytes at a time.
+``install()`` puts it in place of the client's: the Watch looks the function up in its
+module at call time, and nothing else changes (the watch loop, 410 handling and dispatch
+stay the client's).
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ from typing import Any
 
 import kubernetes.watch.watch as client_watch
 
+#: Bytes read from the stream at a time. The client reads each HTTP chunk whole
+#: (``amt=None``), and an API server sends a watcher's whole backlog as one chunk: after
+#: an analysis tick at 1,000 releases that is 1,000 status events with their measurement
+#: history, megabytes held three times over (the chunk, the joined buffer, its lines)
+#: while they are split. Reading at most this much at a time bounds that to about one
+#: event; a read still returns as soon as any bytes of the chunk are there.
+READ_SIZE = 64 * 1024
+
 
 def iter_resp_lines(resp: Any) -> Iterator[str]:
-    pending = b""
-    for segment in resp.stream(amt=None, decode_content=False):
+    pending: list[bytes] = []  # the start of a line that continues in later segments
+    for segment in resp.stream(amt=READ_SIZE, decode_content=False):
         if isinstance(segment, str):
             segment = segment.encode("utf-8")
         elif not isinstance(segment, bytes):
@@ -33,10 +42,11 @@ def iter_resp_lines(resp: Any) -> Iterator[str]:
                 "Accepts only 'str' or 'bytes'."
             )
         if b"\n" not in segment:
-            pending += segment
+            pending.append(segment)
             continue
-        lines = (pending + segment).split(b"\n")
-        pending = lines.pop()
+        lines = b"".join([*pending, segment]).split(b"\n")
+        last = lines.pop()
+        pending = [last] if last else []
         for line in lines:
             yield line.decode("utf-8", errors="replace")
 
