@@ -17,6 +17,7 @@ from controller.core.analysis.pods import (
     between_pod_variance,
     observe_pods,
     poisson_z,
+    promotion_spread,
 )
 from controller.core.analysis.sample import CheckSample, Role, Track, counts_sample
 from controller.core.models import AnalysisCheck, PodTally, SequentialEvidence, Verdict
@@ -269,3 +270,15 @@ def test_answers_by_pod_are_read_defensively() -> None:
         Track.CANARY: {"a": (3.0, 100.0), "d": (0.0, 50.0)},
         Track.BASELINE: {"z": (0.0, 10.0)},
     }
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(spread=st.floats(0.0, 1.0, allow_nan=False))
+def test_a_promotion_never_assumes_pods_closer_than_the_prior(spread: float) -> None:
+    """The futility test's pod spread is the estimate floored at the prior: never below
+    either, and equal to the estimate once the data say the pods are further apart."""
+    floored = promotion_spread(spread)
+    assert floored >= PRIOR_POD_SPREAD
+    assert floored >= spread
+    if spread >= PRIOR_POD_SPREAD:
+        assert floored == spread

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from controller.core.analysis import judge
 from controller.core.analysis.robust import (
     BATCH_INTERVALS,
+    FUTILITY_PRIOR_BATCHES,
+    PRIOR_BATCHES,
     PRIOR_OVERDISPERSION,
     evaluate,
     observe,
@@ -163,3 +165,79 @@ def test_evidence_carries_over_steps() -> None:
     second = observe(first, step=1, window_seconds=30, canary=(5.0, 1000.0), baseline=(5.0, 1000.0))
     assert second.intervals == first.intervals + 1
     assert second.canary_total == first.canary_total + 1000.0
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    intervals=st.lists(interval_counts, min_size=1, max_size=16),
+    bias=st.floats(0.0, 1e4, allow_nan=False),
+)
+def test_the_pod_bias_never_makes_a_rollback_or_a_promotion_easier(
+    intervals: list[Interval], bias: float
+) -> None:
+    """Both tests carry the canary's draw of pods: with a bias variance, neither the
+    regression statistic nor the futility (promote) statistic moves away from zero, and
+    the requests said to be needed never go down."""
+    e = fold(intervals)
+    plain = evaluate(e, tolerance=0.25, mde=1.0, alpha=0.01, beta=0.001)
+    biased = evaluate(e, tolerance=0.25, mde=1.0, alpha=0.01, beta=0.001, bias=bias)
+    assert abs(biased.regression_z) <= abs(plain.regression_z) + 1e-9
+    assert abs(biased.futility_z) <= abs(plain.futility_z) + 1e-9
+    if plain.canary_needed is not None and biased.canary_needed is not None:
+        assert biased.canary_needed >= plain.canary_needed * (1 - 1e-6)
+
+
+def lucky_draw(bias_share: float) -> tuple[SequentialEvidence, float]:
+    """A x2 canary whose draw of pods makes it look x1.4: 20 batches of equal arms at 1%
+    baseline errors, 2,000 requests an interval, no noise beyond counting; the bias
+    variance of pods with a 20% spread at this share (``sum_j s_j^2 + H_b``: 0.2 for ten
+    canary pods against ten baseline pods)."""
+    e = fold([(28.0, 2000.0, 20.0, 2000.0)] * (20 * BATCH_INTERVALS))
+    expected = e.canary_variance
+    return e, bias_share * 0.04 * expected**2
+
+
+def test_a_lucky_draw_of_pods_does_not_promote_a_x2() -> None:
+    """Traces 272/367 of the bench's realistic x2 family: the canary's pods drew low
+    factors and its observed ratio sat well below x2. Without the bias the futility test
+    rules x2 out (promotes); with the spread of ten canary pods against ten baseline pods
+    in its variance it does not, and more traffic alone would not change that (the bias
+    grows with the counts)."""
+    e, bias = lucky_draw(0.2)
+    without = evaluate(e, tolerance=0.25, mde=1.0, alpha=0.01, beta=0.001)
+    with_pods = evaluate(e, tolerance=0.25, mde=1.0, alpha=0.01, beta=0.001, bias=bias)
+    assert without.futility_z >= 1.0
+    assert with_pods.futility_z < 1.0
+    assert with_pods.canary_needed is None
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(intervals=st.lists(interval_counts, min_size=2 * BATCH_INTERVALS, max_size=24))
+def test_the_futility_prior_weighs_less_and_sits_between_prior_and_data(
+    intervals: list[Interval],
+) -> None:
+    """The futility test's psi is the same shrinkage with a lighter prior: it lies between
+    the data-only estimate and the regression test's, never below zero (from two batches
+    on: one batch's freedom all goes to the fitted ratio)."""
+    e = fold(intervals)
+    assume(e.batches >= 2)
+    assert FUTILITY_PRIOR_BATCHES < PRIOR_BATCHES
+    heavy = overdispersion(e, 0.25)
+    light = overdispersion(e, 0.25, FUTILITY_PRIOR_BATCHES)
+    data = overdispersion(e, 0.25, 0.0)
+    assert light >= 0.0
+    assert min(heavy, data) - 1e-9 <= light <= max(heavy, data) + 1e-9
+
+
+def test_quiet_batches_replace_the_futility_prior_sooner() -> None:
+    """Poisson-only counts: after three batches the futility test's psi is under half
+    the regression test's (which still leans on the prior), so a quiet release promotes
+    sooner while a noisy one is judged by the same estimate from its data."""
+    rng = np.random.default_rng(7)
+    intervals = [
+        (float(rng.poisson(20)), 2000.0, float(rng.poisson(20)), 2000.0)
+        for _ in range(3 * BATCH_INTERVALS)
+    ]
+    e = fold(intervals)
+    assert overdispersion(e, 0.25, FUTILITY_PRIOR_BATCHES) < 0.5 * overdispersion(e, 0.25)
+    assert overdispersion(e, 0.25) < PRIOR_OVERDISPERSION

@@ -104,10 +104,13 @@ def test_quick_slice_meets_the_key_targets() -> None:
     # a healthy equal-arm lane with few errors is promoted within the hour, not paused at
     # a deadline shorter than ruling out x2 takes (18.6% with the 30-minute deadline)
     assert ours["healthy_10rps"]["promoted_rate"] >= 0.5
-    # the backend came back after ten minutes: releases went on by themselves, none
-    # promoted while it was down
+    # the backend came back after ten minutes: releases went on by themselves (none held
+    # for a human, some promoted), none promoted while it was down. Few promote within
+    # the hour on this noise since the futility test counts the canary's draw of pods
+    # (17.0% on the full run, 51.2% before): the rate is not what this checks.
     down = ours["realistic_prometheus_outage_10rps"]
-    assert down["promoted_rate"] >= 0.25 and down["promote_median_s"] > 660
+    assert down["paused_rate"] == 0
+    assert down["promoted_rate"] >= 2 / 24 and down["promote_median_s"] > 660
     # Flagger's cumulative failed checks roll the backend outage back; we do not
     flagger = rows[("realistic_prometheus_outage_10rps", "flagger")]
     assert flagger["false_rollback_rate"] == 1.0

@@ -27,6 +27,7 @@ from controller.core.analysis.pods import (
     bias_variance,
     interval_reference,
     observe_pods,
+    promotion_spread,
     worst_pod,
 )
 from controller.core.analysis.robust import evaluate, observe, overdispersion
@@ -383,6 +384,9 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         alpha=alpha,
         beta=beta,
         bias=bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0,
+        futility_bias=bias_variance(e.pods, promotion_spread(spread))
+        if e.pods is not None and spread is not None
+        else 0.0,
     )
     pod = (
         worst_pod(
@@ -414,7 +418,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     statistic = (
         f"confidence sequence: worse than {tol_x} at {r.regression_z:.2f} of the alpha "
         f"{alpha:g} bound, {mde_x} ruled out at {r.futility_z:.2f} of the {beta:g} bound, "
-        f"overdispersion {r.dispersion:.2f}"
+        f"overdispersion {r.dispersion:.2f} ({r.futility_dispersion:.2f} for promotion)"
     )
     if spread is not None:
         statistic += f", pod spread {spread:.3f}" + _pod_text(pod)

@@ -69,14 +69,24 @@ tightest. Two such one-sided tests run side by side:
   it rules out a regression as large as the declared minimum detectable effect, which is
   the only way the check passes at full exposure.
 
-Both tests take the canary's variance under their own null (score-type).
+Both tests take the canary's variance under their own null (score-type), and both carry
+the same noise model: counting noise, the multiplicative noise ``psi`` and, with per-pod
+evidence, the bias of the canary's draw of pods. A promotion is the mirror of a rollback:
+a futility test that leaves out noise the regression test allows for promotes regressions
+that happened to draw lucky pods or a quiet stretch of drift (0.4% of realistic x2
+releases did). The two differ only in how much the prior on ``psi`` weighs
+(:data:`PRIOR_BATCHES` against :data:`FUTILITY_PRIOR_BATCHES`): under-estimating
+``psi`` early is what rolls back healthy one-pod canaries, while the futility test
+decides only at full exposure, after every step's minimum duration, with the pod bias in
+its variance; there the batches replace the prior sooner.
 
 Assumptions, stated: batch sums are close to independent beyond one lag (noise correlated
 over much longer than two batches is under-estimated, which is what the prior and the
 tolerance are for); each arm's multiplicative noise has the same relative size whatever
 its level (NB2), so a x3 canary is as noisy, relatively, as a healthy one; persistent
-differences between pods are a bias, not noise, and only the tolerance absorbs them (the
-canary runs few pods; one pod at 10%); the canary:baseline ratio of error ratios is
+differences between pods are a bias, not noise: without per-pod counts only the tolerance
+absorbs them, on the rollback side only (the canary runs few pods; one pod at 10%), and
+with them ``bias`` carries them into both tests; the canary:baseline ratio of error ratios is
 constant over the release (a regression that starts mid-release is found, later than one
 present from the start); the guarantee is asymptotic (normal approximation of sums of
 counts), with the mixture boundary conservative at small counts.
@@ -100,11 +110,17 @@ BATCH_INTERVALS = 4
 #: minutes), and how many batches it weighs.
 PRIOR_OVERDISPERSION = 0.3
 PRIOR_BATCHES = 0.75
+#: The futility (promotion) test's weight of the same prior. It decides only at full
+#: exposure, after the lane's minimum durations, and its variance also carries the pod
+#: bias, so it lets the batches replace the prior sooner: a release with Poisson-like
+#: errors promotes about 6 minutes sooner (docs/judging.md, measured).
+FUTILITY_PRIOR_BATCHES = 0.25
 #: Where the mixture boundaries are tightest, in variance units (about this many errors):
 #: early for the regression test (an outage must fail at the first look), later for the
-#: futility test (ruling out the MDE takes hundreds of errors).
+#: futility test (ruling out the MDE takes hundreds of errors, and with the pod bias in
+#: its variance a healthy release passes at a variance of a few thousand).
 TARGET_VARIANCE = 30.0
-FUTILITY_TARGET_VARIANCE = 300.0
+FUTILITY_TARGET_VARIANCE = 2000.0
 #: A baseline interval this many times its release average is a shared incident.
 ELEVATED_BASELINE = 3.0
 #: One look at this fraction of alpha rejects without confirmation.
@@ -186,7 +202,9 @@ def rate_ratio(e: SequentialEvidence) -> float | None:
     return e.canary_errors / e.scaled_baseline_errors
 
 
-def overdispersion(e: SequentialEvidence, tolerance: float = 0.0) -> float:
+def overdispersion(
+    e: SequentialEvidence, tolerance: float = 0.0, prior_batches: float = PRIOR_BATCHES
+) -> float:
     """The multiplicative noise ``psi``: the relative variance of one arm's error ratio
     over a batch, beyond counting noise, by the method of moments on the completed
     batches. Their squared residuals around the fitted ratio (least squares, so that a
@@ -194,7 +212,9 @@ def overdispersion(e: SequentialEvidence, tolerance: float = 0.0) -> float:
     Poisson variance, over the batches' squared expected counts; a ratio of sums, not a
     mean of ratios, so a burst batch weighs as much here as it does in the test's sum
     (the cluster-robust "sandwich" variance, batches as clusters). Shrunk towards
-    :data:`PRIOR_OVERDISPERSION` with the weight of :data:`PRIOR_BATCHES` average batches.
+    :data:`PRIOR_OVERDISPERSION` with the weight of ``prior_batches`` average batches
+    (:data:`PRIOR_BATCHES` for the regression test, :data:`FUTILITY_PRIOR_BATCHES` for
+    the futility test).
 
     The model is taken at the fitted ratio (shrunk towards 1 by the tolerance, squared),
     not at ratio 1: a regressed canary's counts are larger and so is their noise, and
@@ -219,9 +239,12 @@ def overdispersion(e: SequentialEvidence, tolerance: float = 0.0) -> float:
         return PRIOR_OVERDISPERSION
     # One batch's worth of freedom goes to the fitted ratio.
     freedom = max(e.batches - 1, 0) / e.batches
-    prior = PRIOR_BATCHES * quadratic / e.batches
+    prior = prior_batches * quadratic / e.batches
     excess = squares - freedom * poisson
-    return max(0.0, (prior * PRIOR_OVERDISPERSION + excess) / (prior + freedom * quadratic))
+    weight = prior + freedom * quadratic
+    if weight <= 0:
+        return PRIOR_OVERDISPERSION  # one batch and no prior: nothing to estimate from
+    return max(0.0, (prior * PRIOR_OVERDISPERSION + excess) / weight)
 
 
 def boundary(variance: float, level: float, target: float = TARGET_VARIANCE) -> float:
@@ -235,7 +258,8 @@ def boundary(variance: float, level: float, target: float = TARGET_VARIANCE) -> 
 @dataclass(frozen=True)
 class RobustResult:
     ratio: float | None
-    dispersion: float
+    dispersion: float  # psi, as the regression test takes it
+    futility_dispersion: float  # psi, as the futility test takes it (lighter prior)
     regression_z: float  # S / boundary for the regression test: >= 1 rejects
     strong_z: float  # the same at alpha * STRONG_EVIDENCE_FACTOR
     futility_z: float  # S / boundary for the futility test: >= 1 rules out the MDE
@@ -250,19 +274,27 @@ def evaluate(
     alpha: float,
     beta: float,
     bias: float = 0.0,
+    futility_bias: float | None = None,
 ) -> RobustResult:
     """Both tests on the evidence so far (see the module docstring). ``bias``: the variance,
     per unit ratio squared, of a persistent bias in the sum (the canary's draw of pods,
-    :func:`controller.core.analysis.pods.bias_variance`), added under the regression
-    test's null: a canary no worse in code is not rolled back for the pods it drew. The
-    futility test leaves it out (see ``controller.core.analysis.pods``, point 2)."""
+    :func:`controller.core.analysis.pods.bias_variance`), added under both tests' nulls:
+    a canary no worse in code is not rolled back for the pods it drew, and a canary x2
+    worse in code is not promoted for lucky pods (left out of the futility test, it let
+    0.4% of realistic x2 releases through: ``controller.core.analysis.pods``, point 2).
+    ``futility_bias``: the futility test's own bias variance when it differs (the caller
+    floors the pod spread there, :func:`controller.core.analysis.pods.promotion_spread`);
+    ``bias`` when None."""
     psi = overdispersion(e, tolerance)
+    psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES)
     lo, hi = 1.0 + tolerance, 1.0 + mde
     # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
     # whole, however few of its intervals are in.
     scale = e.dispersion_quadratic + e.batch_canary_variance**2
 
-    def var(rho: float, canary_rho: float, bias: float = 0.0) -> float:
+    fbias = bias if futility_bias is None else futility_bias
+
+    def var(rho: float, canary_rho: float, psi: float, bias: float = bias) -> float:
         poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
         return poisson + psi * (canary_rho**2 + rho**2) * scale + rho * rho * bias
 
@@ -273,21 +305,22 @@ def evaluate(
     # window is not given the narrow variance of a healthy one (the Wald-type choice
     # promoted 3-4% of x2 regressions on the realistic bench families).
     seen = hi
-    reg_z = s_reg / boundary(var(lo, lo, bias), alpha)
-    strong_z = s_reg / boundary(var(lo, lo, bias), alpha * STRONG_EVIDENCE_FACTOR)
-    fut_z = s_fut / boundary(var(hi, seen), beta, FUTILITY_TARGET_VARIANCE)
+    reg_z = s_reg / boundary(var(lo, lo, psi), alpha)
+    strong_z = s_reg / boundary(var(lo, lo, psi), alpha * STRONG_EVIDENCE_FACTOR)
+    fut_z = s_fut / boundary(var(hi, seen, psi_fut, fbias), beta, FUTILITY_TARGET_VARIANCE)
     return RobustResult(
         ratio=rate_ratio(e),
         dispersion=psi,
+        futility_dispersion=psi_fut,
         regression_z=reg_z,
         strong_z=strong_z,
         futility_z=fut_z,
-        canary_needed=_canary_needed(e, psi, hi, seen, beta) if fut_z < 1 else 0.0,
+        canary_needed=_canary_needed(e, psi_fut, hi, seen, beta, fbias) if fut_z < 1 else 0.0,
     )
 
 
 def _canary_needed(
-    e: SequentialEvidence, psi: float, hi: float, seen: float, beta: float
+    e: SequentialEvidence, psi: float, hi: float, seen: float, beta: float, bias: float
 ) -> float | None:
     """More canary requests until the futility test would pass if the ratios seen so far
     held (None when the canary's ratio is already at or above the MDE, or no data)."""
@@ -307,9 +340,14 @@ def _canary_needed(
     scale0 = e.dispersion_quadratic + e.batch_canary_variance**2
     v0 = seen * e.canary_variance + hi * hi * e.baseline_variance
     v0 += psi * (seen**2 + hi**2) * scale0
+    # The pod bias grows with the square of the canary's expected errors (a bias, not
+    # noise): scale today's with the traffic still to come.
+    expected = max(e.canary_variance, 1e-12)
 
     def enough(extra: float) -> bool:
-        return s0 + drift * extra >= boundary(v0 + var_rate * extra, beta, FUTILITY_TARGET_VARIANCE)
+        grown = (1.0 + p_b * extra / expected) ** 2
+        v = v0 + var_rate * extra + hi * hi * bias * grown
+        return s0 + drift * extra >= boundary(v, beta, FUTILITY_TARGET_VARIANCE)
 
     high = 1.0
     while not enough(high):
