@@ -49,14 +49,14 @@ class Converger:
         api: Cluster,
         flags: FlagRamp | None,
         notices: Notices,
-        writes: DeploymentWrites | None = None,
+        writes: DeploymentWrites,
     ) -> None:
         self.api = api
         self.flags = flags
         self.notices = notices
         #: Each Deployment write is remembered until the cache shows it (the cached copies
         #: are the informer's and are never edited here: runtime.deployment_writes).
-        self.writes = writes or DeploymentWrites(lambda namespace, name: None)
+        self.writes = writes
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonDict) -> None:
         self.writes.wrote(self.api.patch_deployment(namespace, name, patch))
