@@ -175,6 +175,7 @@ class Controller:
         self._workers: list[threading.Thread] = []
         self._stopped = threading.Event()
         self._lane_generations: dict[str, object] = {}
+        self._lane_inputs: dict[tuple[str, str], tuple[object, object]] = {}
         self._wire_handlers()
         # A flag source that breaks or comes back changes every lane's FlagSourceDegraded
         # condition: look at the lanes then, not at the next resync.
@@ -211,6 +212,13 @@ class Controller:
             observer.scheduled = scheduler
         return scheduler
 
+    def _offer(self, key: Key) -> None:
+        """Queue ``key`` unless it belongs to a shard another replica acts for: its owner
+        has it in its own queue, and a shard that comes here brings its keys along
+        (``_on_shard_gained``). The reconcile checks the shard again (the fence)."""
+        if self.sharded is None or self.sharded.owns(key):
+            self.queue.add(key)
+
     def _wire_handlers(self) -> None:
         def on_lane(obj: JsonDict) -> None:
             # Which workloads a lane selects depends on its spec only: its own status
@@ -221,7 +229,7 @@ class Controller:
 
         def on_release(obj: JsonDict) -> None:
             ns, name = _key_of(obj)
-            self.queue.add((RELEASE, ns, name))
+            self._offer((RELEASE, ns, name))
             # A release that finished (or went away) may change the lane's autonomy
             # budget and agent levels; one in flight cannot, so its status writes (one
             # per analysis tick) leave the lane be.
@@ -229,19 +237,19 @@ class Controller:
             phase = (obj.get("status") or {}).get("phase")
             gone = self.informers[RELEASE].get(f"{ns}/{name}") is None
             if lane and (phase in _TERMINAL or gone):
-                self.queue.add((LANE, "", str(lane)))
+                self._offer((LANE, "", str(lane)))
 
         def on_deployment(obj: JsonDict) -> None:
             ns, name = _key_of(obj)
             if mech.is_primary(obj):
                 name = name.removesuffix(mech.PRIMARY_SUFFIX)
-            self.queue.add((DEPLOYMENT, ns, name))
-            if not mech.is_primary(obj):
+            self._offer((DEPLOYMENT, ns, name))
+            if not mech.is_primary(obj) and self._lane_membership_changed(ns, name):
                 self.enqueue_all_lanes()  # its labels may overlap lanes' selectors
             # A Deployment change can complete a promotion or a rollback: look at its
             # own releases (indexed by workload), never at every release.
             for rel_ns, rel_name in self.release_index.keys_of_workload(ns, name):
-                self.queue.add((RELEASE, rel_ns, rel_name))
+                self._offer((RELEASE, rel_ns, rel_name))
 
         def index_release(obj: JsonDict) -> None:
             # Runs before on_release: the cache already holds this event's (lean) copy.
@@ -255,6 +263,22 @@ class Controller:
         self.informers[RELEASE].on_change(index_release)
         for kind, handler in ((LANE, on_lane), (RELEASE, on_release), (DEPLOYMENT, on_deployment)):
             self.informers[kind].on_change(handler)
+
+    def _lane_membership_changed(self, ns: str, name: str) -> bool:
+        """The Deployment appeared, went away, or changed what decides its lane (labels,
+        the adopting lane's annotation) since last seen. Only then can a lane's
+        ``WorkloadConflict`` change; each lane reconcile scans every Deployment, so a
+        template or status change (every canary start) must not run them all."""
+        cached = self.informers[DEPLOYMENT].get(f"{ns}/{name}")
+        if cached is None:
+            return self._lane_inputs.pop((ns, name), None) is not None
+        meta = cached.get("metadata") or {}
+        owner = (meta.get("annotations") or {}).get(mech.LANE_ANNOTATION)
+        inputs = (meta.get("labels") or {}, owner)
+        if self._lane_inputs.get((ns, name)) == inputs:
+            return False
+        self._lane_inputs[(ns, name)] = inputs
+        return True
 
     def _lane_spec_changed(self, obj: JsonDict) -> bool:
         """A lane appeared, went away, or its spec changed (generation), since last seen."""
@@ -273,11 +297,11 @@ class Controller:
         for obj in self.informers[DEPLOYMENT].list():
             ns, name = _key_of(obj)
             if not mech.is_primary(obj):
-                self.queue.add((DEPLOYMENT, ns, name))
+                self._offer((DEPLOYMENT, ns, name))
 
     def enqueue_all_lanes(self) -> None:
         for obj in self.informers[LANE].list():
-            self.queue.add((LANE, "", _key_of(obj)[1]))
+            self._offer((LANE, "", _key_of(obj)[1]))
 
     def _on_leading(self) -> None:
         self.enqueue_all_deployments()
@@ -285,6 +309,24 @@ class Controller:
         for raw in self.informers[RELEASE].list():
             ns, name = _key_of(raw)
             self.queue.add((RELEASE, ns, name))
+
+    def _on_shard_gained(self, shard: int) -> None:
+        """Enqueue the keys of a shard that came to this replica: its events were
+        filtered out until now, and the caches hold their latest state. Only that
+        shard's: the other shards' keys are queued already or are another's."""
+        assert self.sharded is not None
+        in_shard = self.sharded.in_shard
+        keys: list[Key] = []
+        for obj in self.informers[LANE].list():
+            keys.append((LANE, "", _key_of(obj)[1]))
+        for obj in self.informers[DEPLOYMENT].list():
+            if not mech.is_primary(obj):
+                keys.append((DEPLOYMENT, *_key_of(obj)))
+        for raw in self.informers[RELEASE].list():
+            keys.append((RELEASE, *_key_of(raw)))
+        for key in keys:
+            if in_shard(key, shard):
+                self.queue.add(key)
 
     # ------------------------------------------------------------------ running
 

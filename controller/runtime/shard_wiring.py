@@ -1,9 +1,11 @@
 """The controller's side of sharding: which shard a work item belongs to, and running it
 under that shard's fence (``runtime.shards`` owns the Leases).
 
-A key whose lane's shard this replica does not act for is dropped, not requeued: the
-shard's owner has it in its own queue, and when a shard comes to this replica every key
-is enqueued again (as when a single leader is elected).
+A key whose lane's shard this replica does not act for never enters its queue
+(``owns``, asked by the event handlers) and is dropped if it got there before the shard
+left (``reconcile``): the shard's owner has it in its own queue. When a shard comes to
+this replica, that shard's keys are enqueued from the caches (``in_shard``), which
+already hold every event the handlers filtered out.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class ShardedWork:
             settings,
             elector,
             members(s.lease_namespace, s.instance, s.shard_prefix, s.lease_duration, scheme),
-            on_gained=lambda shard: controller._on_leading(),
+            on_gained=controller._on_shard_gained,
         )
         return cls(shards, controller)
 
@@ -92,6 +94,16 @@ class ShardedWork:
             deployment=informers["Deployment"].get,
             lanes=self._valid_lanes,
         )
+
+    def owns(self, key: Key) -> bool:
+        """This replica acts for ``key``'s lane's shard now (a key of no lane: no)."""
+        lane = self.lane_of(key)
+        return lane is not None and self.shards.fence_for(lane) is not None
+
+    def in_shard(self, key: Key, shard: int) -> bool:
+        """``key`` acts for a lane of ``shard`` (whoever owns it)."""
+        lane = self.lane_of(key)
+        return lane is not None and self.shards.shard_of(lane) == shard
 
     def reconcile(self, key: Key, run: Callable[[Key], None]) -> None:
         """Run ``key``'s reconcile in its lane's shard's batch, if this replica acts for

@@ -133,6 +133,7 @@ class ShardSet:
         self._cleared: dict[int, Term] = {}
         self._foreign: list[str] = []
         self._on_gained = on_gained
+        self._shard_of_lane: dict[str, int] = {}  # hashing a name per event adds up
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.electors = [
@@ -143,7 +144,12 @@ class ShardSet:
 
     # ---- the question the runtime asks
     def shard_of(self, lane: str) -> int:
-        return shard_of(lane, self.settings.shards)
+        shard = self._shard_of_lane.get(lane)
+        if shard is None:
+            if len(self._shard_of_lane) > 10_000:  # lane names are few; bound it anyway
+                self._shard_of_lane.clear()
+            shard = self._shard_of_lane[lane] = shard_of(lane, self.settings.shards)
+        return shard
 
     def fence_for(self, lane: str) -> Fence | None:
         """The fence of ``lane``'s shard while this replica acts for it, else None."""
