@@ -50,6 +50,9 @@ _METADATA_DROPPED = ("managedFields",)
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: Strings up to this length are interned (names, images, label values repeat).
 _INTERN_MAX = 64
+#: Values of these keys are interned whatever their length: a release's PromQL repeats in
+#: every measurement of its history (one text per check and window), up to 20 times.
+_INTERN_ALWAYS = frozenset({"query"})
 
 
 def strip_metadata(obj: JsonDict) -> JsonDict:
@@ -73,7 +76,12 @@ def compact(value: Any) -> Any:
     string for every key of every object, so 20,000 Deployments hold 20,000 copies of
     "metadata", "containers", the image name, ... Sharing them halves the cache."""
     if isinstance(value, dict):
-        return {sys.intern(k): compact(v) for k, v in value.items()}
+        return {
+            sys.intern(k): sys.intern(v)
+            if k in _INTERN_ALWAYS and isinstance(v, str)
+            else compact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [compact(v) for v in value]
     if isinstance(value, str) and len(value) <= _INTERN_MAX:
