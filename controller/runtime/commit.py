@@ -108,9 +108,10 @@ class ReleaseCommit:
             return RECORD_RETRY_S
         self._act(lane, rel, decision, dep, primary)
         if decision.status.outbox:
-            cleared = decision.status.model_copy(update={"outbox": []})
+            # Only the outbox changes (the write is conditional on the one above): the
+            # rest of the status, measurement history included, is not sent again.
             try:
-                self.written(self.api.patch_release_status(ns, rel.name, status_wire(cleared), rv))
+                self.written(self.api.patch_release_status(ns, rel.name, {"outbox": []}, rv))
             except ConflictError:
                 return 0.0  # recorded already; the next pass clears it (ids dedupe)
         if command is not None and raw is not None and command_from(raw) is not None:

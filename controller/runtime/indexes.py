@@ -80,11 +80,11 @@ def parse_release(raw: JsonDict) -> LaneRelease | None:
 
 
 def parse_release_summary(raw: JsonDict) -> LaneRelease | None:
-    """The release without its measurement history (``status.measurements``: up to 100
+    """The release without its measurement history (``status.measurements``: up to 20
     measurements, each about 2.6 KB once parsed). What the index serves (lanes' ticks,
     gates, adoption) never reads it; a release reconcile parses its release whole. Held
     for every release, the history grew the parsed cache by about 7 MiB per analysis
-    tick at 1,000 releases, to over 250 MiB once full. Never write a status from one."""
+    tick at 1,000 releases, to over 250 MiB once 100 deep. Never write a status from one."""
     status = raw.get("status")
     if isinstance(status, dict) and "measurements" in status:
         raw = {**raw, "status": {k: v for k, v in status.items() if k != "measurements"}}

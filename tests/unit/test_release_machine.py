@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from controller.core.gates import GateReport, GateResult
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase, Verdict
 from controller.core.release_machine import (
+    MEASUREMENT_HISTORY,
     CanaryObservation,
     CommandKind,
     DisableFlag,
@@ -486,3 +487,21 @@ def test_set_condition_moves_the_transition_time_only_when_the_status_flips() ->
     assert flipped[1].last_transition_time.minute == 9
     kept = set_condition(first, cond(ConditionStatus.TRUE, 5), keep_transition_time=False)
     assert kept[1].last_transition_time.minute == 5
+
+
+def test_deciding_leaves_its_input_and_keeps_a_bounded_history() -> None:
+    rel, now = new_release(), T0
+    apply(LANE, rel, Observation(now=now, gates=OPEN))
+    for _ in range(MEASUREMENT_HISTORY):  # more than the history keeps, in one step
+        now += timedelta(seconds=1)
+        measured = passes(rel.status.current_step, now)
+        apply(LANE, rel, Observation(now=now, gates=OPEN, canary=READY, measurements=measured))
+    assert len(rel.status.measurements) == MEASUREMENT_HISTORY
+    stored = rel.status.model_dump()
+    now += timedelta(seconds=1)
+    measured = passes(rel.status.current_step, now)
+    d = decide(LANE, rel, Observation(now=now, gates=OPEN, canary=READY, measurements=measured))
+    assert rel.status.model_dump() == stored  # the input's history is untouched
+    assert d.status.measurements is not rel.status.measurements
+    assert d.status.phase is Phase.PROGRESSING and d.status.measurements[-1].time == now
+    assert len(d.status.measurements) == MEASUREMENT_HISTORY

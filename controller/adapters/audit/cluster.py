@@ -7,7 +7,7 @@ What the cluster keeps, and so what ``changelane audit --cluster`` can show:
   step and weight, so the timeline is as precise as the audit log's. Events expire
   (the API server's ``--event-ttl``, one hour by default).
 - **The LaneRelease status**, which does not expire: phase, message, rollback and gate
-  reasons, the last 100 measurements with their evidence, conditions, start and finish.
+  reasons, the last 20 measurements with their evidence, conditions, start and finish.
   The release's current outcome is always derived from it, so a release whose Events are
   gone is still listed with its outcome, reason and deciding evidence.
 - **The ChangeLane status**: when the lane was suspended (and why) and resumed (by whom).
