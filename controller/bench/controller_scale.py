@@ -58,6 +58,7 @@ from controller.bench.controller_replicas import (
     lane_names,
 )
 from controller.bench.sim_process import SimProcess
+from controller.core.release_machine import MEASUREMENT_HISTORY
 
 JsonDict = dict[str, Any]
 NS = "bench"
@@ -89,6 +90,9 @@ class Plan:
     #: (one is bench-lane; more are picked one per shard, Deployments spread over them).
     replicas: int = 1
     lanes: int = 1
+    #: After the last releases' window: fill every release's measurement history to the
+    #: most the status keeps (as an hour in) and measure one more window.
+    full_histories: bool = False
 
 
 @dataclass
@@ -109,6 +113,9 @@ class Run:
     # Not in the JSON shape: context for the table.
     queue_depth_max: float = field(default=0.0, repr=False)
     releases_measured: int = field(default=0, repr=False)
+    #: Measurements each release's history was filled to before the window (0: as
+    #: written during the run, a few minutes' worth).
+    history: int = field(default=0, repr=False)
     #: CPU of the simulated cluster's process over the window, % of one core.
     sim_cpu_pct: float = field(default=0.0, repr=False)
 
@@ -116,6 +123,8 @@ class Run:
         data = asdict(self)
         for context in ("queue_depth_max", "releases_measured", "sim_cpu_pct"):
             data.pop(context)
+        if not self.history:
+            data.pop("history")
         if self.replicas == 1:
             data.pop("replicas")  # the issue's shape; a --replicas run says how many
         return data
@@ -662,10 +671,33 @@ def run_plan(
                     )
                     echo(f"  measured {run.deployments}/{run.releases}")
                     runs.append(run)
+                if plan.full_histories and plan.releases[-1]:
+                    runs.append(
+                        _with_full_histories(sim, probe, prometheus, plan, adoption_s, echo)
+                    )
                 probe.stop()
         finally:
             prometheus.stop()
     return runs
+
+
+def _with_full_histories(
+    sim: SimProcess,
+    probe: Any,
+    prometheus: PromStandInProcess,
+    plan: Plan,
+    adoption_s: float | None,
+    echo: Any,
+) -> Run:
+    """The last world again once every release's history is as long as the status keeps."""
+    filled = sim.call("fill_histories", NS, MEASUREMENT_HISTORY)
+    echo(f"  {filled} measurement histories filled to {MEASUREMENT_HISTORY}")
+    time.sleep(plan.interval_s)  # the controller takes the filled releases in, and ticks
+    releases = plan.releases[-1]
+    run = measure_window(sim, probe, prometheus, plan, plan.deployments, releases, adoption_s)
+    run.history = MEASUREMENT_HISTORY
+    echo(f"  measured {run.deployments}/{run.releases}, {filled} histories filled beforehand")
+    return run
 
 
 def _settle(sim: SimProcess, probe: Any, deployments: int, timeout: float) -> float | None:
@@ -738,12 +770,12 @@ def _start_releases(sim: SimProcess, count: int, plan: Plan, proc: Any) -> None:
 def full_plans() -> list[Plan]:
     return [
         Plan(deployments=1_000, releases=(0,), window_s=90.0),
-        Plan(deployments=10_000, releases=(0, 1_000), window_s=150.0),
+        Plan(deployments=10_000, releases=(0, 1_000), window_s=150.0, full_histories=True),
     ]
 
 
 def quick_plans() -> list[Plan]:
-    return [Plan(deployments=40, releases=(0, 10), interval_s=2, window_s=8.0)]
+    return [Plan(deployments=40, releases=(0, 10), interval_s=2, window_s=8.0, full_histories=True)]
 
 
 @dataclass(frozen=True)
@@ -777,7 +809,7 @@ def table(runs: list[Run]) -> str:
     head = (
         f"{'repl':>4} {'deploys':>8} {'releases':>8} {'RSS MiB':>8} {'peak':>7} {'CPU %':>6} "
         f"{'adopt s':>8} {'rec p50':>8} {'rec p99':>8} {'lag p99':>8} {'q/tick':>7} "
-        f"{'checks':>6} {'queue':>6} {'measured':>8} {'sim CPU':>7}"
+        f"{'checks':>6} {'queue':>6} {'measured':>8} {'sim CPU':>7} {'hist':>4}"
     )
     lines = [head, "-" * len(head)]
 
@@ -791,14 +823,15 @@ def table(runs: list[Run]) -> str:
             f"{r.cpu_idle_pct:>6g} {f(r.adoption_s):>8} {f(r.reconcile_p50_ms):>8} "
             f"{f(r.reconcile_p99_ms):>8} {f(r.analysis_lag_p99_ratio):>8} "
             f"{r.queries_per_tick:>7g} {r.checks_per_lane:>6} {r.queue_depth_max:>6g} "
-            f"{r.releases_measured:>8} {r.sim_cpu_pct:>7g}"
+            f"{r.releases_measured:>8} {r.sim_cpu_pct:>7g} {r.history or '-':>4}"
         )
     lines.append(
         "RSS/CPU of the controller process; CPU in % of one core over the window; rec = "
         "reconcile ms; lag = p99 over releases of (longest gap between measurements / "
         "interval); queue = max work-queue depth; measured = releases measured at least "
         "once in the window; "
-        "sim CPU = the simulated cluster's process, % of one core. "
+        "sim CPU = the simulated cluster's process, % of one core; hist = every "
+        "release's measurement history filled to this many before the window. "
         "repl > 1: replicas sharing the lanes (RSS of the largest, CPU and queue summed)."
     )
     return "\n".join(lines)

@@ -95,6 +95,42 @@ def _new_templates(sim: Any, namespace: str, names: list[str], image: str, chang
         sim.store.update("deployments", dep, namespace=namespace, name=name)
 
 
+def _fill_histories(sim: Any, namespace: str, entries: int) -> int:
+    """Give every LaneRelease a measurement history of ``entries`` (as an hour or more into
+    its step), made of older copies of the measurements it has (times moved back one
+    per copy, so no two are the same object once decoded). Returns how many were filled;
+    a release the controller writes meanwhile is read again."""
+    from datetime import timedelta
+
+    from controller.sim.errors import ApiError
+
+    filled = 0
+    for stored in list(sim.store.list("lanereleases", namespace).items):
+        for _ in range(10):
+            obj = sim.store.get_obj("lanereleases", namespace, stored.name)
+            status = obj.get("status") or {}
+            have = list(status.get("measurements") or [])
+            if not have or len(have) >= entries:
+                break
+            older: list[JsonDict] = []
+            for back in range(entries - len(have), 0, -1):
+                copy = dict(have[back % len(have)])
+                at = datetime.fromisoformat(str(copy["time"]).replace("Z", "+00:00"))
+                copy["time"] = (at - timedelta(seconds=back)).isoformat().replace("+00:00", "Z")
+                older.append(copy)
+            status["measurements"] = older + have
+            try:
+                sim.store.update(
+                    "lanereleases", obj, namespace=namespace, name=stored.name, subresource="status"
+                )
+                filled += 1
+                break
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+    return filled
+
+
 def _kubeconfig(sim: Any) -> JsonDict:
     return dict(sim.kubeconfig())
 
@@ -111,6 +147,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "release_names": _release_names,
     "release_phases": _release_phases,
     "new_templates": _new_templates,
+    "fill_histories": _fill_histories,
     "kubeconfig": _kubeconfig,
     "url": _url,
 }

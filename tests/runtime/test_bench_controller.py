@@ -14,6 +14,7 @@ from controller.bench.controller_replicas import lane_names
 from controller.bench.controller_scale import Size, histogram_quantile, lag_ratios, replica_plans
 from controller.bench.grouped_answers import grouped_series
 from controller.cli.main import cli
+from controller.core.release_machine import MEASUREMENT_HISTORY
 from controller.core.sharding import shard_of
 
 FIELDS = {
@@ -75,14 +76,17 @@ def test_quick_slice_writes_the_issue_shape_with_sane_values(tmp_path: Path) -> 
     result = CliRunner().invoke(cli, ["bench", "controller", "--quick", "--json", str(out)])
     assert result.exit_code == 0, result.output
     runs = json.loads(out.read_text())["runs"]
-    assert [(r["deployments"], r["releases"]) for r in runs] == [(40, 0), (40, 10)]
+    assert [(r["deployments"], r["releases"]) for r in runs] == [(40, 0), (40, 10), (40, 10)]
+    # The last window again, every release's measurement history as long as it gets.
+    assert runs[2].pop("history") == MEASUREMENT_HISTORY
     for r in runs:
         assert set(r) == FIELDS
         assert 20 < r["rss_steady_mib"] <= r["rss_peak_mib"] < 2000
         assert 0 <= r["cpu_idle_pct"] < 200
         assert 0 < r["adoption_s"] < 120
         assert r["lanes"] == 1 and r["checks_per_lane"] == 2
-    idle, busy = runs
+    idle, busy, full = runs
+    assert 0.9 <= full["analysis_lag_p99_ratio"] < 5
     assert idle["queries_per_tick"] == 0 and idle["analysis_lag_p99_ratio"] is None
     # Every release was measured, on a cadence near the lane's interval (2 s, loaded CI).
     assert 0.9 <= busy["analysis_lag_p99_ratio"] < 5
