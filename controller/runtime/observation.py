@@ -137,7 +137,11 @@ class Observer:
     def _gates(
         self, lane: ChangeLane, rel: LaneRelease, now: datetime, in_flight: bool = False
     ) -> GateReport:
-        others = [r for r in self.caches.gate_releases(lane.name) if r.name != rel.name]
+        view = self.caches.gate_releases(lane.name)
+        # In flight only finished releases are read (the lane's suspension), and this one
+        # is not finished: the lane's view serves as it is, not copied per reconcile
+        # (a list of 1,000 a reconcile, 15% of a replica's busy samples).
+        others = view if in_flight else [r for r in view if r.name != rel.name]
         try:
             gates = self.gates.evaluate(lane, rel, now, others, in_flight=in_flight)
         except Exception as exc:  # fail closed: a gate that cannot be evaluated is shut

@@ -77,3 +77,17 @@ def test_in_flight_gates_stop_a_release_exactly_when_all_gates_would(
     assert [r for r in in_flight.results if not r.passed] == [
         r for r in full.results if not r.passed and r.gate in ("killSwitch", "laneSuspended")
     ]
+    # The runtime passes the lane's whole view in flight, this release included (it is
+    # not finished, so it changes nothing), and the same list again until it changes.
+    view = [*lane_releases, release]
+    fresh = LaneGates(Switch(on=switch_on))
+    first = fresh.evaluate(lane, release, NOW, view, in_flight=True)
+    again = fresh.evaluate(lane, release, NOW, view, in_flight=True)
+    assert first.results == again.results == in_flight.results
+    finished = [*view, _release("late", "RolledBack", 1)]  # a new view: outcomes anew
+    assert (
+        fresh.evaluate(lane, release, NOW, finished, in_flight=True).results
+        == (
+            LaneGates(Switch(on=switch_on)).evaluate(lane, release, NOW, finished, in_flight=True)
+        ).results
+    )

@@ -29,6 +29,20 @@ class KillSwitchPort(Protocol):
 class LaneGates:
     def __init__(self, kill_switch: KillSwitchPort | None) -> None:
         self.kill_switch = kill_switch
+        # The last releases list whose outcomes were computed, per lane: the runtime
+        # passes the same list object until one of its releases starts or finishes.
+        self._outcomes: dict[str, tuple[Sequence[LaneRelease], datetime | None, list[str]]] = {}
+
+    def _finished_outcomes(
+        self, lane: ChangeLane, releases: Sequence[LaneRelease], resumed_at: datetime | None
+    ) -> list[str]:
+        cached = self._outcomes.get(lane.name)
+        if cached is not None and cached[0] is releases and cached[1] == resumed_at:
+            return cached[2]
+        outcomes = finished_outcomes(releases, resumed_at)
+        if isinstance(releases, list):  # a list held here cannot become another's id
+            self._outcomes[lane.name] = (releases, resumed_at, outcomes)
+        return outcomes
 
     def evaluate(
         self,
@@ -52,7 +66,7 @@ class LaneGates:
             # is over). Carried so the lane can report it until the source is back.
             results.append(GateResult(FLAG_SOURCE, True, source.describe()))
         resumed_at = lane.status.resumed_at if lane.status is not None else None
-        outcomes = finished_outcomes(lane_releases, resumed_at)
+        outcomes = self._finished_outcomes(lane, lane_releases, resumed_at)
         if in_flight:
             results.append(evaluate_lane_suspension(lane, outcomes))
             return GateReport(tuple(results))
