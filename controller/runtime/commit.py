@@ -70,6 +70,9 @@ class ReleaseCommit:
         #: Told of every status write (the server's answer), so a later read knows
         #: whether the cache has seen it yet (runtime.release_reads).
         self.written: Callable[[JsonDict], None] = lambda obj: None
+        #: Told instead of ``written`` of a write whose watch echo decides nothing (the
+        #: phase stayed and a next look is scheduled), so the echo can be left alone.
+        self.written_routine: Callable[[JsonDict], None] = lambda obj: self.written(obj)
 
     def run(
         self,
@@ -97,8 +100,10 @@ class ReleaseCommit:
         else:
             obs = Observation(now=self.clock())  # decide() contains it; nothing to measure
         decision = decide(lane, rel, obs)
+        routine = decision.status.phase == rel.status.phase and decision.requeue_after is not None
+        wrote = self.written_routine if routine else self.written
         try:
-            rv = self._write_status(rel, decision.status, stored_wire)
+            rv = self._write_status(rel, decision.status, stored_wire, wrote)
         except ConflictError:
             log.info("status conflict; retrying from fresh state", release=rel.name)
             return 0.0
@@ -111,7 +116,7 @@ class ReleaseCommit:
             # Only the outbox changes (the write is conditional on the one above): the
             # rest of the status, measurement history included, is not sent again.
             try:
-                self.written(self.api.patch_release_status(ns, rel.name, {"outbox": []}, rv))
+                wrote(self.api.patch_release_status(ns, rel.name, {"outbox": []}, rv))
             except ConflictError:
                 return 0.0  # recorded already; the next pass clears it (ids dedupe)
         if command is not None and raw is not None and command_from(raw) is not None:
@@ -119,7 +124,11 @@ class ReleaseCommit:
         return decision.requeue_after
 
     def _write_status(
-        self, rel: LaneRelease, status: LaneReleaseStatus, stored_wire: JsonDict
+        self,
+        rel: LaneRelease,
+        status: LaneReleaseStatus,
+        stored_wire: JsonDict,
+        wrote: Callable[[JsonDict], None],
     ) -> str | None:
         """Write the decided status if it changed; the resourceVersion to write on with."""
         rv = rel.metadata.resource_version
@@ -129,7 +138,7 @@ class ReleaseCommit:
         written = self.api.patch_release_status(
             rel.spec.target.namespace, rel.name, status_patch(wire, stored_wire), rv
         )
-        self.written(written)
+        wrote(written)
         return meta(written).get("resourceVersion", rv)
 
     def _act(
