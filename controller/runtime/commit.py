@@ -70,9 +70,6 @@ class ReleaseCommit:
         #: Told of every status write (the server's answer), so a later read knows
         #: whether the cache has seen it yet (runtime.release_reads).
         self.written: Callable[[JsonDict], None] = lambda obj: None
-        #: Told instead of ``written`` of a write whose watch echo decides nothing (the
-        #: phase stayed and a next look is scheduled), so the echo can be left alone.
-        self.written_routine: Callable[[JsonDict], None] = lambda obj: self.written(obj)
 
     def run(
         self,
@@ -100,10 +97,8 @@ class ReleaseCommit:
         else:
             obs = Observation(now=self.clock())  # decide() contains it; nothing to measure
         decision = decide(lane, rel, obs)
-        routine = decision.status.phase == rel.status.phase and decision.requeue_after is not None
-        wrote = self.written_routine if routine else self.written
         try:
-            rv = self._write_status(rel, decision.status, stored_wire, wrote)
+            rv = self._write_status(rel, decision.status, stored_wire)
         except ConflictError:
             log.info("status conflict; retrying from fresh state", release=rel.name)
             return 0.0
@@ -116,7 +111,7 @@ class ReleaseCommit:
             # Only the outbox changes (the write is conditional on the one above): the
             # rest of the status, measurement history included, is not sent again.
             try:
-                wrote(self.api.patch_release_status(ns, rel.name, {"outbox": []}, rv))
+                self.written(self.api.patch_release_status(ns, rel.name, {"outbox": []}, rv))
             except ConflictError:
                 return 0.0  # recorded already; the next pass clears it (ids dedupe)
         if command is not None and raw is not None and command_from(raw) is not None:
@@ -124,11 +119,7 @@ class ReleaseCommit:
         return decision.requeue_after
 
     def _write_status(
-        self,
-        rel: LaneRelease,
-        status: LaneReleaseStatus,
-        stored_wire: JsonDict,
-        wrote: Callable[[JsonDict], None],
+        self, rel: LaneRelease, status: LaneReleaseStatus, stored_wire: JsonDict
     ) -> str | None:
         """Write the decided status if it changed; the resourceVersion to write on with."""
         rv = rel.metadata.resource_version
@@ -138,7 +129,7 @@ class ReleaseCommit:
         written = self.api.patch_release_status(
             rel.spec.target.namespace, rel.name, status_patch(wire, stored_wire), rv
         )
-        wrote(written)
+        self.written(written)
         return meta(written).get("resourceVersion", rv)
 
     def _act(

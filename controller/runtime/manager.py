@@ -227,20 +227,15 @@ class Controller:
                 self.enqueue_all_deployments()
             self.enqueue_all_lanes()
 
-        reads = getattr(self.reconciler, "release_reads", None)
-
         def on_release(obj: JsonDict) -> None:
             ns, name = _key_of(obj)
-            gone = self.informers[RELEASE].get(f"{ns}/{name}") is None
-            if gone and reads is not None:
-                reads.forget(ns, name)
-            if gone or reads is None or not reads.own_echo(obj):
-                self._offer((RELEASE, ns, name))
+            self._offer((RELEASE, ns, name))
             # A release that finished (or went away) may change the lane's autonomy
             # budget and agent levels; one in flight cannot, so its status writes (one
             # per analysis tick) leave the lane be.
             lane = (obj.get("spec") or {}).get("lane") or ""
             phase = (obj.get("status") or {}).get("phase")
+            gone = self.informers[RELEASE].get(f"{ns}/{name}") is None
             if lane and (phase in _TERMINAL or gone):
                 self._offer((LANE, "", str(lane)))
 

@@ -94,7 +94,6 @@ class Reconciler:
             api, caches, observer, self.converger, self.sinks, self.notices, clock
         )
         self.commit.written = self.release_reads.wrote
-        self.commit.written_routine = self.release_reads.wrote_routine
         self.adoption = Adoption(
             api,
             caches,

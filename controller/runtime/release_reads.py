@@ -24,8 +24,6 @@ from collections.abc import Callable
 from controller.runtime.ports import JsonDict, NotFoundError
 
 Key = tuple[str, str]
-#: Own routine writes remembered per release (a reconcile writes at most three times).
-_OWN_KEPT = 4
 
 
 def _rv(obj: JsonDict) -> str | None:
@@ -47,9 +45,6 @@ class ReleaseReads:
         self._cached = cached
         self._fetch = fetch
         self._written: dict[Key, str] = {}
-        #: The resourceVersions of each release's last few own writes, until their watch
-        #: events come back (``own_echo``).
-        self._own: dict[Key, list[str]] = {}
         self._lock = threading.Lock()
         #: Reads served by a GET, for tests and the log.
         self.fetched = 0
@@ -60,40 +55,6 @@ class ReleaseReads:
         if rv is not None:
             with self._lock:
                 self._written[_key(written)] = rv
-
-    def wrote_routine(self, written: JsonDict) -> None:
-        """This controller wrote the release, a write whose echo will decide nothing: the
-        phase stayed and the reconcile scheduled its next look (a measurement applied)."""
-        self.wrote(written)
-        rv = _rv(written)
-        if rv is not None:
-            with self._lock:
-                own = self._own.setdefault(_key(written), [])
-                own.append(rv)
-                del own[:-_OWN_KEPT]
-
-    def own_echo(self, event: JsonDict) -> bool:
-        """The watch event is one of this controller's own routine writes coming back,
-        unchanged by anyone since (its resourceVersion is the one the write got). The
-        reconcile that wrote it went on from that state and scheduled its next look, so
-        looking at it again decides nothing: at 1,000 releases that was two reconciles in
-        three. Other writes' echoes (a phase changed, nothing scheduled) are looked at."""
-        rv = _rv(event)
-        key = _key(event)
-        with self._lock:
-            own = self._own.get(key)
-            if rv is None or not own or rv not in own:
-                return False
-            own.remove(rv)
-            if not own:
-                del self._own[key]
-            return True
-
-    def forget(self, namespace: str, name: str) -> None:
-        """The release is gone."""
-        with self._lock:
-            self._own.pop((namespace, name), None)
-            self._written.pop((namespace, name), None)
 
     def read(self, namespace: str, name: str) -> JsonDict:
         """The release as it is now; raises ``NotFoundError`` when it does not exist."""

@@ -70,21 +70,3 @@ def test_not_in_the_cache_yet_reads_the_server_and_missing_raises() -> None:
     world.server = None
     with pytest.raises(NotFoundError):
         reads.read("ns", "r")
-
-
-def test_only_the_echo_of_an_own_routine_write_is_left_alone() -> None:
-    world = World()
-    reads = ReleaseReads(world.cached, world.fetch)
-    reads.wrote_routine(release("5"))
-    reads.wrote_routine(release("6"))
-    reads.wrote(release("7"))  # a phase changed: its echo is looked at
-    assert reads.own_echo(release("5")) and reads.own_echo(release("6"))
-    assert not reads.own_echo(release("5"))  # once
-    assert not reads.own_echo(release("7"))
-    assert not reads.own_echo(release("8"))  # someone else's write
-    reads.wrote_routine(release("9"))
-    reads.forget("ns", "r")  # deleted: nothing kept
-    assert not reads.own_echo(release("9"))
-    for rv in range(10, 30):  # echoes that never came back are not kept forever
-        reads.wrote_routine(release(str(rv)))
-    assert not reads.own_echo(release("10")) and reads.own_echo(release("29"))
