@@ -71,6 +71,19 @@ def notify(records: int, quick: bool, json_file: Path | None) -> None:
     default=None,
     help="With --traces: replay with this lane's steps, interval and checks.",
 )
+@click.option(
+    "--history/--no-history",
+    default=True,
+    show_default=True,
+    help="Give each generated release the baseline's hour of history before it (the "
+    "judge's noise prior comes from it); --no-history: the fixed prior.",
+)
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    help="Run only this generated family (repeatable).",
+)
 def decisions(
     json_path: Path | None,
     seed: int,
@@ -78,6 +91,8 @@ def decisions(
     quick: bool,
     traces_path: Path | None,
     lane_path: Path | None,
+    history: bool,
+    families: tuple[str, ...],
 ) -> None:
     """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults,
     per release, on generated noise families or on recorded traces."""
@@ -94,7 +109,16 @@ def decisions(
     elif lane_path is not None:
         raise click.UsageError("--lane needs --traces")
     else:
-        result = bench_decisions.run(traces=count, seed=seed, quick=quick)
+        known = {s.name for s in bench_decisions.SCENARIOS}
+        unknown = sorted(set(families) - known)
+        if unknown:
+            raise click.UsageError(
+                f"--family: unknown {', '.join(unknown)}; expected one of "
+                + ", ".join(sorted(known))
+            )
+        result = bench_decisions.run(
+            traces=count, seed=seed, quick=quick, history=history, only=families
+        )
     click.echo(bench_decisions.table(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")

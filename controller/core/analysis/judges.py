@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core.analysis.pods import (
+    PRIOR_POD_DOF,
+    PRIOR_POD_SPREAD,
     PodResult,
     between_pod_variance,
     bias_variance,
@@ -376,7 +378,10 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
             evidence=evidence,
         )
     beta = 1.0 - check.power
-    spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
+    spread = between_pod_variance(e.pods.baseline, *_pod_prior(e)) if e.pods is not None else None
+    # The promotion side does not lean on the history (robust.evaluate: it keeps the fixed
+    # prior): the pod spread it assumes is the release's own estimate, never below the prior.
+    fixed_spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
     r = evaluate(
         e,
         tolerance=check.tolerance,
@@ -384,8 +389,8 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         alpha=alpha,
         beta=beta,
         bias=bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0,
-        futility_bias=bias_variance(e.pods, promotion_spread(spread))
-        if e.pods is not None and spread is not None
+        futility_bias=bias_variance(e.pods, promotion_spread(fixed_spread))
+        if e.pods is not None and fixed_spread is not None
         else 0.0,
     )
     pod = (
@@ -509,6 +514,14 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         evidence=evidence,
         **values,
     )
+
+
+def _pod_prior(e: SequentialEvidence) -> tuple[float, float]:
+    """The pod spread to shrink towards and its weight: the baseline's history's when it
+    had pods, else the fixed prior."""
+    if e.prior is None or e.prior.pod_spread is None:
+        return PRIOR_POD_SPREAD, PRIOR_POD_DOF
+    return e.prior.pod_spread, e.prior.pod_weight
 
 
 def _observe_pods(

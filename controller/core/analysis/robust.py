@@ -203,7 +203,11 @@ def rate_ratio(e: SequentialEvidence) -> float | None:
 
 
 def overdispersion(
-    e: SequentialEvidence, tolerance: float = 0.0, prior_batches: float = PRIOR_BATCHES
+    e: SequentialEvidence,
+    tolerance: float = 0.0,
+    prior_batches: float = PRIOR_BATCHES,
+    *,
+    history: bool = True,
 ) -> float:
     """The multiplicative noise ``psi``: the relative variance of one arm's error ratio
     over a batch, beyond counting noise, by the method of moments on the completed
@@ -221,8 +225,14 @@ def overdispersion(
     measured against a healthy canary's model an x3 canary's own noise read as a
     dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
     looks worse in a noisy window from shrinking its own noise estimate."""
+    learned = e.prior if history else None
+    prior_psi = PRIOR_OVERDISPERSION if learned is None else learned.dispersion
+    if learned is not None:
+        # A prior estimated from the baseline's history weighs the batches it rests on,
+        # in both tests (controller.core.analysis.history).
+        prior_batches = learned.batches
     if e.batches == 0:
-        return PRIOR_OVERDISPERSION
+        return prior_psi
     ratio = e.dispersion_ck / e.dispersion_kk if e.dispersion_kk > 0 else 1.0
     squares = e.dispersion_cc - 2 * ratio * e.dispersion_ck + ratio**2 * e.dispersion_kk
     # Noise correlated with the next batch (drift lasting minutes) adds to the variance of
@@ -236,15 +246,15 @@ def overdispersion(
     )
     quadratic = 2 * fitted**2 * e.dispersion_quadratic
     if quadratic <= 0:
-        return PRIOR_OVERDISPERSION
+        return prior_psi
     # One batch's worth of freedom goes to the fitted ratio.
     freedom = max(e.batches - 1, 0) / e.batches
     prior = prior_batches * quadratic / e.batches
     excess = squares - freedom * poisson
     weight = prior + freedom * quadratic
     if weight <= 0:
-        return PRIOR_OVERDISPERSION  # one batch and no prior: nothing to estimate from
-    return max(0.0, (prior * PRIOR_OVERDISPERSION + excess) / weight)
+        return prior_psi  # one batch and no prior: nothing to estimate from
+    return max(0.0, (prior * prior_psi + excess) / weight)
 
 
 def boundary(variance: float, level: float, target: float = TARGET_VARIANCE) -> float:
@@ -286,7 +296,9 @@ def evaluate(
     floors the pod spread there, :func:`controller.core.analysis.pods.promotion_spread`);
     ``bias`` when None."""
     psi = overdispersion(e, tolerance)
-    psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES)
+    # The promotion side keeps the fixed prior: measured, a history prior there promoted
+    # healthy releases later and never sooner where it mattered (docs/judging.md).
+    psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES, history=False)
     lo, hi = 1.0 + tolerance, 1.0 + mde
     # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
     # whole, however few of its intervals are in.
