@@ -50,6 +50,7 @@ from controller.core.models import (
     Direction,
     LaneRelease,
     Measurement,
+    NoisePrior,
     SequentialEvidence,
     Verdict,
 )
@@ -427,6 +428,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     )
     if spread is not None:
         statistic += f", pod spread {spread:.3f}" + _pod_text(pod)
+    statistic += _prior_text(e)
     pod_rejected = pod is not None and pod.z >= 1.0
     rejected = r.regression_z >= 1.0 or pod_rejected
     evidence = evidence.model_copy(
@@ -516,6 +518,20 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     )
 
 
+def _prior_text(e: SequentialEvidence) -> str:
+    """Where the noise the test assumed before the release's own batches came from."""
+    p = e.prior
+    if p is None:
+        return ", fixed noise prior"
+    text = (
+        f", noise prior from the baseline's history: overdispersion {p.dispersion:.3f} over "
+        f"{p.history_batches} batches ({p.baseline_errors:.0f} errors)"
+    )
+    if p.pod_spread is not None:
+        text += f", pod spread {p.pod_spread:.3f} over {p.history_pods} pods"
+    return text
+
+
 def _pod_prior(e: SequentialEvidence) -> tuple[float, float]:
     """The pod spread to shrink towards and its weight: the baseline's history's when it
     had pods, else the fixed prior."""
@@ -570,18 +586,28 @@ _JUDGES: dict[CheckKind, _Judge] = {
 
 
 def judge_release(
-    lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, sample: CheckSample, now: datetime
+    lane: ChangeLane,
+    release: LaneRelease,
+    check: AnalysisCheck,
+    sample: CheckSample,
+    now: datetime,
+    prior: NoisePrior | None = None,
 ) -> Measurement:
     """The check judged for this release at its current step, continuing the evidence its
-    status holds for the check (the final step is the one that must rule out the MDE)."""
+    status holds for the check (the final step is the one that must rule out the MDE).
+    ``prior``: the noise prior the baseline's history gave, for a sequential check's first
+    evidence (:mod:`controller.core.analysis.history`); the evidence then carries it."""
     step = release.status.current_step
     previous = next((c for c in release.status.checks if c.name == check.name), None)
+    evidence = previous.evidence if previous is not None else None
+    if evidence is None and prior is not None and check.kind is CheckKind.SEQUENTIAL:
+        evidence = SequentialEvidence(prior=prior)
     return judge(
         check,
         sample,
         step=step,
         now=now,
-        evidence=previous.evidence if previous is not None else None,
+        evidence=evidence,
         final_step=step == len(lane.spec.strategy.steps) - 1,
     )
 
