@@ -6,7 +6,9 @@ newly elected controller derives the same levels without any state of its own. T
 field ``agents`` caches the result: when a pair's level (or pin) differs from what the
 status says, the change is announced - an audit record with the figures that caused it
 (its id is derived from the change, so a repeat after a crash is dropped by the sinks),
-an Event on the ChangeLane and a log line - and then the status is written.
+an Event on the ChangeLane and a log line - and then the status is written. The status
+is what marks a change announced, so a pair whose record a sink could not take keeps its
+stored entry and is announced again on the next try (``runtime.lane_records``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from controller.core.autonomy.record import outcome_of_release, track_records
 from controller.core.formatting import iso_z
 from controller.core.gates.provenance import author_allowed
 from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
+from controller.runtime.lane_records import LANE_RECORD_RETRY_S, send_lane_record
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import Cluster, JsonDict
 
@@ -51,7 +54,11 @@ class AgentLevels:
         self.clock = clock
         self.instance = instance
 
-    def reconcile(self, lane: ChangeLane, raw: JsonDict, releases: list[LaneRelease]) -> None:
+    def reconcile(
+        self, lane: ChangeLane, raw: JsonDict, releases: list[LaneRelease]
+    ) -> float | None:
+        """Announce and store each pair's level; seconds to try again when a sink could
+        not take a change's record."""
         outcomes = [outcome_of_release(r) for r in releases]
         tracked = tracked_pairs(lane, outcomes)
         if self.metrics is not None:
@@ -59,7 +66,7 @@ class AgentLevels:
             self.metrics.publish_track_records(lane.name, records.values())
         spec = lane.spec.gates.agent_autonomy
         if spec is None:
-            return
+            return None
         status = lane.status or ChangeLaneStatus()
         # Only authors the lane allows hold a level: an unknown identity mints no state.
         allowed = [o for o in outcomes if author_allowed(lane, o.agent, o.model)]
@@ -71,19 +78,27 @@ class AgentLevels:
             )
         stored = {(a.agent, a.model): a for a in status.agents}
         latest = {(c.agent, c.model): c for c in changes}
+        wanted: list[JsonDict] = []
+        unannounced = False
         for key, standing in sorted(standings.items()):
             before = stored.get(key)
             moved = before is None or (before.level, before.pinned_by) != (
                 standing.level,
                 standing.pinned_by,
             )
-            if moved and key in latest:
-                self._announce(lane, raw, latest[key])
-        wanted = [s.to_wire() for _, s in sorted(standings.items())]
+            if moved and key in latest and not self._announce(lane, raw, latest[key]):
+                unannounced = True
+                if before is not None:
+                    wanted.append(before.to_wire())
+                continue
+            wanted.append(standing.to_wire())
         if wanted != [a.to_wire() for a in status.agents]:
             self.api.patch_lane_status(lane.name, {"agents": wanted})
+        return LANE_RECORD_RETRY_S if unannounced else None
 
-    def _announce(self, lane: ChangeLane, raw: JsonDict, change: LevelChange) -> None:
+    def _announce(self, lane: ChangeLane, raw: JsonDict, change: LevelChange) -> bool:
+        """Record, log and tell the lane's Event stream of ``change``; False when a sink
+        could not take the record (nothing else is done then)."""
         who = f"agent {change.agent} (model {change.model})"
         message = f"{who}: {change.from_level} -> {change.to_level}: {change.reason}"
         figures = ", ".join(f"{k}={v}" for k, v in change.figures)
@@ -98,11 +113,8 @@ class AgentLevels:
             actor=str(dict(change.figures).get("by", "controller")),
             instance=self.instance,
         )
-        for sink in self.sinks:
-            try:
-                sink.emit(record)
-            except Exception:
-                log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
+        if not send_lane_record(self.sinks, record):
+            return False
         log.warning(
             "agent autonomy level changed",
             lane=lane.name,
@@ -117,3 +129,4 @@ class AgentLevels:
             self.api.emit_event(raw, _event_reason(change), message, "Normal")
         except Exception:
             log.warning("could not emit event", reason=_event_reason(change), lane=lane.name)
+        return True

@@ -48,9 +48,10 @@ from controller.core.models.common import set_condition
 from controller.runtime.agent_levels import AgentLevels
 from controller.runtime.lane_capacity import CONDITION as LIMIT_CONDITION
 from controller.runtime.lane_capacity import LaneWorkloads
+from controller.runtime.lane_records import LANE_RECORD_RETRY_S, send_lane_record
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.objects import Caches, meta, releases_in_lane
-from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError, NotLeaderError
+from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
 
 log = structlog.get_logger("changelane.lanes")
 
@@ -205,14 +206,15 @@ class LaneReconciler:
             raw, status = self._apply_budget(lane, raw, status, rv)
         except ConflictError:
             return 0.5  # someone (a human resume?) wrote first: look again
-        self._announce(lane, raw, status)
+        retry = self._announce(lane, raw, status)
         if self.metrics is not None:
             self.metrics.set_lane_suspended(lane.name, status.suspended)
         try:
-            self.agent_levels.reconcile(lane, raw, self.lane_releases(lane.name))
+            levels_retry = self.agent_levels.reconcile(lane, raw, self.lane_releases(lane.name))
         except ConflictError:
             return 0.5
-        return None
+        retries = [r for r in (retry, levels_retry) if r is not None]
+        return min(retries) if retries else None
 
     # ------------------------------------------------------------------ budget
 
@@ -250,7 +252,9 @@ class LaneReconciler:
 
     # ------------------------------------------------------------------ announce
 
-    def _announce(self, lane: ChangeLane, raw: JsonDict, status: ChangeLaneStatus) -> None:
+    def _announce(self, lane: ChangeLane, raw: JsonDict, status: ChangeLaneStatus) -> float | None:
+        """Announce a suspension or resumption once; seconds to try again when a sink
+        could not take its record."""
         current = next((c for c in status.conditions if c.type == SUSPENDED_CONDITION), None)
         if status.suspended:
             at = status.suspended_at or self.clock()
@@ -271,17 +275,13 @@ class LaneReconciler:
                 self._set_condition(
                     lane, status, ConditionStatus.FALSE, "NotSuspended", "", self.clock()
                 )
-            return
+            return None
         if current is not None and (current.status, current.last_transition_time) == wanted:
-            return
+            return None
         record = self._record(lane, status, at, message)
-        for sink in self.sinks:
-            try:
-                sink.emit(record)
-            except NotLeaderError:
-                raise
-            except Exception:
-                log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
+        if not send_lane_record(self.sinks, record):
+            # The condition is what marks the change announced: leave it, try again.
+            return LANE_RECORD_RETRY_S
         event_type = "Warning" if status.suspended else "Normal"
         event_reason = "LaneSuspended" if status.suspended else "LaneResumed"
         try:
@@ -291,6 +291,7 @@ class LaneReconciler:
         except Exception:
             log.warning("could not emit event", reason=event_reason, lane=lane.name)
         self._set_condition(lane, status, wanted[0], reason_code, message, at)
+        return None
 
     def _record(
         self, lane: ChangeLane, status: ChangeLaneStatus, at: datetime, message: str
