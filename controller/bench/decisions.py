@@ -637,7 +637,7 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
     for i in range(tr.traces):
         pod_windows = _pod_windows(tr, i) if split else None
         statuses = {
-            c.name: CheckStatus(name=c.name, evidence=_history_evidence(tr, i, c, lane))
+            c.name: CheckStatus(name=c.name, evidence=history_evidence(tr, i, c, lane))
             for c in lane.checks
         }
         decision = Decision("undecided", None)
@@ -723,7 +723,7 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
     return out
 
 
-def _history_evidence(
+def history_evidence(
     tr: Traces, i: int, check: AnalysisCheck, lane: BenchLane
 ) -> SequentialEvidence | None:
     """A sequential check's starting evidence: the noise prior trace ``i``'s baseline

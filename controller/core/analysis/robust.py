@@ -51,9 +51,10 @@ baseline's own hour of history before the release gave when the runtime could fe
 weighing at most 4 batches, never below 0.02; it assumes the canary's noise is like the
 baseline's, and noise shared by the whole service in the history only makes it larger),
 else the fixed :data:`PRIOR_OVERDISPERSION` with the weight of :data:`PRIOR_BATCHES`
-batches. The futility test always shrinks towards the fixed prior (its own weight, below). The newest, incomplete batch is not in the estimate (a
-sudden change cannot hide behind the variance it would itself add) but its scale counts
-in full in the variance (a batch is noisy as a whole however few of its intervals are in).
+batches. The futility test always shrinks towards the fixed prior (its own weight,
+below). The newest, incomplete batch is not in the estimate (a sudden change cannot hide
+behind the variance it would itself add) but its scale counts in full in the variance (a
+batch is noisy as a whole however few of its intervals are in).
 
 Test. A normal-mixture boundary (Robbins 1970; the asymptotic confidence sequence of
 Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit theory and
