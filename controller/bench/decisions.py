@@ -590,6 +590,17 @@ class BenchLane:
         return tuple(s.weight for s in self.strategy.steps)
 
 
+def with_noise_prior(lane: BenchLane, noise_prior: str | None) -> BenchLane:
+    """The lane with every sequential check's ``noisePrior`` set (None: as declared)."""
+    if noise_prior is None:
+        return lane
+    checks = [
+        c.model_copy(update={"noise_prior": noise_prior}) if c.kind is CheckKind.SEQUENTIAL else c
+        for c in lane.checks
+    ]
+    return BenchLane(checks, lane.interval_s, lane.strategy)
+
+
 def bench_lane() -> BenchLane:
     from controller.core.models import AnalysisSpec
 
@@ -730,7 +741,7 @@ def history_evidence(
     history gives, at the lane's interval (None: no history, the fixed prior), as the
     controller seeds it when a release's analysis starts."""
     h = tr.history
-    if h is None or check.kind is not CheckKind.SEQUENTIAL:
+    if h is None or check.kind is not CheckKind.SEQUENTIAL or check.noise_prior != "history":
         return None
     per = lane.interval_s / h.interval_s
     if per < 1 or abs(per - round(per)) > 1e-9:
@@ -960,16 +971,17 @@ def run(
     traces: int = 500,
     seed: int = 1,
     quick: bool = False,
-    history: bool = True,
+    noise_prior: str = "fixed",
     only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Every family (or the quick slice, or ``only`` these), each trace with the baseline's
-    hour of history before it (``history=False``: none, the judge's fixed prior). The
-    histories come from their own generator seeded from ``seed``: the releases' traces are
-    the same with or without them."""
+    """Every family (or the quick slice, or ``only`` these). With ``noise_prior="history"``
+    the bench lane's sequential check declares ``noisePrior: history`` and each trace comes
+    with the baseline's hour of history before it, drawn from its own generator seeded
+    from ``seed``: the releases' traces are the same either way."""
     rng = np.random.default_rng(seed)
+    history = noise_prior == "history"
     history_rng = np.random.default_rng([seed, HISTORY_STREAM]) if history else None
-    lane = bench_lane()
+    lane = with_noise_prior(bench_lane(), noise_prior)
     rows = []
     started = time.monotonic()
     chosen = [s for s in SCENARIOS if not quick or s.name in QUICK]
@@ -991,6 +1003,7 @@ def run(
             "horizon_s": HORIZON_S,
             "base_error_ratio": BASE_ERROR_RATIO,
             "changelane_interval_s": lane.interval_s,
+            "noise_prior": noise_prior,
             "changelane_checks": [c.to_wire() for c in lane.checks],
             "changelane_strategy": lane.strategy.to_wire(),
         },

@@ -333,10 +333,15 @@ def _pod_arrays(
     return bench.PodArrays(names, stack(0), stack(1))
 
 
-def replay(path: Path, lane_path: Path | None = None) -> dict[str, Any]:
+def replay(
+    path: Path, lane_path: Path | None = None, noise_prior: str | None = None
+) -> dict[str, Any]:
+    """``noise_prior``: set every sequential check's ``noisePrior`` (None: as the lane
+    declares it; the bench lane's is ``fixed``)."""
     traces = parse(path)
     notes: list[str] = []
     lane = bench.bench_lane() if lane_path is None else _lane_from(lane_path)
+    lane = bench.with_noise_prior(lane, noise_prior)
     latency_kinds = {CheckKind.THRESHOLD, CheckKind.RELATIVE}
     started = time.monotonic()
     by_family: dict[str, dict[str, list[bench.Decision]]] = {}

@@ -72,11 +72,13 @@ def notify(records: int, quick: bool, json_file: Path | None) -> None:
     help="With --traces: replay with this lane's steps, interval and checks.",
 )
 @click.option(
-    "--history/--no-history",
-    default=True,
-    show_default=True,
-    help="Give each generated release the baseline's hour of history before it (the "
-    "judge's noise prior comes from it); --no-history: the fixed prior.",
+    "--noise-prior",
+    type=click.Choice(["fixed", "history"]),
+    default=None,
+    help="Set the sequential checks' noisePrior. history: each generated release comes "
+    "with the baseline's hour of history before it, and the judge's noise prior is "
+    "estimated from it (with --traces: from each trace's history field). Default: as the "
+    "lane declares it (the bench lane: fixed).",
 )
 @click.option(
     "--family",
@@ -91,7 +93,7 @@ def decisions(
     quick: bool,
     traces_path: Path | None,
     lane_path: Path | None,
-    history: bool,
+    noise_prior: str | None,
     families: tuple[str, ...],
 ) -> None:
     """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults,
@@ -103,7 +105,7 @@ def decisions(
         from controller.bench.replay import TraceFileError, replay
 
         try:
-            result = replay(traces_path, lane_path)
+            result = replay(traces_path, lane_path, noise_prior)
         except TraceFileError as exc:
             raise click.ClickException(str(exc)) from exc
     elif lane_path is not None:
@@ -117,7 +119,7 @@ def decisions(
                 + ", ".join(sorted(known))
             )
         result = bench_decisions.run(
-            traces=count, seed=seed, quick=quick, history=history, only=families
+            traces=count, seed=seed, quick=quick, noise_prior=noise_prior or "fixed", only=families
         )
     click.echo(bench_decisions.table(result))
     if json_path is not None:

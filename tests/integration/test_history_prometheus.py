@@ -40,7 +40,9 @@ RPS_PER_POD = 10.0
 ERROR_RATIO = 0.01
 SCRAPE_S = 15
 DOCS = lane("docs-site")
-ERROR_CHECK = next(c for c in DOCS.spec.analysis.checks if c.name == "error-rate")
+ERROR_CHECK = next(c for c in DOCS.spec.analysis.checks if c.name == "error-rate").model_copy(
+    update={"noise_prior": "history"}
+)
 POD_CHECK = ERROR_CHECK.model_copy(update={"name": "error-rate-pods", "pod_label": "pod"})
 
 

@@ -157,8 +157,9 @@ def test_the_baseline_history_leaves_the_release_traces_as_they_were() -> None:
 
 
 def test_each_family_s_history_gives_a_prior_in_line_with_its_noise() -> None:
-    lane = decisions.bench_lane()
+    lane = decisions.with_noise_prior(decisions.bench_lane(), "history")
     check = lane.checks[0]
+    assert decisions.bench_lane().checks[0].noise_prior == "fixed"  # the default lane's
     priors = {}
     for name in ("poisson_steps_10rps", "arm_drift_10rps", "realistic_10rps"):
         tr = decisions.generate(

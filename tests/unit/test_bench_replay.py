@@ -194,7 +194,14 @@ def test_a_trace_s_history_gives_the_judge_its_noise_prior(tmp_path: Path) -> No
         src = write(tmp_path / f"{label}.jsonl", lines)
         out = tmp_path / f"{label}.json"
         result = CliRunner().invoke(
-            cli, ["bench", "decisions", "--traces", str(src), "--json", str(out)]
+            cli,
+            [
+                *("bench", "decisions", "--noise-prior", "history"),
+                "--traces",
+                str(src),
+                "--json",
+                str(out),
+            ],
         )
         assert result.exit_code == 0, result.output
         found = json.loads(out.read_text())["scenarios"]

@@ -52,9 +52,10 @@ def history_range(started: datetime, interval_s: int) -> HistoryRange:
 
 
 def wants_history(check: AnalysisCheck, release: LaneRelease) -> bool:
-    """A sequential check of a release whose status holds no evidence for it yet (once it
-    does, the prior rides in the evidence: a restart does not refetch)."""
-    if check.kind is not CheckKind.SEQUENTIAL:
+    """A sequential check declaring ``noisePrior: history``, of a release whose status
+    holds no evidence for it yet (once it does, the prior rides in the evidence: a restart
+    does not refetch)."""
+    if check.kind is not CheckKind.SEQUENTIAL or check.noise_prior != "history":
         return False
     previous = next((c for c in release.status.checks if c.name == check.name), None)
     return previous is None or previous.evidence is None

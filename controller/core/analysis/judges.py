@@ -595,12 +595,13 @@ def judge_release(
 ) -> Measurement:
     """The check judged for this release at its current step, continuing the evidence its
     status holds for the check (the final step is the one that must rule out the MDE).
-    ``prior``: the noise prior the baseline's history gave, for a sequential check's first
-    evidence (:mod:`controller.core.analysis.history`); the evidence then carries it."""
+    ``prior``: the noise prior the baseline's history gave, for the first evidence of a
+    sequential check declaring ``noisePrior: history``
+    (:mod:`controller.core.analysis.history`); the evidence then carries it."""
     step = release.status.current_step
     previous = next((c for c in release.status.checks if c.name == check.name), None)
     evidence = previous.evidence if previous is not None else None
-    if evidence is None and prior is not None and check.kind is CheckKind.SEQUENTIAL:
+    if evidence is None and prior is not None and check.noise_prior == "history":
         evidence = SequentialEvidence(prior=prior)
     return judge(
         check,
