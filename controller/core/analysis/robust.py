@@ -45,8 +45,9 @@ ratio (shrunk towards 1 by the tolerance, squared), not at ratio 1: a regressed 
 counts are larger and so is their noise, and measured at ratio 1 an x3 canary read its
 own noise as a dispersion of 10-40 and hid itself (one bad pod of five was missed 27% of
 the time). Few batches give a noisy estimate, and under-estimating it is what causes false
-rollbacks, so it is shrunk towards a prior: for the regression test, the one the
-baseline's own hour of history before the release gave when the runtime could fetch it
+rollbacks, so it is shrunk towards a prior: for the regression test of a check that
+declares ``noisePrior: history``, the one the baseline's own hour of history before the
+release gave when the runtime could fetch it
 (:mod:`controller.core.analysis.history`: the same estimator on the baseline's batches,
 weighing at most 4 batches, never below 0.02; it assumes the canary's noise is like the
 baseline's, and noise shared by the whole service in the history only makes it larger),
