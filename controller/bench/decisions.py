@@ -68,12 +68,15 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.core.analysis import CheckSample, Outcome, apply_measurement, judge, worst
+from controller.core.analysis.history import estimate_prior
 from controller.core.analysis.sample import QueryResult, Role, SeriesKey, Track, no_data, ok
 from controller.core.analysis.stats import fixed_horizon_requests_per_arm
 from controller.core.models import (
     AnalysisCheck,
+    CheckKind,
     CheckStatus,
     LimitAction,
+    SequentialEvidence,
     StrategySpec,
     Verdict,
     parse_duration,
@@ -84,6 +87,10 @@ Array = npt.NDArray[np.float64]
 SCRAPE_S = 10
 HORIZON_S = 3600
 LONG_HORIZON_S = 3 * 3600
+#: The baseline history before each release: what Prometheus holds for the hour before.
+HISTORY_S = 3600
+#: The history generator's stream, beside the seed (numpy seeds from a sequence).
+HISTORY_STREAM = 11
 BASE_ERROR_RATIO = 0.005
 LATENCY_MEDIAN_S = 0.06
 LATENCY_SIGMA = 0.5
@@ -266,6 +273,21 @@ class PodArrays:
 
 
 @dataclass(frozen=True)
+class History:
+    """The baseline's counts over the hour before each release starts, per interval of
+    ``interval_s``: shape (traces, intervals), and per pod (traces, intervals, pods) when
+    the family splits by pod. What a range query of the check's baseline queries returns
+    (``controller.core.analysis.history`` estimates the judge's noise prior from it)."""
+
+    requests: Array
+    errors: Array
+    interval_s: float = SCRAPE_S
+    pod_names: tuple[str, ...] = ()
+    pod_requests: npt.NDArray[np.int32] | None = None
+    pod_errors: npt.NDArray[np.int32] | None = None
+
+
+@dataclass(frozen=True)
 class Traces:
     """Per-scrape counts for each step's traffic split: shape (steps, traces, scrapes) and
     (steps, traces, scrapes, buckets+1). Step ``s``'s slice is what the arms served if the
@@ -281,6 +303,7 @@ class Traces:
     interval_s: float = SCRAPE_S
     canary_pods: PodArrays | None = None
     baseline_pods: PodArrays | None = None
+    history: History | None = None
 
     @property
     def traces(self) -> int:
@@ -313,15 +336,12 @@ def _gamma(rng: np.random.Generator, shape: tuple[int, ...], cv: float) -> Array
     return rng.gamma(k, 1 / k, shape)
 
 
-def generate(
-    scenario: Scenario, traces: int, rng: np.random.Generator, weights: tuple[int, ...]
-) -> Traces:
-    scrapes = scenario.horizon_s // SCRAPE_S
-    t = np.arange(1, scrapes + 1, dtype=np.float64) * SCRAPE_S
-    starts = t - SCRAPE_S  # a scrape reports the interval that ended at t
-    shape = (traces, scrapes)
-    noise = scenario.noise
-    steps = len(weights)
+def _conditions(
+    rng: np.random.Generator, noise: Noise, t: Array, traces: int, arms: tuple[str, ...]
+) -> tuple[Array, Array, dict[str, Array]]:
+    """The family's load curve, shared error ratio and each arm's own noise at times ``t``
+    (the draws in a fixed order: a release's traces depend only on the seed)."""
+    shape = (traces, t.shape[0])
     load = np.ones(shape)
     shared = np.full(shape, BASE_ERROR_RATIO)
     if noise.legacy:
@@ -342,13 +362,30 @@ def generate(
         for i, k in zip(*np.nonzero(starts_mask), strict=True):
             factor[i, k : k + lengths[i, k]] *= 10 * math.exp(rng.normal(0, 0.5))
         shared = np.clip(shared * factor, 0, 1)
-    arm_noise = {
-        "canary": np.ones(shape),
-        "baseline": np.ones(shape),
-    }
+    arm_noise = {arm: np.ones(shape) for arm in arms}
     if noise.drift:
         for arm in arm_noise:
             arm_noise[arm] = arm_noise[arm] * np.exp(_ou(rng, shape, 0.3, 120.0))
+    return load, shared, arm_noise
+
+
+def generate(
+    scenario: Scenario,
+    traces: int,
+    rng: np.random.Generator,
+    weights: tuple[int, ...],
+    history_rng: np.random.Generator | None = None,
+) -> Traces:
+    """Each step's traces; with ``history_rng``, also the baseline's hour before the
+    release (drawn from that generator, so the release's traces are the same with or
+    without it)."""
+    scrapes = scenario.horizon_s // SCRAPE_S
+    t = np.arange(1, scrapes + 1, dtype=np.float64) * SCRAPE_S
+    starts = t - SCRAPE_S  # a scrape reports the interval that ended at t
+    shape = (traces, scrapes)
+    noise = scenario.noise
+    steps = len(weights)
+    load, shared, arm_noise = _conditions(rng, noise, t, traces, ("canary", "baseline"))
     # persistent per-pod factors: each pod serves an equal share of its arm's traffic
     per_pod = noise.pods or scenario.bad_pod
     canary_pod_factors: list[Array] = [np.ones((traces, 1))] * steps
@@ -363,6 +400,13 @@ def generate(
             if scenario.bad_pod:
                 pods[:, 0] *= 10
             canary_pod_factors[s] = pods
+    history = (
+        _history(
+            history_rng, scenario, traces, weights[0], baseline_pod_factors if per_pod else None
+        )
+        if history_rng is not None
+        else None
+    )
     pod_out: dict[str, list[npt.NDArray[np.int32]]] = {k: [] for k in ("cr", "ce", "br", "be")}
     mult = (
         np.broadcast_to(scenario.error_multiplier(starts), shape)
@@ -415,6 +459,39 @@ def generate(
         np.stack(bb),
         canary_pods=_pod_arrays("canary", pod_out["cr"], pod_out["ce"]),
         baseline_pods=_pod_arrays("baseline", pod_out["br"], pod_out["be"]),
+        history=history,
+    )
+
+
+def _history(
+    rng: np.random.Generator,
+    scenario: Scenario,
+    traces: int,
+    first_weight: int,
+    pod_factors: Array | None,
+) -> History:
+    """The baseline's hour before the release, under the family's own noise model: the
+    same load, shared and per-arm noise processes (a fresh draw of them: the history is
+    not continuous with the release's trace) and the same baseline pods, serving the
+    whole service (no canary yet). No regression: the canary does not exist yet."""
+    t = np.arange(1, HISTORY_S // SCRAPE_S + 1, dtype=np.float64) * SCRAPE_S - HISTORY_S
+    load, shared, arm_noise = _conditions(rng, scenario.noise, t, traces, ("baseline",))
+    if scenario.steps_ratio:
+        rps = scenario.rps * (100 + first_weight) / first_weight
+    else:
+        rps = scenario.rps
+    ratio = shared * arm_noise["baseline"]
+    if pod_factors is None:
+        requests, errors = _arm(rng, rps * load, ratio, scenario.noise)
+        return History(requests, errors)
+    pod_requests, pod_errors = _pods(rng, rps * load, ratio, scenario.noise, pod_factors)
+    names = tuple(f"baseline-{j}" for j in range(pod_requests.shape[-1]))
+    return History(
+        pod_requests.sum(axis=-1, dtype=np.float64),
+        pod_errors.sum(axis=-1, dtype=np.float64),
+        pod_names=names,
+        pod_requests=pod_requests,
+        pod_errors=pod_errors,
     )
 
 
@@ -513,6 +590,17 @@ class BenchLane:
         return tuple(s.weight for s in self.strategy.steps)
 
 
+def with_noise_prior(lane: BenchLane, noise_prior: str | None) -> BenchLane:
+    """The lane with every sequential check's ``noisePrior`` set (None: as declared)."""
+    if noise_prior is None:
+        return lane
+    checks = [
+        c.model_copy(update={"noise_prior": noise_prior}) if c.kind is CheckKind.SEQUENTIAL else c
+        for c in lane.checks
+    ]
+    return BenchLane(checks, lane.interval_s, lane.strategy)
+
+
 def bench_lane() -> BenchLane:
     from controller.core.models import AnalysisSpec
 
@@ -559,7 +647,10 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
     split = tr.canary_pods is not None and tr.baseline_pods is not None
     for i in range(tr.traces):
         pod_windows = _pod_windows(tr, i) if split else None
-        statuses = {c.name: CheckStatus(name=c.name) for c in lane.checks}
+        statuses = {
+            c.name: CheckStatus(name=c.name, evidence=history_evidence(tr, i, c, lane))
+            for c in lane.checks
+        }
         decision = Decision("undecided", None)
         step, step_start = 0, 0.0
         t = lane.interval_s
@@ -641,6 +732,37 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
             t += lane.interval_s
         out.append(decision)
     return out
+
+
+def history_evidence(
+    tr: Traces, i: int, check: AnalysisCheck, lane: BenchLane
+) -> SequentialEvidence | None:
+    """A sequential check's starting evidence: the noise prior trace ``i``'s baseline
+    history gives, at the lane's interval (None: no history, the fixed prior), as the
+    controller seeds it when a release's analysis starts."""
+    h = tr.history
+    if h is None or check.kind is not CheckKind.SEQUENTIAL or check.noise_prior != "history":
+        return None
+    per = lane.interval_s / h.interval_s
+    if per < 1 or abs(per - round(per)) > 1e-9:
+        return None
+    per = round(per)
+    n = h.requests.shape[1] // per
+
+    def coarse(a: npt.NDArray[Any]) -> list[float]:
+        rows = np.asarray(a[i, : n * per], dtype=np.float64)
+        return [float(x) for x in rows.reshape(n, per, *rows.shape[1:]).sum(axis=1)]
+
+    pods = None
+    if check.pod_label is not None and h.pod_requests is not None and h.pod_errors is not None:
+        pod_req = h.pod_requests[i, : n * per].reshape(n, per, -1).sum(axis=1)
+        pod_err = h.pod_errors[i, : n * per].reshape(n, per, -1).sum(axis=1)
+        pods = {
+            name: ([float(x) for x in pod_err[:, j]], [float(x) for x in pod_req[:, j]])
+            for j, name in enumerate(h.pod_names)
+        }
+    prior = estimate_prior(coarse(h.errors), coarse(h.requests), pods)
+    return None if prior is None else SequentialEvidence(prior=prior)
 
 
 PodWindows = Callable[[int, int, int], dict[Track, dict[str, tuple[float, float]]]]
@@ -818,9 +940,13 @@ def sample_size_floor(
 
 
 def run_scenario(
-    scenario: Scenario, traces: int, rng: np.random.Generator, lane: BenchLane
+    scenario: Scenario,
+    traces: int,
+    rng: np.random.Generator,
+    lane: BenchLane,
+    history_rng: np.random.Generator | None = None,
 ) -> list[dict[str, Any]]:
-    tr = generate(scenario, traces, rng, lane.weights)
+    tr = generate(scenario, traces, rng, lane.weights, history_rng)
     if scenario.horizon_s > HORIZON_S:
         # the lane a team would declare for such a service: an evidence deadline and an
         # inconclusive limit as long as the trace
@@ -841,14 +967,30 @@ def run_scenario(
     ]
 
 
-def run(traces: int = 500, seed: int = 1, quick: bool = False) -> dict[str, Any]:
+def run(
+    traces: int = 500,
+    seed: int = 1,
+    quick: bool = False,
+    noise_prior: str = "fixed",
+    only: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Every family (or the quick slice, or ``only`` these). With ``noise_prior="history"``
+    the bench lane's sequential check declares ``noisePrior: history`` and each trace comes
+    with the baseline's hour of history before it, drawn from its own generator seeded
+    from ``seed``: the releases' traces are the same either way."""
     rng = np.random.default_rng(seed)
-    lane = bench_lane()
+    history = noise_prior == "history"
+    history_rng = np.random.default_rng([seed, HISTORY_STREAM]) if history else None
+    lane = with_noise_prior(bench_lane(), noise_prior)
     rows = []
     started = time.monotonic()
     chosen = [s for s in SCENARIOS if not quick or s.name in QUICK]
     for scenario in chosen:
-        rows.extend(run_scenario(scenario, traces, rng, lane))
+        if only and scenario.name not in only:
+            # drawn and dropped: a family run alone sees the same traces as in the full run
+            generate(scenario, traces, rng, lane.weights, history_rng)
+            continue
+        rows.extend(run_scenario(scenario, traces, rng, lane, history_rng))
     n_floor, s_floor = sample_size_floor()
     n_floor_strict, s_floor_strict = sample_size_floor(alpha=lane.checks[0].alpha, two_sided=False)
     return {
@@ -861,6 +1003,7 @@ def run(traces: int = 500, seed: int = 1, quick: bool = False) -> dict[str, Any]
             "horizon_s": HORIZON_S,
             "base_error_ratio": BASE_ERROR_RATIO,
             "changelane_interval_s": lane.interval_s,
+            "noise_prior": noise_prior,
             "changelane_checks": [c.to_wire() for c in lane.checks],
             "changelane_strategy": lane.strategy.to_wire(),
         },

@@ -13,6 +13,12 @@ Each arm may also carry ``"pods": {"<pod>": {"requests": [int], "errors": [int]}
 lane check with ``podLabel`` then uses them (per-pod evidence); the arm's own counts
 still feed the arm-level test.
 
+``"history": {"requests": [int], "errors": [int]}`` (optional, with ``"pods"`` like an
+arm's when the trace has pods) is the baseline's counts per interval before the release
+started, oldest first: the judge's noise prior comes from it
+(``controller.core.analysis.history``), as the controller's comes from Prometheus. Without
+it (or too little of it) the judge keeps its fixed prior.
+
 The whole file is validated before anything is replayed: every problem is reported with
 its line number and field, and one bad line means nothing is replayed. Counts are taken
 as observed (step weights do not rescale them). With a lane, its steps, minimum durations,
@@ -56,6 +62,8 @@ class RecordedTrace:
     latency: tuple[list[float], list[list[int]], list[list[int]]] | None
     canary_pods: dict[str, tuple[list[float], list[float]]] | None = None
     baseline_pods: dict[str, tuple[list[float], list[float]]] | None = None
+    history: tuple[list[float], list[float]] | None = None
+    history_pods: dict[str, tuple[list[float], list[float]]] | None = None
 
 
 def _is_number(x: Any) -> bool:
@@ -225,6 +233,13 @@ def parse(path: Path) -> list[RecordedTrace]:
                 split[arm] = _pods(where, raw["pods"], f"{arm}.pods", len(counts[0]), problems)
         if len(split) == 1:
             problems.append(f"{where}: field 'pods': give both arms' pods or neither")
+        history = history_pods = None
+        raw_history = obj.get("history")
+        if raw_history is not None:
+            history = _counts(where, raw_history, "history", problems)
+            pods_raw = raw_history.get("pods") if isinstance(raw_history, dict) else None
+            if history is not None and pods_raw is not None:
+                history_pods = _pods(where, pods_raw, "history.pods", len(history[0]), problems)
         latency = None
         if obj.get("latency") is not None and canary is not None:
             latency = _latency(where, obj["latency"], len(canary[0]), problems)
@@ -242,6 +257,8 @@ def parse(path: Path) -> list[RecordedTrace]:
                 latency=latency,
                 canary_pods=split.get("canary"),
                 baseline_pods=split.get("baseline"),
+                history=history,
+                history_pods=history_pods,
             )
         )
     if problems:
@@ -274,6 +291,31 @@ def _to_traces(t: RecordedTrace, steps: int) -> bench.Traces:
         interval_s=t.interval_s,
         canary_pods=_pod_arrays(t.canary_pods, steps),
         baseline_pods=_pod_arrays(t.baseline_pods, steps),
+        history=_history(t),
+    )
+
+
+def _history(t: RecordedTrace) -> bench.History | None:
+    """The trace's baseline history as the bench carries it: one trace, per interval."""
+    if t.history is None:
+        return None
+    requests = np.asarray(t.history[0], dtype=np.float64)[None, :]
+    errors = np.asarray(t.history[1], dtype=np.float64)[None, :]
+    pods = t.history_pods
+    if not pods:
+        return bench.History(requests, errors, interval_s=t.interval_s)
+    names = tuple(pods)
+
+    def per_pod(index: int) -> Any:
+        return np.asarray([pods[n][index] for n in names], dtype=np.int32).T[None]
+
+    return bench.History(
+        requests,
+        errors,
+        interval_s=t.interval_s,
+        pod_names=names,
+        pod_requests=per_pod(0),
+        pod_errors=per_pod(1),
     )
 
 
@@ -291,10 +333,15 @@ def _pod_arrays(
     return bench.PodArrays(names, stack(0), stack(1))
 
 
-def replay(path: Path, lane_path: Path | None = None) -> dict[str, Any]:
+def replay(
+    path: Path, lane_path: Path | None = None, noise_prior: str | None = None
+) -> dict[str, Any]:
+    """``noise_prior``: set every sequential check's ``noisePrior`` (None: as the lane
+    declares it; the bench lane's is ``fixed``)."""
     traces = parse(path)
     notes: list[str] = []
     lane = bench.bench_lane() if lane_path is None else _lane_from(lane_path)
+    lane = bench.with_noise_prior(lane, noise_prior)
     latency_kinds = {CheckKind.THRESHOLD, CheckKind.RELATIVE}
     started = time.monotonic()
     by_family: dict[str, dict[str, list[bench.Decision]]] = {}

@@ -71,6 +71,21 @@ def notify(records: int, quick: bool, json_file: Path | None) -> None:
     default=None,
     help="With --traces: replay with this lane's steps, interval and checks.",
 )
+@click.option(
+    "--noise-prior",
+    type=click.Choice(["fixed", "history"]),
+    default=None,
+    help="Set the sequential checks' noisePrior. history: each generated release comes "
+    "with the baseline's hour of history before it, and the judge's noise prior is "
+    "estimated from it (with --traces: from each trace's history field). Default: as the "
+    "lane declares it (the bench lane: fixed).",
+)
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    help="Run only this generated family (repeatable).",
+)
 def decisions(
     json_path: Path | None,
     seed: int,
@@ -78,6 +93,8 @@ def decisions(
     quick: bool,
     traces_path: Path | None,
     lane_path: Path | None,
+    noise_prior: str | None,
+    families: tuple[str, ...],
 ) -> None:
     """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults,
     per release, on generated noise families or on recorded traces."""
@@ -88,13 +105,22 @@ def decisions(
         from controller.bench.replay import TraceFileError, replay
 
         try:
-            result = replay(traces_path, lane_path)
+            result = replay(traces_path, lane_path, noise_prior)
         except TraceFileError as exc:
             raise click.ClickException(str(exc)) from exc
     elif lane_path is not None:
         raise click.UsageError("--lane needs --traces")
     else:
-        result = bench_decisions.run(traces=count, seed=seed, quick=quick)
+        known = {s.name for s in bench_decisions.SCENARIOS}
+        unknown = sorted(set(families) - known)
+        if unknown:
+            raise click.UsageError(
+                f"--family: unknown {', '.join(unknown)}; expected one of "
+                + ", ".join(sorted(known))
+            )
+        result = bench_decisions.run(
+            traces=count, seed=seed, quick=quick, noise_prior=noise_prior or "fixed", only=families
+        )
     click.echo(bench_decisions.table(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")

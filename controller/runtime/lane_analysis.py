@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -58,6 +58,7 @@ from controller.core.models import (
     ChangeLane,
     LaneRelease,
     Measurement,
+    NoisePrior,
     Phase,
     parse_duration,
 )
@@ -82,6 +83,20 @@ class LaneMetrics(Protocol):
     ) -> GroupAnswer | str: ...
 
     def fetch(self, check: AnalysisCheck, params: ReleaseParams) -> CheckSample: ...
+
+
+@runtime_checkable
+class NoisePriors(Protocol):
+    """A metrics port that can also give a sequential check's noise prior from the
+    baseline's history (the Prometheus one: ``controller.adapters.metrics.grouped``)."""
+
+    def prefetch_priors(
+        self, lane: ChangeLane, releases: list[LaneRelease], check: AnalysisCheck, now: datetime
+    ) -> None: ...
+
+    def noise_prior(
+        self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
+    ) -> NoisePrior | None: ...
 
 
 @dataclass(frozen=True)
@@ -250,7 +265,10 @@ class LaneAnalysis:
         min_window = self.metrics.min_window_seconds
         measured: dict[tuple[str, str], list[Measurement]] = {}
         queries = 0
+        priors = self.metrics if isinstance(self.metrics, NoisePriors) else None
         for check in lane.spec.analysis.checks:
+            if priors is not None:  # once per release, grouped: before its first look
+                priors.prefetch_priors(lane, [rel for _, rel in due], check, at)
             plan = plan_check(
                 check,
                 [d for d, _ in due],
@@ -373,7 +391,9 @@ class LaneAnalysis:
     ) -> Measurement:
         step = rel.status.current_step
         try:
-            return judge_release(lane, rel, check, sample, at)
+            priors = self.metrics if isinstance(self.metrics, NoisePriors) else None
+            prior = priors.noise_prior(lane, rel, check, at) if priors is not None else None
+            return judge_release(lane, rel, check, sample, at, prior)
         except Exception as exc:  # a bug here must hold the release, never pass it
             log.exception("analysis failed", lane=lane.name, check=check.name)
             return analysis_failed(lane, check, step, at, exc)

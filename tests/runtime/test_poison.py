@@ -119,6 +119,12 @@ def test_a_lane_that_gets_past_the_api_is_ready_false_with_an_event(tmp_path: Pa
         assert "spec.analysis.checks[0]" in ready()["message"]
         assert "does not parse as PromQL" in ready()["message"]
         rtype = env.sim.store.rtype("events")
-        events = [env.sim.store.to_obj(rtype, s) for s in env.sim.store.list("events", None).items]
-        invalid = [e for e in events if e.get("reason") == "InvalidSpec"]
-        assert invalid and invalid[0]["involvedObject"]["kind"] == "ChangeLane"
+
+        def invalid() -> list[dict[str, Any]]:
+            items = env.sim.store.list("events", None).items
+            events = [env.sim.store.to_obj(rtype, s) for s in items]
+            return [e for e in events if e.get("reason") == "InvalidSpec"]
+
+        # The Event follows the condition's write: wait for it, do not race it.
+        wait(lambda: bool(invalid()), timeout=15)
+        assert invalid()[0]["involvedObject"]["kind"] == "ChangeLane"

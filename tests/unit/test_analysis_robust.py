@@ -20,7 +20,7 @@ from controller.core.analysis.robust import (
     overdispersion,
 )
 from controller.core.analysis.sample import counts_sample
-from controller.core.models import AnalysisCheck, SequentialEvidence, Verdict
+from controller.core.models import AnalysisCheck, NoisePrior, SequentialEvidence, Verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TOTAL = 'sum(increase(http_requests_total{app="{{ workload }}"}[{{ window }}]))'
@@ -28,9 +28,12 @@ ERRORS = 'sum(increase(http_requests_total{app="{{ workload }}", code=~"5.."}[{{
 Interval = tuple[float, float, float, float]  # canary errors, canary total, baseline errors, total
 
 
-def fold(intervals: list[Interval], step: int = 0) -> SequentialEvidence:
-    """Evidence after one look per interval at one step (cumulative window counts)."""
-    e: SequentialEvidence | None = None
+def fold(
+    intervals: list[Interval], step: int = 0, prior: NoisePrior | None = None
+) -> SequentialEvidence:
+    """Evidence after one look per interval at one step (cumulative window counts),
+    starting from a history's noise prior when given."""
+    e: SequentialEvidence | None = None if prior is None else SequentialEvidence(prior=prior)
     cum = np.zeros(4)
     for k, interval in enumerate(intervals, start=1):
         cum += np.array(interval)

@@ -130,3 +130,43 @@ def test_command_quick_writes_json(tmp_path: Path) -> None:
         regression = by_name(r["scenario"]).regression
         assert (r["false_rollback_rate"] is None) == regression
         assert (r["missed_regression_rate"] is None) != regression
+
+
+def _scenario(name: str) -> decisions.Scenario:
+    return next(s for s in decisions.SCENARIOS if s.name == name)
+
+
+def test_the_baseline_history_leaves_the_release_traces_as_they_were() -> None:
+    weights = decisions.bench_lane().weights
+    scenario = _scenario("realistic_10rps")
+    without = decisions.generate(scenario, 8, np.random.default_rng(4), weights)
+    with_history = decisions.generate(
+        scenario, 8, np.random.default_rng(4), weights, np.random.default_rng(5)
+    )
+    assert without.history is None and with_history.history is not None
+    for a, b in (
+        (without.canary_errors, with_history.canary_errors),
+        (without.baseline_requests, with_history.baseline_requests),
+    ):
+        assert np.array_equal(a, b)
+    assert without.baseline_pods is not None and with_history.baseline_pods is not None
+    assert np.array_equal(without.baseline_pods.errors, with_history.baseline_pods.errors)
+    history = with_history.history
+    assert history.requests.shape == (8, decisions.HISTORY_S // decisions.SCRAPE_S)
+    assert history.pod_requests is not None and history.pod_requests.shape[-1] == 10
+
+
+def test_each_family_s_history_gives_a_prior_in_line_with_its_noise() -> None:
+    lane = decisions.with_noise_prior(decisions.bench_lane(), "history")
+    check = lane.checks[0]
+    assert decisions.bench_lane().checks[0].noise_prior == "fixed"  # the default lane's
+    priors = {}
+    for name in ("poisson_steps_10rps", "arm_drift_10rps", "realistic_10rps"):
+        tr = decisions.generate(
+            _scenario(name), 20, np.random.default_rng(2), lane.weights, np.random.default_rng(3)
+        )
+        found = [decisions.history_evidence(tr, i, check, lane) for i in range(20)]
+        priors[name] = float(np.median([e.prior.dispersion for e in found if e and e.prior]))
+    assert priors["poisson_steps_10rps"] < 0.03  # Poisson: at the floor
+    assert priors["arm_drift_10rps"] > 0.05  # 30% drift over two minutes
+    assert priors["realistic_10rps"] > priors["arm_drift_10rps"]

@@ -169,3 +169,70 @@ def test_per_pod_counts_get_precise_errors(tmp_path: Path) -> None:
     assert "line 2: field canary.pods.pod-2.requests has 119 intervals, the arm 120" in (
         result.output
     )
+
+
+def with_history(obj: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The trace with an hour of its baseline's counts before it (Poisson, as recorded)."""
+    rng = np.random.default_rng(seed)
+    requests = rng.poisson(3000, 120)
+    return {
+        **obj,
+        "history": {
+            "requests": requests.tolist(),
+            "errors": rng.binomial(requests, 0.005).tolist(),
+        },
+    }
+
+
+def test_a_trace_s_history_gives_the_judge_its_noise_prior(tmp_path: Path) -> None:
+    traces = [trace("x5", f"r{i}", bad_factor=5, latency=False) for i in range(6)]
+    rows = {}
+    for label, lines in (
+        ("fixed", [json.dumps(t) for t in traces]),
+        ("history", [json.dumps(with_history(t, i)) for i, t in enumerate(traces)]),
+    ):
+        src = write(tmp_path / f"{label}.jsonl", lines)
+        out = tmp_path / f"{label}.json"
+        result = CliRunner().invoke(
+            cli,
+            [
+                *("bench", "decisions", "--noise-prior", "history"),
+                "--traces",
+                str(src),
+                "--json",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        found = json.loads(out.read_text())["scenarios"]
+        rows[label] = next(r for r in found if r["judge"] == "changelane")
+    # A quiet service's history says its noise is small: the x5 is caught sooner.
+    assert rows["history"]["missed_regression_rate"] == 0
+    assert rows["history"]["detection_median_s"] < rows["fixed"]["detection_median_s"]
+
+
+def test_history_gets_precise_errors(tmp_path: Path) -> None:
+    base = trace("h", "h", latency=False)
+    negative = with_history(base, 1)
+    negative["history"]["requests"][3] = -1
+    over = with_history(base, 2)
+    over["history"]["errors"][5] = over["history"]["requests"][5] + 1
+    short = with_history(base, 3)
+    short["history"]["errors"].pop()
+    missing = {**base, "history": {"requests": [1, 2]}}
+    pods = with_history(base, 4)
+    pods["history"]["pods"] = {"p": {"requests": [1], "errors": [0]}}
+    src = write(
+        tmp_path / "bad.jsonl",
+        [json.dumps(x) for x in (negative, over, short, missing, pods)],
+    )
+    result = CliRunner().invoke(cli, ["bench", "decisions", "--traces", str(src)])
+    assert result.exit_code != 0
+    for expected in (
+        "line 1: field history.requests[3] is -1: expected a count >= 0",
+        "line 2: field history.errors[5] is",
+        "line 3: fields history.requests and history.errors have different lengths (120 and 119)",
+        "line 4: field 'history.errors' is missing",
+        "line 5: field history.pods.p.requests has 1 intervals, the arm 120",
+    ):
+        assert expected in result.output, result.output

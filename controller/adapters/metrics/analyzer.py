@@ -15,7 +15,9 @@ from typing import Protocol
 
 import structlog
 
+from controller.adapters.metrics.baseline_history import BaselineHistory
 from controller.adapters.metrics.prometheus import PrometheusMetrics
+from controller.adapters.metrics.prometheus_range import PrometheusHistory
 from controller.core.analysis import (
     CheckSample,
     ReleaseParams,
@@ -64,6 +66,13 @@ class PrometheusAnalyzer:
 
     def __init__(self, metrics: PrometheusMetrics | MetricsSource) -> None:
         self.metrics = metrics
+        # The judge's noise prior from the baseline's history needs range queries: on a
+        # real Prometheus; the demo's embedded source keeps the fixed prior.
+        self.history = (
+            BaselineHistory(PrometheusHistory(metrics), metrics.min_window_seconds)
+            if isinstance(metrics, PrometheusMetrics)
+            else None
+        )
 
     def measure(
         self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
@@ -86,7 +95,8 @@ class PrometheusAnalyzer:
             params = release_params(lane, release, now, min_window)
             params = replace(params, window_seconds=age)
             sample = self.metrics.fetch(check, params)
-            measurement = judge_release(lane, release, check, sample, now)
+            prior = self.history.prior(lane, release, check, now) if self.history else None
+            measurement = judge_release(lane, release, check, sample, now, prior)
         except Exception as exc:  # a bug here must hold the release, never pass it
             log.exception("analysis failed", lane=lane.name, check=check.name)
             return analysis_failed(lane, check, step, now, exc)

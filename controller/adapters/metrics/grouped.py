@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 
+from controller.adapters.metrics.baseline_history import BaselineHistory
 from controller.adapters.metrics.prometheus import PrometheusMetrics, PrometheusRequestError
+from controller.adapters.metrics.prometheus_range import PrometheusHistory
 from controller.core.analysis import CheckSample, ReleaseParams
 from controller.core.lane_analysis import GroupAnswer
-from controller.core.models import AnalysisCheck
+from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, NoisePrior
 
 
 def _post_query(client: PrometheusConnect, promql: str, at: float, timeout: float) -> Any:
@@ -74,6 +77,7 @@ class PrometheusLaneMetrics:
     def __init__(self, metrics: PrometheusMetrics) -> None:
         self.metrics = metrics
         self.min_window_seconds = metrics.min_window_seconds
+        self.history = BaselineHistory(PrometheusHistory(metrics), metrics.min_window_seconds)
 
     def query_groups(
         self, promql: str, labels: Mapping[str, str], at: float, what: str
@@ -82,3 +86,14 @@ class PrometheusLaneMetrics:
 
     def fetch(self, check: AnalysisCheck, params: ReleaseParams) -> CheckSample:
         return self.metrics.fetch(check, params)
+
+    def prefetch_priors(
+        self, lane: ChangeLane, releases: list[LaneRelease], check: AnalysisCheck, now: datetime
+    ) -> None:
+        """The baseline history of the lane's releases that start analysing now, grouped."""
+        self.history.prefetch(lane, releases, check, now)
+
+    def noise_prior(
+        self, lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, now: datetime
+    ) -> NoisePrior | None:
+        return self.history.prior(lane, release, check, now)

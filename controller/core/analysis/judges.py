@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core.analysis.pods import (
+    PRIOR_POD_DOF,
+    PRIOR_POD_SPREAD,
     PodResult,
     between_pod_variance,
     bias_variance,
@@ -48,6 +50,7 @@ from controller.core.models import (
     Direction,
     LaneRelease,
     Measurement,
+    NoisePrior,
     SequentialEvidence,
     Verdict,
 )
@@ -376,7 +379,10 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
             evidence=evidence,
         )
     beta = 1.0 - check.power
-    spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
+    spread = between_pod_variance(e.pods.baseline, *_pod_prior(e)) if e.pods is not None else None
+    # The promotion side does not lean on the history (robust.evaluate: it keeps the fixed
+    # prior): the pod spread it assumes is the release's own estimate, never below the prior.
+    fixed_spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
     r = evaluate(
         e,
         tolerance=check.tolerance,
@@ -384,8 +390,8 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         alpha=alpha,
         beta=beta,
         bias=bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0,
-        futility_bias=bias_variance(e.pods, promotion_spread(spread))
-        if e.pods is not None and spread is not None
+        futility_bias=bias_variance(e.pods, promotion_spread(fixed_spread))
+        if e.pods is not None and fixed_spread is not None
         else 0.0,
     )
     pod = (
@@ -422,6 +428,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     )
     if spread is not None:
         statistic += f", pod spread {spread:.3f}" + _pod_text(pod)
+    statistic += _prior_text(e)
     pod_rejected = pod is not None and pod.z >= 1.0
     rejected = r.regression_z >= 1.0 or pod_rejected
     evidence = evidence.model_copy(
@@ -511,6 +518,28 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     )
 
 
+def _prior_text(e: SequentialEvidence) -> str:
+    """Where the noise the test assumed before the release's own batches came from."""
+    p = e.prior
+    if p is None:
+        return ", fixed noise prior"
+    text = (
+        f", noise prior from the baseline's history: overdispersion {p.dispersion:.3f} over "
+        f"{p.history_batches} batches ({p.baseline_errors:.0f} errors)"
+    )
+    if p.pod_spread is not None:
+        text += f", pod spread {p.pod_spread:.3f} over {p.history_pods} pods"
+    return text
+
+
+def _pod_prior(e: SequentialEvidence) -> tuple[float, float]:
+    """The pod spread to shrink towards and its weight: the baseline's history's when it
+    had pods, else the fixed prior."""
+    if e.prior is None or e.prior.pod_spread is None:
+        return PRIOR_POD_SPREAD, PRIOR_POD_DOF
+    return e.prior.pod_spread, e.prior.pod_weight
+
+
 def _observe_pods(
     check: AnalysisCheck, sample: CheckSample, tick: _Tick, evidence: SequentialEvidence
 ) -> SequentialEvidence:
@@ -557,18 +586,29 @@ _JUDGES: dict[CheckKind, _Judge] = {
 
 
 def judge_release(
-    lane: ChangeLane, release: LaneRelease, check: AnalysisCheck, sample: CheckSample, now: datetime
+    lane: ChangeLane,
+    release: LaneRelease,
+    check: AnalysisCheck,
+    sample: CheckSample,
+    now: datetime,
+    prior: NoisePrior | None = None,
 ) -> Measurement:
     """The check judged for this release at its current step, continuing the evidence its
-    status holds for the check (the final step is the one that must rule out the MDE)."""
+    status holds for the check (the final step is the one that must rule out the MDE).
+    ``prior``: the noise prior the baseline's history gave, for the first evidence of a
+    sequential check declaring ``noisePrior: history``
+    (:mod:`controller.core.analysis.history`); the evidence then carries it."""
     step = release.status.current_step
     previous = next((c for c in release.status.checks if c.name == check.name), None)
+    evidence = previous.evidence if previous is not None else None
+    if evidence is None and prior is not None and check.noise_prior == "history":
+        evidence = SequentialEvidence(prior=prior)
     return judge(
         check,
         sample,
         step=step,
         now=now,
-        evidence=previous.evidence if previous is not None else None,
+        evidence=evidence,
         final_step=step == len(lane.spec.strategy.steps) - 1,
     )
 

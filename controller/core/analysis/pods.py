@@ -200,24 +200,30 @@ def _advance(tally: PodTally, errors: float, total: float) -> tuple[float, float
     return d_errors, d_total
 
 
-def between_pod_variance(baseline: list[PodTally]) -> float:
-    """The pod spread ``tau^2`` (see the module docstring, point 1)."""
+def between_pod_variance(
+    baseline: list[PodTally],
+    prior: float = PRIOR_POD_SPREAD,
+    prior_weight: float = PRIOR_POD_DOF,
+) -> float:
+    """The pod spread ``tau^2`` (see the module docstring, point 1), shrunk towards
+    ``prior`` with the weight of ``prior_weight`` pods (the fixed prior, or the one the
+    baseline's history gave: :mod:`controller.core.analysis.history`)."""
     pods = [t for t in baseline if t.total > 0]
     k = len(pods)
     n = sum(t.total for t in pods)
     errors = sum(t.errors for t in pods)
     if k < 2 or errors <= 0:
-        return PRIOR_POD_SPREAD
+        return prior
     p = errors / n
     q = sum((t.errors - t.total * p) ** 2 / (t.total * p) for t in pods)
     spread_n = n - sum(t.total**2 for t in pods) / n
     if spread_n <= 0:
-        return PRIOR_POD_SPREAD
+        return prior
     estimate = max(0.0, q - (k - 1)) / (p * spread_n)
     per_pod = errors / k
     reliability = per_pod * PRIOR_POD_SPREAD / (1.0 + per_pod * PRIOR_POD_SPREAD)
     weight = (k - 1) * reliability
-    return (PRIOR_POD_DOF * PRIOR_POD_SPREAD + weight * estimate) / (PRIOR_POD_DOF + weight)
+    return (prior_weight * prior + weight * estimate) / (prior_weight + weight)
 
 
 def promotion_spread(spread: float) -> float:

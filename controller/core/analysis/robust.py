@@ -45,10 +45,17 @@ ratio (shrunk towards 1 by the tolerance, squared), not at ratio 1: a regressed 
 counts are larger and so is their noise, and measured at ratio 1 an x3 canary read its
 own noise as a dispersion of 10-40 and hid itself (one bad pod of five was missed 27% of
 the time). Few batches give a noisy estimate, and under-estimating it is what causes false
-rollbacks, so it is shrunk towards :data:`PRIOR_OVERDISPERSION` with the weight of
-:data:`PRIOR_BATCHES` batches. The newest, incomplete batch is not in the estimate (a
-sudden change cannot hide behind the variance it would itself add) but its scale counts
-in full in the variance (a batch is noisy as a whole however few of its intervals are in).
+rollbacks, so it is shrunk towards a prior: for the regression test of a check that
+declares ``noisePrior: history``, the one the baseline's own hour of history before the
+release gave when the runtime could fetch it
+(:mod:`controller.core.analysis.history`: the same estimator on the baseline's batches,
+weighing at most 4 batches, never below 0.02; it assumes the canary's noise is like the
+baseline's, and noise shared by the whole service in the history only makes it larger),
+else the fixed :data:`PRIOR_OVERDISPERSION` with the weight of :data:`PRIOR_BATCHES`
+batches. The futility test always shrinks towards the fixed prior (its own weight,
+below). The newest, incomplete batch is not in the estimate (a sudden change cannot hide
+behind the variance it would itself add) but its scale counts in full in the variance (a
+batch is noisy as a whole however few of its intervals are in).
 
 Test. A normal-mixture boundary (Robbins 1970; the asymptotic confidence sequence of
 Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit theory and
@@ -203,7 +210,11 @@ def rate_ratio(e: SequentialEvidence) -> float | None:
 
 
 def overdispersion(
-    e: SequentialEvidence, tolerance: float = 0.0, prior_batches: float = PRIOR_BATCHES
+    e: SequentialEvidence,
+    tolerance: float = 0.0,
+    prior_batches: float = PRIOR_BATCHES,
+    *,
+    history: bool = True,
 ) -> float:
     """The multiplicative noise ``psi``: the relative variance of one arm's error ratio
     over a batch, beyond counting noise, by the method of moments on the completed
@@ -221,8 +232,14 @@ def overdispersion(
     measured against a healthy canary's model an x3 canary's own noise read as a
     dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
     looks worse in a noisy window from shrinking its own noise estimate."""
+    learned = e.prior if history else None
+    prior_psi = PRIOR_OVERDISPERSION if learned is None else learned.dispersion
+    if learned is not None:
+        # A prior estimated from the baseline's history weighs the batches it rests on,
+        # in both tests (controller.core.analysis.history).
+        prior_batches = learned.batches
     if e.batches == 0:
-        return PRIOR_OVERDISPERSION
+        return prior_psi
     ratio = e.dispersion_ck / e.dispersion_kk if e.dispersion_kk > 0 else 1.0
     squares = e.dispersion_cc - 2 * ratio * e.dispersion_ck + ratio**2 * e.dispersion_kk
     # Noise correlated with the next batch (drift lasting minutes) adds to the variance of
@@ -236,15 +253,15 @@ def overdispersion(
     )
     quadratic = 2 * fitted**2 * e.dispersion_quadratic
     if quadratic <= 0:
-        return PRIOR_OVERDISPERSION
+        return prior_psi
     # One batch's worth of freedom goes to the fitted ratio.
     freedom = max(e.batches - 1, 0) / e.batches
     prior = prior_batches * quadratic / e.batches
     excess = squares - freedom * poisson
     weight = prior + freedom * quadratic
     if weight <= 0:
-        return PRIOR_OVERDISPERSION  # one batch and no prior: nothing to estimate from
-    return max(0.0, (prior * PRIOR_OVERDISPERSION + excess) / weight)
+        return prior_psi  # one batch and no prior: nothing to estimate from
+    return max(0.0, (prior * prior_psi + excess) / weight)
 
 
 def boundary(variance: float, level: float, target: float = TARGET_VARIANCE) -> float:
@@ -286,7 +303,9 @@ def evaluate(
     floors the pod spread there, :func:`controller.core.analysis.pods.promotion_spread`);
     ``bias`` when None."""
     psi = overdispersion(e, tolerance)
-    psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES)
+    # The promotion side keeps the fixed prior: measured, a history prior there promoted
+    # healthy releases later and never sooner where it mattered (docs/judging.md).
+    psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES, history=False)
     lo, hi = 1.0 + tolerance, 1.0 + mde
     # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
     # whole, however few of its intervals are in.

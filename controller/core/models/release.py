@@ -167,6 +167,32 @@ class PodEvidence(CamelModel):
     )
 
 
+class NoisePrior(CamelModel):
+    """The noise a sequential check assumes before the release's own batches say
+    otherwise, estimated from the baseline's history before the release started
+    (``controller.core.analysis.history``). Kept in the check's status: a restart does not
+    refetch it, and the audit record shows what the judge assumed and why."""
+
+    dispersion: float = Field(
+        ge=0.0,
+        description="psi: relative variance of the baseline's error ratio over a batch, "
+        "beyond counting noise (floored).",
+    )
+    batches: float = Field(ge=0.0, description="Its weight, in batches of the release.")
+    history_batches: int = Field(default=0, ge=0, description="History batches it rests on.")
+    baseline_errors: float = Field(
+        default=0.0, ge=0.0, description="The baseline's errors in the history (incidents out)."
+    )
+    baseline_requests: float = Field(
+        default=0.0, ge=0.0, description="The baseline's requests in the history (incidents out)."
+    )
+    pod_spread: float | None = Field(
+        default=None, ge=0.0, description="Pod spread tau^2 of the baseline's pods, if split."
+    )
+    pod_weight: float = Field(default=0.0, ge=0.0, description="Its weight, in pods.")
+    history_pods: int = Field(default=0, ge=0, description="Baseline pods it rests on.")
+
+
 class SequentialEvidence(CamelModel):
     """What a sequential check has seen so far in this release, as running sums of
     interval-level observations (see ``controller.core.analysis.robust``). Carried in the
@@ -221,6 +247,11 @@ class SequentialEvidence(CamelModel):
     )
     pods: PodEvidence | None = Field(
         default=None, description="Per-pod counts, when the check declares a podLabel."
+    )
+    prior: NoisePrior | None = Field(
+        default=None,
+        description="The noise prior estimated from the baseline's history (none: the "
+        "fixed prior).",
     )
 
 
