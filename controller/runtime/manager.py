@@ -365,6 +365,13 @@ class Controller:
         log.info("controller started", instance=self.settings.instance)
 
     def _work(self) -> None:
+        # As client-go's WaitForCacheSync: no reconcile before every informer has listed
+        # once. A cache that has not listed yet answers "missing" for objects that exist,
+        # and a missing canary reads as a finished rollback (a restarted controller
+        # marked a release RolledBack with its canary still serving).
+        while not self.ready():
+            if self._stopped.wait(0.05):
+                return
         while True:
             try:
                 key = self.queue.get(timeout=1.0)
