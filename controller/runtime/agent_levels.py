@@ -26,7 +26,7 @@ from controller.core.autonomy.record import outcome_of_release, track_records
 from controller.core.formatting import iso_z
 from controller.core.gates.provenance import author_allowed
 from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
-from controller.runtime.lane_records import LANE_RECORD_RETRY_S, send_lane_record
+from controller.runtime.lane_records import LANE_RECORD_RETRY_S, send_record
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.ports import Cluster, JsonDict
 
@@ -113,7 +113,7 @@ class AgentLevels:
             actor=str(dict(change.figures).get("by", "controller")),
             instance=self.instance,
         )
-        if not send_lane_record(self.sinks, record):
+        if not send_record(self.sinks, record):
             return False
         log.warning(
             "agent autonomy level changed",

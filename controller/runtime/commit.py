@@ -32,10 +32,11 @@ from controller.core.release_machine import (
     inconsistency,
 )
 from controller.runtime.converge import Converger
+from controller.runtime.lane_records import send_record
 from controller.runtime.notices import Notices
 from controller.runtime.objects import Caches, meta, native
 from controller.runtime.observation import Observer
-from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotLeaderError
+from controller.runtime.ports import Cluster, ConflictError, JsonDict
 
 log = structlog.get_logger("changelane.reconciler")
 
@@ -153,14 +154,7 @@ class ReleaseCommit:
         self.api.fence()  # a replica that lost the Lease records nothing
         ok = True
         for record in records:
-            for sink in self.sinks:
-                try:
-                    sink.emit(record)
-                except NotLeaderError:
-                    raise
-                except Exception:
-                    ok = False
-                    log.exception("audit sink failed", sink=type(sink).__name__, record=record.id)
+            ok = send_record(self.sinks, record) and ok
             if involved is not None:
                 reason, kind = event_for(record.decision)
                 if reason:

@@ -39,6 +39,7 @@ from controller.core.analysis.sample import (
     Role,
     SeriesKey,
     Track,
+    params_for_window,
     plan_queries,
 )
 from controller.core.lane_analysis import (
@@ -404,15 +405,7 @@ def _release_queries(
 ) -> dict[SeriesKey, str]:
     """The release's own query for each series (what on-call pastes into Prometheus to see
     what the judge saw); empty when its template does not render for this release."""
-    params = ReleaseParams(
-        lane=lane.name,
-        namespace=rel.spec.target.namespace,
-        workload=rel.spec.target.name,
-        canary_revision=rel.spec.to_revision.pod_template_hash or "",
-        baseline_revision=rel.spec.from_revision.pod_template_hash or "",
-        window_seconds=max(window, 1),
-        min_window_seconds=min_window,
-    )
+    params = params_for_window(lane.name, rel, max(window, 1), min_window)
     try:
         return {p.key: p.query for p in plan_queries(check, params)}
     except TemplateError:

@@ -24,8 +24,10 @@ log = structlog.get_logger("changelane.audit")
 LANE_RECORD_RETRY_S = 5.0
 
 
-def send_lane_record(sinks: Sequence[AuditSink], record: AuditRecord) -> bool:
-    """True when every sink took ``record``; a replica that lost its Lease raises."""
+def send_record(sinks: Sequence[AuditSink], record: AuditRecord) -> bool:
+    """True when every sink took ``record`` (each is tried: one destination must not
+    silence the others); a replica that lost its Lease raises. Release records use it
+    too (``runtime.commit``), from their outbox."""
     ok = True
     for sink in sinks:
         try:

@@ -48,7 +48,7 @@ from controller.core.models.common import set_condition
 from controller.runtime.agent_levels import AgentLevels
 from controller.runtime.lane_capacity import CONDITION as LIMIT_CONDITION
 from controller.runtime.lane_capacity import LaneWorkloads
-from controller.runtime.lane_records import LANE_RECORD_RETRY_S, send_lane_record
+from controller.runtime.lane_records import LANE_RECORD_RETRY_S, send_record
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.objects import Caches, meta, releases_in_lane
 from controller.runtime.ports import Cluster, ConflictError, JsonDict, NotFoundError
@@ -279,7 +279,7 @@ class LaneReconciler:
         if current is not None and (current.status, current.last_transition_time) == wanted:
             return None
         record = self._record(lane, status, at, message)
-        if not send_lane_record(self.sinks, record):
+        if not send_record(self.sinks, record):
             # The condition is what marks the change announced: leave it, try again.
             return LANE_RECORD_RETRY_S
         event_type = "Warning" if status.suspended else "Normal"

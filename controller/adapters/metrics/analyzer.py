@@ -25,6 +25,7 @@ from controller.core.analysis import (
     analysis_window_seconds,
     judge_release,
 )
+from controller.core.analysis.sample import params_for_window
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 
 log = structlog.get_logger("changelane.analysis")
@@ -34,15 +35,8 @@ def release_params(
     lane: ChangeLane, release: LaneRelease, now: datetime, min_window_seconds: int
 ) -> ReleaseParams:
     started = release.status.step_started_at or release.status.started_at or now
-    return ReleaseParams(
-        lane=lane.name,
-        namespace=release.spec.target.namespace,
-        workload=release.spec.target.name,
-        canary_revision=release.spec.to_revision.pod_template_hash or "",
-        baseline_revision=release.spec.from_revision.pod_template_hash or "",
-        window_seconds=analysis_window_seconds(started, now),
-        min_window_seconds=min_window_seconds,
-    )
+    window = analysis_window_seconds(started, now)
+    return params_for_window(lane.name, release, window, min_window_seconds)
 
 
 def step_age_seconds(release: LaneRelease, now: datetime) -> int:

@@ -38,7 +38,7 @@ from controller.core.analysis.history_queries import (
     pod_history_queries,
     wants_history,
 )
-from controller.core.analysis.sample import ReleaseParams, Role
+from controller.core.analysis.sample import Role, params_for_window
 from controller.core.lane_analysis import MAX_RELEASES_PER_QUERY, groupable
 from controller.core.models import (
     AnalysisCheck,
@@ -136,15 +136,7 @@ class BaselineHistory:
     ) -> NoisePrior | None:
         interval = _interval(lane, self.min_window_seconds)
         span = history_range(_started(release, now), interval)
-        params = ReleaseParams(
-            lane=lane.name,
-            namespace=release.spec.target.namespace,
-            workload=release.spec.target.name,
-            canary_revision=release.spec.to_revision.pod_template_hash or "",
-            baseline_revision=release.spec.from_revision.pod_template_hash or "",
-            window_seconds=interval,
-            min_window_seconds=self.min_window_seconds,
-        )
+        params = params_for_window(lane.name, release, interval, self.min_window_seconds)
         what = f"lane {lane.name}, check {check.name}: baseline history"
         if check.pod_label is not None:
             try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from controller.core.models import AnalysisCheck, CheckKind
+from controller.core.models import AnalysisCheck, CheckKind, LaneRelease
 from controller.core.promql import ParamValue, render
 
 #: Below this a window holds too few scrapes for ``rate``/``increase`` to mean anything.
@@ -96,6 +96,21 @@ class ReleaseParams:
         if self.pod is not None:
             values["pod"] = self.pod
         return values
+
+
+def params_for_window(
+    lane: str, release: LaneRelease, window_seconds: int, min_window_seconds: int
+) -> ReleaseParams:
+    """What a template may name for ``release`` of ``lane``, over ``window_seconds``."""
+    return ReleaseParams(
+        lane=lane,
+        namespace=release.spec.target.namespace,
+        workload=release.spec.target.name,
+        canary_revision=release.spec.to_revision.pod_template_hash or "",
+        baseline_revision=release.spec.from_revision.pod_template_hash or "",
+        window_seconds=window_seconds,
+        min_window_seconds=min_window_seconds,
+    )
 
 
 @dataclass(frozen=True)
