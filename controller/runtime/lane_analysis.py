@@ -124,6 +124,8 @@ class LaneAnalysis:
         record_query: Callable[[str, str, float, bool], None] | None = None,
     ) -> None:
         self.metrics = metrics
+        # Asked once: a runtime Protocol check at every judged release adds up at 1,000.
+        self.priors = metrics if isinstance(metrics, NoisePriors) else None
         self.lanes = lanes
         self.releases_of_lane = releases_of_lane
         self.deployment = deployment
@@ -266,10 +268,9 @@ class LaneAnalysis:
         min_window = self.metrics.min_window_seconds
         measured: dict[tuple[str, str], list[Measurement]] = {}
         queries = 0
-        priors = self.metrics if isinstance(self.metrics, NoisePriors) else None
         for check in lane.spec.analysis.checks:
-            if priors is not None:  # once per release, grouped: before its first look
-                priors.prefetch_priors(lane, [rel for _, rel in due], check, at)
+            if self.priors is not None:  # once per release, grouped: before its first look
+                self.priors.prefetch_priors(lane, [rel for _, rel in due], check, at)
             plan = plan_check(
                 check,
                 [d for d, _ in due],
@@ -392,8 +393,9 @@ class LaneAnalysis:
     ) -> Measurement:
         step = rel.status.current_step
         try:
-            priors = self.metrics if isinstance(self.metrics, NoisePriors) else None
-            prior = priors.noise_prior(lane, rel, check, at) if priors is not None else None
+            prior = (
+                self.priors.noise_prior(lane, rel, check, at) if self.priors is not None else None
+            )
             return judge_release(lane, rel, check, sample, at, prior)
         except Exception as exc:  # a bug here must hold the release, never pass it
             log.exception("analysis failed", lane=lane.name, check=check.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -303,29 +303,27 @@ class Controller:
         for obj in self.informers[LANE].list():
             self._offer((LANE, "", _key_of(obj)[1]))
 
-    def _on_leading(self) -> None:
-        self.enqueue_all_deployments()
-        self.enqueue_all_lanes()
+    def _all_keys(self) -> Iterator[Key]:
+        """Every work item the caches hold: workloads, lanes, releases."""
+        for obj in self.informers[DEPLOYMENT].list():
+            if not mech.is_primary(obj):
+                yield (DEPLOYMENT, *_key_of(obj))
+        for obj in self.informers[LANE].list():
+            yield (LANE, "", _key_of(obj)[1])
         for raw in self.informers[RELEASE].list():
-            ns, name = _key_of(raw)
-            self.queue.add((RELEASE, ns, name))
+            yield (RELEASE, *_key_of(raw))
+
+    def _on_leading(self) -> None:
+        for key in self._all_keys():
+            self.queue.add(key)
 
     def _on_shard_gained(self, shard: int) -> None:
         """Enqueue the keys of a shard that came to this replica: its events were
         filtered out until now, and the caches hold their latest state. Only that
         shard's: the other shards' keys are queued already or are another's."""
         assert self.sharded is not None
-        in_shard = self.sharded.in_shard
-        keys: list[Key] = []
-        for obj in self.informers[LANE].list():
-            keys.append((LANE, "", _key_of(obj)[1]))
-        for obj in self.informers[DEPLOYMENT].list():
-            if not mech.is_primary(obj):
-                keys.append((DEPLOYMENT, *_key_of(obj)))
-        for raw in self.informers[RELEASE].list():
-            keys.append((RELEASE, *_key_of(raw)))
-        for key in keys:
-            if in_shard(key, shard):
+        for key in self._all_keys():
+            if self.sharded.in_shard(key, shard):
                 self.queue.add(key)
 
     # ------------------------------------------------------------------ running
