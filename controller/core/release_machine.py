@@ -711,6 +711,9 @@ def _on_pending(ctx: _Context) -> None:
 # autonomy, then the flag, then readiness and time); keeping it in one body keeps it visible.
 def _on_progressing(ctx: _Context) -> None:
     obs, s = ctx.obs, ctx.status
+    # Seeing the flag in force is a fact about exposure, not a decision: record it before
+    # anything below can end the tick, so a rollback on this same tick still reports it.
+    flag_ready = _note_flag_weight(ctx, s.weight)
     # Evidence of harm comes first: a crash loop or a failed check rolls back even when
     # the same tick also finds autonomy switched off.
     if obs.canary is not None and obs.canary.crash_reason and ctx.uses_replicas:
@@ -739,7 +742,6 @@ def _on_progressing(ctx: _Context) -> None:
     started = s.step_started_at or obs.now
     elapsed = (obs.now - started).total_seconds()
     canary_ready = obs.canary.ready if obs.canary is not None else not ctx.uses_replicas
-    flag_ready = _note_flag_weight(ctx, s.weight)
     if not (canary_ready and flag_ready):
         deadline = parse_duration(ctx.lane.spec.strategy.progress_deadline)
         if elapsed > deadline:

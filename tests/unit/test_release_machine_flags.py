@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from controller.core.models import Phase
+from controller.core.models import Measurement, Phase, Verdict
 from controller.core.release_machine import FlagObservation, Observation, SetFlagWeight
 from tests.unit.test_release_machine import FLAG_LANE, OPEN, T0, apply, load_lane, new_release
 
@@ -58,3 +58,25 @@ def test_shadow_records_what_would_have_happened() -> None:
     assert rel.status.message.startswith("shadow: would have started the canary")
     shadow = next(c for c in rel.status.conditions if c.type == "Shadow")
     assert shadow.status.value == "True"
+
+
+def test_a_rollback_on_the_tick_that_first_sees_the_flag_still_records_the_exposure() -> None:
+    # Under load the first reconcile that sees the flag in force can also be the one that
+    # judges the first failing measurement: the status must still say the flag reached 1%.
+    rel = new_release(flag=True)
+    apply(FLAG_LANE, rel, Observation(now=T0, gates=OPEN))
+    later = T0 + timedelta(seconds=30)
+    bad = Measurement(
+        check="render-errors",
+        time=later,
+        step=0,
+        verdict=Verdict.FAIL,
+        canary=0.2,
+        baseline=0.01,
+        threshold=0.02,
+        statistic="msprt p=0.001",
+    )
+    obs = Observation(now=later, gates=OPEN, flag=FlagObservation(1), measurements=(bad,))
+    apply(FLAG_LANE, rel, obs)
+    assert rel.status.phase is Phase.ROLLING_BACK
+    assert rel.status.flag_weights == [1]
