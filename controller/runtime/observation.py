@@ -25,6 +25,7 @@ from controller.core.models import (
 )
 from controller.core.release_machine import CanaryObservation, HumanCommand, Observation
 from controller.runtime.converge import ramps_flag
+from controller.runtime.crash_checks import CrashChecks
 from controller.runtime.notices import Notices
 from controller.runtime.objects import (
     Caches,
@@ -87,6 +88,7 @@ class Observer:
         self.flags = flags
         self.notices = notices
         self.clock = clock
+        self.crash_checks = CrashChecks()
 
     def observe(
         self,
@@ -204,6 +206,8 @@ class Observer:
         desired = replicas(dep)
         ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
         crash = self._crash_reason(dep) if desired > 0 and ready < desired else None
+        if desired > 0 and ready >= desired:
+            self.crash_checks.forget(meta(dep).get("namespace") or "", meta(dep).get("name") or "")
         return CanaryObservation(desired_replicas=desired, ready_replicas=ready, crash_reason=crash)
 
     def _rollout(self, dep: JsonDict, rel: LaneRelease) -> CanaryObservation:
@@ -216,13 +220,18 @@ class Observer:
         return CanaryObservation(desired_replicas=desired, ready_replicas=ready, crash_reason=crash)
 
     def _crash_reason(self, dep: JsonDict) -> str | None:
-        """Why the canary's pods do not start, from their containers' waiting state."""
+        """Why the canary's pods do not start, from their containers' waiting state
+        (listed at most once per ``crash_checks.recheck_s`` while none crash-loops)."""
+        namespace, name = str(meta(dep).get("namespace") or ""), str(meta(dep).get("name") or "")
+        now = self.clock()
+        if self.crash_checks.recently_clear(namespace, name, dep, now):
+            return None
         selector = selector_of(dep)
         selector += f",{mech.TRACK_LABEL}!=primary" if selector else f"{mech.TRACK_LABEL}!=primary"
         try:
-            pods = self.api.list_pods(meta(dep)["namespace"], selector)
+            pods = self.api.list_pods(namespace, selector)
         except Exception:
-            log.warning("could not list canary pods", workload=meta(dep).get("name"))
+            log.warning("could not list canary pods", workload=name)
             return None
         for pod in pods:
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -230,7 +239,9 @@ class Observer:
                 if waiting.get("reason") in CRASH_REASONS:
                     last = (cs.get("lastState") or {}).get("terminated") or {}
                     detail = last.get("reason") or waiting.get("message") or ""
+                    self.crash_checks.forget(namespace, name)
                     return f"{waiting['reason']}: {detail}".rstrip(": ")
+        self.crash_checks.saw_clear(namespace, name, dep, now)
         return None
 
     def _template_done(self, lane: ChangeLane, rel: LaneRelease, primary: JsonDict | None) -> bool:

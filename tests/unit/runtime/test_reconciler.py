@@ -21,6 +21,7 @@ from controller.core.gates import GateResult
 from controller.core.models import AnalysisCheck, ChangeLane, LaneRelease, Measurement, Verdict
 from controller.core.release_machine import CommandKind
 from controller.runtime.adoption import ADOPTED_REQUEUE_MAX_S, ADOPTED_REQUEUE_S, adoption_wait
+from controller.runtime.crash_checks import RECHECK_S
 from controller.runtime.reconciler import Reconciler
 from tests import lane_docs
 from tests.unit.runtime.fake_cluster import DEPLOYMENTS, LANES, PODS, RELEASES, FakeCluster
@@ -337,6 +338,74 @@ def test_a_crash_looping_canary_is_rolled_back(world: World) -> None:
     world.reconciler.reconcile_release(NS, world.release()["metadata"]["name"])
     assert world.phase() == "RollingBack"
     assert "CrashLoopBackOff" in world.release()["status"]["rollbackReason"]
+
+
+def _unready_canary(world: World) -> str:
+    """A release in flight whose canary is not ready (no crash yet); its name."""
+    adopted(world)
+    name = world.new_release()
+    world.tick()
+    world.cluster.objects[(DEPLOYMENTS, NS, "web")]["status"] = {"readyReplicas": 0}
+    return name
+
+
+def _crash_looping_pod(world: World) -> None:
+    waiting = {"state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    world.cluster.put(
+        PODS,
+        {
+            "metadata": {"name": "web-abc", "namespace": NS, "labels": {"app": "web"}},
+            "status": {"containerStatuses": [waiting]},
+        },
+    )
+
+
+def _counting_pod_lists(world: World) -> list[str]:
+    calls: list[str] = []
+    listed = world.cluster.list_pods
+
+    def counted(namespace: str, selector: str) -> list[dict[str, Any]]:
+        calls.append(selector)
+        return listed(namespace, selector)
+
+    world.cluster.list_pods = counted  # type: ignore[method-assign]
+    return calls
+
+
+def test_an_unready_canarys_pods_are_listed_once_per_recheck_not_per_reconcile(
+    world: World,
+) -> None:
+    name = _unready_canary(world)
+    calls = _counting_pod_lists(world)
+    for _ in range(4):  # a tick's decision and the echoes of its writes, moments apart
+        world.reconciler.reconcile_release(NS, name)
+    assert len(calls) == 1
+    world.clock.tick(RECHECK_S)
+    world.reconciler.reconcile_release(NS, name)
+    assert len(calls) == 2
+
+
+def test_a_crash_loop_after_a_clear_look_rolls_back_within_the_recheck(world: World) -> None:
+    name = _unready_canary(world)
+    world.reconciler.reconcile_release(NS, name)  # looked: no pod crash-loops
+    _crash_looping_pod(world)
+    world.clock.tick(RECHECK_S / 2)
+    world.reconciler.reconcile_release(NS, name)
+    assert world.phase() == "Progressing"  # the clear answer is at most RECHECK_S old
+    world.clock.tick(RECHECK_S / 2)
+    world.reconciler.reconcile_release(NS, name)
+    assert world.phase() == "RollingBack"
+    assert "CrashLoopBackOff" in world.release()["status"]["rollbackReason"]
+
+
+def test_a_new_canary_template_is_looked_at_afresh(world: World) -> None:
+    name = _unready_canary(world)
+    world.reconciler.reconcile_release(NS, name)
+    calls = _counting_pod_lists(world)
+    dep = world.cluster.objects[(DEPLOYMENTS, NS, "web")]
+    dep["metadata"]["generation"] = int(dep["metadata"].get("generation") or 1) + 1
+    world.reconciler.reconcile_release(NS, name)
+    assert len(calls) == 1
 
 
 def test_a_newer_template_supersedes_the_release_in_flight(world: World) -> None:
