@@ -250,8 +250,16 @@ class Observer:
         flags = self.flags
         if flags is not None and ramps_flag(flags, lane, rel) and flags.weight(lane, rel):
             return False
-        if native(lane) or dep is None:
+        if native(lane):
             return True
+        if dep is None:
+            # Missing from the cache: "deleted" once the informer has synced, but a rollback
+            # that declares the canary gone must not rest on a cache; ask the API server.
+            target = rel.spec.target
+            try:
+                dep = self.api.get_deployment(target.namespace, target.name)
+            except NotFoundError:
+                return True
         if self._route_still_weighted(lane, dep):
             return False
         return replicas(dep) == 0

@@ -70,6 +70,10 @@ class Cluster(Protocol):
         ...
 
     # ---- deployments and their pods
+    def get_deployment(self, namespace: str, name: str) -> JsonDict:
+        """A live read, for the rare decision a stale cache must not make."""
+        ...
+
     def create_deployment(self, namespace: str, body: JsonDict) -> JsonDict: ...
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonDict) -> JsonDict:

@@ -139,6 +139,9 @@ class FakeCluster:
         patched["metadata"].pop("resourceVersion", None)
         return self.put(key[0], patched)
 
+    def get_deployment(self, namespace: str, name: str) -> JsonDict:
+        return self.get(DEPLOYMENTS, namespace, name)
+
     def create_deployment(self, namespace: str, body: JsonDict) -> JsonDict:
         return self._create("create deployment", DEPLOYMENTS, namespace, body)
 

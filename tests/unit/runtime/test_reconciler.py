@@ -491,3 +491,24 @@ def test_the_adoption_safety_net_doubles_up_to_its_cap() -> None:
     waits = [adoption_wait(n) for n in range(1, 10)]
     assert waits[:3] == [ADOPTED_REQUEUE_S, 2 * ADOPTED_REQUEUE_S, 4 * ADOPTED_REQUEUE_S]
     assert waits == sorted(waits) and waits[-1] == ADOPTED_REQUEUE_MAX_S
+
+
+def test_a_rollback_is_not_complete_because_the_cache_lost_the_deployment(world: World) -> None:
+    # The informer's cache can lag (a relist, a missed event): a Deployment it does not hold
+    # must not read as "canary gone" while the API server still runs canary replicas.
+    adopted(world)
+    world.new_release("web:bad")
+    world.judge.verdict = Verdict.FAIL
+    world.run_until("RollingBack")
+    dep = world.deployment()
+    dep["spec"]["replicas"] = 1  # still serving, as far as the API server says
+    world.cluster.put(DEPLOYMENTS, dep)
+    cached = world.reconciler.caches.deployment
+    world.reconciler.caches.deployment = lambda ns, name: (
+        None if name == "web" else cached(ns, name)
+    )
+    world.reconciler.reconcile_release(NS, world.release()["metadata"]["name"])
+    assert world.phase() == "RollingBack"
+    world.reconciler.caches.deployment = cached
+    world.run_until("RolledBack")
+    assert world.deployment()["spec"]["replicas"] == 0
