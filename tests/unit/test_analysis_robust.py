@@ -3,7 +3,6 @@ pure evidence and decisions, and the noise model's two estimates (fitted-ratio s
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,10 +15,7 @@ from controller.core.analysis.robust import (
     FUTILITY_PRIOR_BATCHES,
     PRIOR_BATCHES,
     PRIOR_OVERDISPERSION,
-    REGRESSION_MIXTURE,
-    boundary,
     evaluate,
-    mixture_boundary,
     observe,
     overdispersion,
 )
@@ -247,35 +243,3 @@ def test_quiet_batches_replace_the_futility_prior_sooner() -> None:
     e = fold(intervals)
     assert overdispersion(e, 0.25, FUTILITY_PRIOR_BATCHES) < 0.5 * overdispersion(e, 0.25)
     assert overdispersion(e, 0.25) < PRIOR_OVERDISPERSION
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    variance=st.floats(0.0, 1e8, allow_nan=False),
-    level=st.floats(1e-6, 0.2),
-)
-def test_the_mixture_boundary_is_where_the_mixed_wealth_reaches_one_over_level(
-    variance: float, level: float
-) -> None:
-    """Never above any one component's boundary at its share of the level (the mixture
-    holds at least that component's wealth times its weight), and tighter than the single
-    early-tuned boundary once the variance is large."""
-    b = mixture_boundary(variance, level)
-    assert b > 0
-    for target, weight in REGRESSION_MIXTURE:
-        assert b <= boundary(variance, level * weight, target) * (1 + 1e-9)
-    assert mixture_boundary(variance, level / 2) >= b
-    if variance >= 1e5:
-        assert b < boundary(variance, level)
-
-
-def test_the_mixture_boundary_keeps_its_level_on_a_random_walk() -> None:
-    """Ville's inequality, checked: Gaussian sums whose variance grows to a million (where
-    the later components matter) cross the alpha-0.05 boundary in at most 5% of paths
-    (plus Monte Carlo slack)."""
-    rng = np.random.default_rng(11)
-    paths, steps, per_step = 4000, 1000, 1000.0
-    sums = np.cumsum(rng.normal(0.0, math.sqrt(per_step), (paths, steps)), axis=1)
-    bounds = np.array([mixture_boundary(per_step * (k + 1), 0.05) for k in range(steps)])
-    crossed = float(np.mean((sums >= bounds).any(axis=1)))
-    assert crossed <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / paths)

@@ -41,7 +41,7 @@ credited), minus the batches' Poisson variance, over their squared expected coun
 is the cluster-robust ("sandwich") variance with batches as clusters (Liang & Zeger 1986;
 McCullagh & Nelder, *Generalized Linear Models*, ch. 9) expressed as an NB2 parameter:
 bursts weigh in it as much as they weigh in the sum. The model is taken at the fitted
-ratio (shrunk towards 1 by the tolerance, squared), not at ratio 1: a regressed canary's
+ratio itself (the plug-in), not at ratio 1: a regressed canary's
 counts are larger and so is their noise, and measured at ratio 1 an x3 canary read its
 own noise as a dispersion of 10-40 and hid itself (one bad pod of five was missed 27% of
 the time). Few batches give a noisy estimate, and under-estimating it is what causes false
@@ -127,17 +127,6 @@ FUTILITY_PRIOR_BATCHES = 0.25
 #: futility test (ruling out the MDE takes hundreds of errors, and with the pod bias in
 #: its variance a healthy release passes at a variance of a few thousand).
 TARGET_VARIANCE = 30.0
-#: The regression test's boundary: a mixture over where it is tuned, ``(target variance,
-#: weight)``, half the weight at the first looks (an outage, a x5) and the rest on a
-#: geometric grid up to a million: with multiplicative noise and the pod bias the
-#: variance of the sum grows with the square of the counts (hundreds of thousands after
-#: an hour at full exposure), far from where one boundary tuned at 30 is tight.
-REGRESSION_MIXTURE: tuple[tuple[float, float], ...] = (
-    (TARGET_VARIANCE, 0.5),
-    (1e3, 0.25),
-    (3e4, 0.125),
-    (1e6, 0.125),
-)
 FUTILITY_TARGET_VARIANCE = 2000.0
 #: A baseline interval this many times its release average is a shared incident.
 ELEVATED_BASELINE = 3.0
@@ -238,7 +227,7 @@ def overdispersion(
     (:data:`PRIOR_BATCHES` for the regression test, :data:`FUTILITY_PRIOR_BATCHES` for
     the futility test).
 
-    The model is taken at the fitted ratio (shrunk towards 1 by the tolerance, squared),
+    The model is taken at the fitted ratio itself (the plug-in, consistent at any ratio),
     not at ratio 1: a regressed canary's counts are larger and so is their noise, and
     measured against a healthy canary's model an x3 canary's own noise read as a
     dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
@@ -278,42 +267,6 @@ def overdispersion(
     if weight <= 0:
         return prior_psi  # one batch and no prior: nothing to estimate from
     return max(0.0, (prior * prior_psi + excess) / weight)
-
-
-def mixture_boundary(
-    variance: float,
-    level: float,
-    mixture: tuple[tuple[float, float], ...] = REGRESSION_MIXTURE,
-) -> float:
-    """The one-sided boundary of a discrete mixture of normal-mixture martingales.
-
-    Each ``(target, weight)`` is the martingale :func:`boundary` tunes at that variance;
-    their weighted average (weights summing to at most 1) is again a nonnegative
-    martingale of mean at most 1 under the null, so by Ville's inequality crossing
-    ``1 / level`` anywhere has probability at most ``level`` (Robbins 1970; the
-    discrete mixtures of Howard, Ramdas, McAuliffe & Sekhon 2021). One component tuned
-    early stays nearly as tight at the first looks (3.8 instead of 3.6 standard
-    deviations at a variance of 30) while the later ones keep it near 4 standard
-    deviations at a variance of a million, where the single early-tuned boundary is at 4.7.
-    """
-    v = max(variance, 0.0)
-    log_inv = math.log(1.0 / level)
-    tilts = [(w, (2 * log_inv + math.log(1 + 2 * log_inv)) / target) for target, w in mixture]
-
-    def wealth(s: float) -> float:
-        return sum(w * math.exp(g * s * s / (2 * (1 + g * v))) / math.sqrt(1 + g * v)
-                   for w, g in tilts)  # fmt: skip
-
-    # Each component alone crosses at its own boundary at ``level * weight``.
-    high = min(boundary(v, level * w, target) for target, w in mixture)
-    low = 0.0
-    for _ in range(60):
-        mid = (low + high) / 2
-        if wealth(mid) >= 1.0 / level:
-            high = mid
-        else:
-            low = mid
-    return high
 
 
 def boundary(variance: float, level: float, target: float = TARGET_VARIANCE) -> float:
@@ -376,9 +329,7 @@ def evaluate(
     # window is not given the narrow variance of a healthy one (the Wald-type choice
     # promoted 3-4% of x2 regressions on the realistic bench families).
     seen = hi
-    reg_z = s_reg / mixture_boundary(var(lo, lo, psi), alpha)
-    # The single-look rejection keeps the early-tuned boundary at alpha/100: crossing it
-    # puts the mixture's first component (weight 1/2) at 50/alpha, inside the alpha event.
+    reg_z = s_reg / boundary(var(lo, lo, psi), alpha)
     strong_z = s_reg / boundary(var(lo, lo, psi), alpha * STRONG_EVIDENCE_FACTOR)
     fut_z = s_fut / boundary(var(hi, seen, psi_fut, fbias), beta, FUTILITY_TARGET_VARIANCE)
     return RobustResult(
