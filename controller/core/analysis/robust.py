@@ -231,7 +231,8 @@ def overdispersion(
     not at ratio 1: a regressed canary's counts are larger and so is their noise, and
     measured against a healthy canary's model an x3 canary's own noise read as a
     dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
-    looks worse in a noisy window from shrinking its own noise estimate."""
+    looks worse in a noisy window from shrinking its own noise estimate early (the prior
+    weighs while the batches are few)."""
     learned = e.prior if history else None
     prior_psi = PRIOR_OVERDISPERSION if learned is None else learned.dispersion
     if learned is not None:
