@@ -131,19 +131,18 @@ def noisy_intervals(
     return out
 
 
-def test_a_regressed_canary_does_not_read_its_own_counts_as_noise() -> None:
-    """The scale is taken at the fitted ratio (shrunk towards 1 by the tolerance): an x3
-    canary's noise estimate is a fraction of what a scale taken at ratio 1 says (about
-    nine times a healthy canary's; that hid one bad pod of five in the bench), while a
-    healthy canary's is unchanged."""
+def test_a_regressed_canary_reads_the_same_noise_as_a_healthy_one() -> None:
+    """The NB2 scale is taken at the fitted ratio itself: an x3 canary's noise estimate
+    is, like a healthy canary's on the same noise, about the truth (taken at ratio 1 it
+    read nine times a healthy canary's and hid one bad pod of five; shrunk by the
+    tolerance squared it read 2.4 times too much for a x2 and left realistic x2s
+    undecided for hours)."""
     rng = np.random.default_rng(3)
-    for _ in range(10):
-        regressed = fold(noisy_intervals(rng, 3.0, 12, True))
-        healthy = fold(noisy_intervals(rng, 1.0, 12, True))
-        at_one = 1e6  # a tolerance this large takes the scale at ratio 1
-        assert overdispersion(regressed, 0.25) < 0.5 * overdispersion(regressed, at_one)
-        if (healthy.dispersion_ck / healthy.dispersion_kk) <= 1.25**2:
-            assert overdispersion(healthy, 0.25) == overdispersion(healthy, at_one)
+    regressed = [overdispersion(fold(noisy_intervals(rng, 3.0, 12, True)), 0.25)
+                 for _ in range(40)]  # fmt: skip
+    healthy = [overdispersion(fold(noisy_intervals(rng, 1.0, 12, True)), 0.25)
+               for _ in range(40)]  # fmt: skip
+    assert 0.7 < float(np.median(regressed)) / float(np.median(healthy)) < 1.4
 
 
 def test_noise_that_lasts_a_batch_weighs_more_than_noise_that_does_not() -> None:
