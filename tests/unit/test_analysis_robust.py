@@ -83,7 +83,7 @@ def test_the_noise_estimate_is_never_negative_and_the_variance_never_below_poiss
     intervals: list[Interval],
 ) -> None:
     e = fold(intervals)
-    assert overdispersion(e, 0.25) >= 0.0
+    assert overdispersion(e) >= 0.0
     # With no noise beyond counting the boundary still needs the Poisson variance: a
     # canary exactly at the tolerance never rejects.
     at_tolerance = [(1.25 * 10, 1000.0, 10.0, 1000.0)] * len(intervals)
@@ -138,9 +138,9 @@ def test_a_regressed_canary_reads_the_same_noise_as_a_healthy_one() -> None:
     tolerance squared it read 2.4 times too much for a x2 and left realistic x2s
     undecided for hours)."""
     rng = np.random.default_rng(3)
-    regressed = [overdispersion(fold(noisy_intervals(rng, 3.0, 12, True)), 0.25)
+    regressed = [overdispersion(fold(noisy_intervals(rng, 3.0, 12, True)))
                  for _ in range(40)]  # fmt: skip
-    healthy = [overdispersion(fold(noisy_intervals(rng, 1.0, 12, True)), 0.25)
+    healthy = [overdispersion(fold(noisy_intervals(rng, 1.0, 12, True)))
                for _ in range(40)]  # fmt: skip
     assert 0.7 < float(np.median(regressed)) / float(np.median(healthy)) < 1.4
 
@@ -148,9 +148,9 @@ def test_a_regressed_canary_reads_the_same_noise_as_a_healthy_one() -> None:
 def test_noise_that_lasts_a_batch_weighs_more_than_noise_that_does_not() -> None:
     """Drift held over a batch adds to the variance of the sum; the estimate sees it."""
     rng = np.random.default_rng(5)
-    slow = np.median([overdispersion(fold(noisy_intervals(rng, 1.0, 12, True)), 0.25)
+    slow = np.median([overdispersion(fold(noisy_intervals(rng, 1.0, 12, True)))
                       for _ in range(20)])  # fmt: skip
-    fast = np.median([overdispersion(fold(noisy_intervals(rng, 1.0, 12, False)), 0.25)
+    fast = np.median([overdispersion(fold(noisy_intervals(rng, 1.0, 12, False)))
                       for _ in range(20)])  # fmt: skip
     assert slow > 2 * fast
 
@@ -158,7 +158,7 @@ def test_noise_that_lasts_a_batch_weighs_more_than_noise_that_does_not() -> None
 def test_before_a_batch_is_complete_the_prior_holds() -> None:
     e = fold([(5.0, 1000.0, 5.0, 1000.0)] * (BATCH_INTERVALS - 1))
     assert e.batches == 0
-    assert overdispersion(e, 0.25) == PRIOR_OVERDISPERSION
+    assert overdispersion(e) == PRIOR_OVERDISPERSION
 
 
 def test_evidence_carries_over_steps() -> None:
@@ -224,9 +224,9 @@ def test_the_futility_prior_weighs_less_and_sits_between_prior_and_data(
     e = fold(intervals)
     assume(e.batches >= 2)
     assert FUTILITY_PRIOR_BATCHES < PRIOR_BATCHES
-    heavy = overdispersion(e, 0.25)
-    light = overdispersion(e, 0.25, FUTILITY_PRIOR_BATCHES)
-    data = overdispersion(e, 0.25, 0.0)
+    heavy = overdispersion(e)
+    light = overdispersion(e, FUTILITY_PRIOR_BATCHES)
+    data = overdispersion(e, 0.0)
     assert light >= 0.0
     assert min(heavy, data) - 1e-9 <= light <= max(heavy, data) + 1e-9
 
@@ -241,5 +241,5 @@ def test_quiet_batches_replace_the_futility_prior_sooner() -> None:
         for _ in range(3 * BATCH_INTERVALS)
     ]
     e = fold(intervals)
-    assert overdispersion(e, 0.25, FUTILITY_PRIOR_BATCHES) < 0.5 * overdispersion(e, 0.25)
-    assert overdispersion(e, 0.25) < PRIOR_OVERDISPERSION
+    assert overdispersion(e, FUTILITY_PRIOR_BATCHES) < 0.5 * overdispersion(e)
+    assert overdispersion(e) < PRIOR_OVERDISPERSION

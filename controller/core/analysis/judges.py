@@ -397,7 +397,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     pod = (
         worst_pod(
             e,
-            psi=overdispersion(e, check.tolerance),
+            psi=overdispersion(e),
             spread=spread,
             tolerance=check.tolerance,
             alpha=alpha,

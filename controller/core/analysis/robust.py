@@ -211,7 +211,6 @@ def rate_ratio(e: SequentialEvidence) -> float | None:
 
 def overdispersion(
     e: SequentialEvidence,
-    tolerance: float = 0.0,
     prior_batches: float = PRIOR_BATCHES,
     *,
     history: bool = True,
@@ -308,10 +307,10 @@ def evaluate(
     ``futility_bias``: the futility test's own bias variance when it differs (the caller
     floors the pod spread there, :func:`controller.core.analysis.pods.promotion_spread`);
     ``bias`` when None."""
-    psi = overdispersion(e, tolerance)
+    psi = overdispersion(e)
     # The promotion side keeps the fixed prior: measured, a history prior there promoted
     # healthy releases later and never sooner where it mattered (docs/judging.md).
-    psi_fut = overdispersion(e, tolerance, FUTILITY_PRIOR_BATCHES, history=False)
+    psi_fut = overdispersion(e, FUTILITY_PRIOR_BATCHES, history=False)
     lo, hi = 1.0 + tolerance, 1.0 + mde
     # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
     # whole, however few of its intervals are in.
