@@ -791,8 +791,12 @@ def _latest_at_step(s: LaneReleaseStatus) -> dict[str, Measurement]:
 def _evidence_out_of_reach(ctx: _Context) -> bool:
     """A check's latest look at this step found the evidence to decide out of reach at
     this exposure however long the step runs (a one-pod canary that looks beyond the MDE,
-    controller.core.analysis.robust.regression_reach)."""
+    controller.core.analysis.robust.regression_reach). Once the release was resumed at
+    this step (a human read that message and let it continue), the deadline decides."""
     s = ctx.status
+    progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
+    if progressing is not None and progressing.reason == "Resumed":
+        return False
     latest = _latest_at_step(s)
     return any(
         m.out_of_reach and m.verdict is Verdict.INCONCLUSIVE

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from controller.core.models import ChangeLane, LaneRelease, Measurement, Phase, Verdict
-from controller.core.release_machine import Observation, PromoteCanary, SetCanaryWeight
+from controller.core.release_machine import (
+    CommandKind,
+    HumanCommand,
+    Observation,
+    PromoteCanary,
+    SetCanaryWeight,
+)
 from tests.unit.test_release_machine import LANE, OPEN, READY, T0, apply, new_release, passes
 
 NEEDS = "not enough evidence yet, needs ~2,300 more canary requests to rule out x2"
@@ -147,3 +153,30 @@ def test_a_held_step_without_the_out_of_reach_mark_waits_for_the_deadline() -> N
         ms = measured(0, now, Verdict.INCONCLUSIVE, STUCK)
         apply(lane, rel, Observation(now=now, gates=OPEN, canary=READY, measurements=ms))
     assert rel.status.phase is Phase.PROGRESSING and rel.status.current_step == 0
+
+
+def test_after_a_resume_the_out_of_reach_step_waits_for_its_deadline() -> None:
+    """A human read "needs a step with more canary pods" and resumed: the same evidence
+    does not pause it again at once; the step's deadline (restarted by the resume)
+    decides."""
+    lane = lane_with(evidenceDeadline="20m")
+    rel = held_out_of_reach(lane)
+    assert rel.status.phase is Phase.PAUSED
+    now = T0 + timedelta(minutes=6)
+    resume = HumanCommand(CommandKind.RESUME, "alice")
+    apply(lane, rel, Observation(now=now, gates=OPEN, canary=READY, command=resume))
+    assert rel.status.phase is Phase.PROGRESSING
+    for _ in range(10):
+        now += timedelta(minutes=1)
+        ms = tuple(
+            m.model_copy(update={"out_of_reach": True}) if m.check == "error-rate" else m
+            for m in measured(0, now, Verdict.INCONCLUSIVE, STUCK)
+        )
+        apply(lane, rel, Observation(now=now, gates=OPEN, canary=READY, measurements=ms))
+    assert rel.status.phase is Phase.PROGRESSING and rel.status.current_step == 0
+    for _ in range(12):
+        now += timedelta(minutes=1)
+        ms = measured(0, now, Verdict.INCONCLUSIVE, STUCK)
+        apply(lane, rel, Observation(now=now, gates=OPEN, canary=READY, measurements=ms))
+    assert rel.status.phase is Phase.PAUSED
+    assert "without the evidence to pass" in rel.status.message
