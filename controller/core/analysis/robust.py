@@ -40,14 +40,14 @@ drift that outlasts a batch adds to the variance of the sum; a negative covarian
 credited), minus the batches' Poisson variance, over their squared expected counts. That
 is the cluster-robust ("sandwich") variance with batches as clusters (Liang & Zeger 1986;
 McCullagh & Nelder, *Generalized Linear Models*, ch. 9) expressed as an NB2 parameter:
-bursts weigh in it as much as they weigh in the sum. The model is taken at the fitted
-ratio itself (the plug-in), not at ratio 1: a regressed canary's
-counts are larger and so is their noise, and measured at ratio 1 an x3 canary read its
-own noise as a dispersion of 10-40 and hid itself (one bad pod of five was missed 27% of
-the time). Few batches give a noisy estimate, and under-estimating it is what causes false
-rollbacks, so it is shrunk towards a prior: for the regression test of a check that
-declares ``noisePrior: history``, the one the baseline's own hour of history before the
-release gave when the runtime could fetch it
+bursts weigh in it as much as they weigh in the sum. The model is taken at the canary's
+fitted level (the plug-in: the completed batches' pooled ratio, :func:`noise_level`), not at
+ratio 1: a regressed canary's counts are larger and so is their noise, and measured at ratio
+1 an x3 canary read its own noise as a dispersion of 10-40 and hid itself (one bad pod of
+five was missed 27% of the time). Few batches give a noisy estimate, and under-estimating it
+is what causes false rollbacks, so it is shrunk towards a prior: for the regression test of
+a check that declares ``noisePrior: history``, the one the baseline's own hour of history
+before the release gave when the runtime could fetch it
 (:mod:`controller.core.analysis.history`: the same estimator on the baseline's batches,
 weighing at most 4 batches, never below 0.02; it assumes the canary's noise is like the
 baseline's, and noise shared by the whole service in the history only makes it larger),
@@ -97,6 +97,12 @@ with them ``bias`` carries them into both tests; the canary:baseline ratio of er
 constant over the release (a regression that starts mid-release is found, later than one
 present from the start); the guarantee is asymptotic (normal approximation of sums of
 counts), with the mixture boundary conservative at small counts.
+
+Reach. With per-pod evidence the canary's draw of pods is a bias that does not average
+out, so at a step with few canary pods the regression test may be unable ever to reject
+a canary that looks beyond the MDE (which holds the step): :func:`regression_reach` says
+so, and the release machine then ends the step as the lane's evidence deadline would,
+at once.
 
 Evidence is pooled over the steps of the release: the ratio of error ratios does not
 depend on the traffic weight, so what step 1 saw counts at steps 2 and 3 (each step still
@@ -226,10 +232,10 @@ def overdispersion(
     (:data:`PRIOR_BATCHES` for the regression test, :data:`FUTILITY_PRIOR_BATCHES` for
     the futility test).
 
-    The model is taken at the fitted ratio itself (the plug-in, consistent at any ratio),
-    not at ratio 1: a regressed canary's counts are larger and so is their noise, and
-    measured against a healthy canary's model an x3 canary's own noise read as a
-    dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
+    The model is taken at the canary's fitted level (the plug-in, consistent at any ratio:
+    :func:`noise_level`), not at ratio 1: a regressed canary's counts are larger and so is
+    their noise, and measured against a healthy canary's model an x3 canary's own noise read
+    as a dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
     looks worse in a noisy window from shrinking its own noise estimate early (the prior
     weighs while the batches are few)."""
     learned = e.prior if history else None
