@@ -660,6 +660,7 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
             window = max(1, math.ceil(t - step_start))
             down = _down(s, t)
             outcomes = []
+            out_of_reach = False
             for c in lane.checks:
                 if down:
                     sample = CheckSample(
@@ -702,6 +703,7 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
                 )
                 statuses[c.name], outcome, _ = apply_measurement(c, st, m)
                 outcomes.append(outcome)
+                out_of_reach |= m.out_of_reach and m.verdict is Verdict.INCONCLUSIVE
             o = worst(outcomes)
             if o is Outcome.ROLLBACK:
                 decision = Decision("rollback", t)
@@ -719,7 +721,9 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
                         decision = Decision("promote", t)
                         break
                     step, step_start = step + 1, t
-                elif elapsed >= deadline:
+                elif elapsed >= deadline or out_of_reach:
+                    # Out of reach at this step: the deadline's ending, at once (as the
+                    # release machine does).
                     ending = _deadline_ending(on_deadline, verdicts)
                     if ending == "advance":
                         if step == steps - 1:

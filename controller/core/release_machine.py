@@ -763,6 +763,10 @@ def _on_progressing(ctx: _Context) -> None:
         if elapsed >= parse_duration(ctx.lane.spec.strategy.evidence_deadline):
             _end_at_evidence_deadline(ctx, elapsed)
             return
+        if _evidence_out_of_reach(ctx):
+            # Waiting for the deadline cannot change the answer: end as it would, now.
+            _end_at_evidence_deadline(ctx, elapsed, out_of_reach=True)
+            return
         ctx.requeue(_interval(ctx))
         return
     if s.current_step + 1 < ctx.steps_count:
@@ -780,11 +784,34 @@ def _on_progressing(ctx: _Context) -> None:
     _promote(ctx, f"every check passed at full exposure ({s.weight}%)")
 
 
-def _end_at_evidence_deadline(ctx: _Context, elapsed: float) -> None:
+def _latest_at_step(s: LaneReleaseStatus) -> dict[str, Measurement]:
+    return {m.check: m for m in s.measurements if m.step == s.current_step}
+
+
+def _evidence_out_of_reach(ctx: _Context) -> bool:
+    """A check's latest look at this step found the evidence to decide out of reach at
+    this exposure however long the step runs (a one-pod canary that looks beyond the MDE,
+    controller.core.analysis.robust.regression_reach). Once the release was resumed at
+    this step (a human read that message and let it continue), the deadline decides."""
+    s = ctx.status
+    progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
+    if progressing is not None and progressing.reason == "Resumed":
+        return False
+    latest = _latest_at_step(s)
+    return any(
+        m.out_of_reach and m.verdict is Verdict.INCONCLUSIVE
+        for m in latest.values()
+        if any(c.name == m.check and c.last_step == s.current_step for c in s.checks)
+    )
+
+
+def _end_at_evidence_deadline(ctx: _Context, elapsed: float, *, out_of_reach: bool = False) -> None:
     """A step that could not gather the evidence to pass ends as the lane says. The reason
-    carries each unfinished check's latest measurement (what it saw, what it needs)."""
+    carries each unfinished check's latest measurement (what it saw, what it needs).
+    ``out_of_reach``: ends before the deadline, because a check found that evidence out of
+    reach at this step (the ending is the deadline's, only sooner)."""
     strategy, s = ctx.lane.spec.strategy, ctx.status
-    latest = {m.check: m for m in s.measurements if m.step == s.current_step}
+    latest = _latest_at_step(s)
     verdicts = {c.name: c.last_verdict if c.last_step == s.current_step else None
                 for c in s.checks}  # fmt: skip
     unfinished = [
@@ -792,18 +819,24 @@ def _end_at_evidence_deadline(ctx: _Context, elapsed: float) -> None:
         for name in (c.name for c in ctx.lane.spec.analysis.checks)
         if verdicts.get(name) is not Verdict.PASS
     ]
+    why = (
+        "cannot gather the evidence to pass at this exposure"
+        if out_of_reach
+        else "without the evidence to pass"
+    )
     reason = (
-        f"step {s.current_step + 1} without the evidence to pass after {elapsed:.0f}s "
+        f"step {s.current_step + 1} {why} after {elapsed:.0f}s "
         f"(evidenceDeadline {strategy.evidence_deadline}, onEvidenceDeadline "
         f"{strategy.on_evidence_deadline}): " + "; ".join(unfinished)
     )
+    condition = "EvidenceOutOfReach" if out_of_reach else "EvidenceDeadline"
     action = strategy.on_evidence_deadline
     only_short = all(
         verdicts.get(c.name) in (Verdict.PASS, Verdict.INCONCLUSIVE)
         for c in ctx.lane.spec.analysis.checks
     )
     if action == "rollback":
-        _roll_back(ctx, reason, condition_reason="EvidenceDeadline")
+        _roll_back(ctx, reason, condition_reason=condition)
     elif action == "promote" and only_short:
         # Nothing failed and nothing is missing: the lane accepts the shortfall.
         if s.current_step + 1 < ctx.steps_count:
@@ -813,7 +846,7 @@ def _end_at_evidence_deadline(ctx: _Context, elapsed: float) -> None:
             _promote(ctx, s.human_override)
     else:
         s.gate_reason = None  # a human decides
-        _pause(ctx, reason, condition_reason="EvidenceDeadline")
+        _pause(ctx, reason, condition_reason=condition)
 
 
 def _author(ctx: _Context) -> str:

@@ -20,7 +20,13 @@ from controller.core.analysis.pods import (
     promotion_spread,
 )
 from controller.core.analysis.sample import CheckSample, Role, Track, counts_sample
-from controller.core.models import AnalysisCheck, PodTally, SequentialEvidence, Verdict
+from controller.core.models import (
+    AnalysisCheck,
+    Measurement,
+    PodTally,
+    SequentialEvidence,
+    Verdict,
+)
 from controller.core.models.release import MAX_BASELINE_PODS, MAX_CANARY_PODS
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -126,10 +132,29 @@ def run(
     seed: int = 0,
 ) -> list[Verdict]:
     """One step of looks every 30 s, per-pod Poisson counts (each pod ``rps`` req/s)."""
+    return [
+        m.verdict
+        for m in measurements(
+            check_, canary_factors, baseline_factors, looks=looks, rps=rps, p=p, seed=seed
+        )
+    ]
+
+
+def measurements(
+    check_: AnalysisCheck,
+    canary_factors: list[float],
+    baseline_factors: list[float],
+    *,
+    looks: int,
+    rps: float = 10.0,
+    p: float = 0.005,
+    seed: int = 0,
+) -> list[Measurement]:
+    """:func:`run`'s measurements, up to the first Fail."""
     rng = np.random.default_rng(seed)
     cum: dict[str, list[float]] = {}
     evidence: SequentialEvidence | None = None
-    verdicts = []
+    out: list[Measurement] = []
     pods = {f"c{j}": f for j, f in enumerate(canary_factors)} | {
         f"b{j}": f for j, f in enumerate(baseline_factors)
     }
@@ -158,10 +183,10 @@ def run(
         )
         m = judge(check_, sample, step=0, now=NOW, evidence=evidence, final_step=False)
         evidence = m.evidence
-        verdicts.append(m.verdict)
+        out.append(m)
         if m.verdict is Verdict.FAIL:
             break
-    return verdicts
+    return out
 
 
 def test_one_bad_pod_of_five_fails_within_minutes_and_names_the_pod() -> None:
@@ -201,6 +226,50 @@ def test_a_one_pod_canary_on_a_worse_node_is_not_rolled_back() -> None:
     )
     assert with_pods == 0
     assert without >= 3
+
+
+def spread_baseline(sd: float, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    factors = list(np.exp(rng.normal(0, sd, 10)))
+    return [float(f / np.mean(factors)) for f in factors]
+
+
+def test_a_one_pod_canary_held_beyond_the_mde_ends_at_once_when_the_test_cannot_reach() -> None:
+    """The step-hold deadlock: one canary pod at x2.2 (beyond the x2 MDE, so the step is
+    held) against ten baseline pods whose spread reads 0.05. However much traffic comes,
+    its statistic tends to (2.2 - 1.25) / (1.25 sqrt(0.05 x 1.1)) = 3.2 sd, below any
+    alpha-0.01 boundary (3.57 at its lowest): the check says so, once the counting noise
+    no longer leaves room for a higher ratio, instead of holding until the deadline."""
+    baseline = spread_baseline(0.3, 0)
+    ms = measurements(check(), [2.2], baseline, looks=240, rps=30)
+    assert all(m.verdict is not Verdict.FAIL for m in ms)
+    stuck = [m for m in ms if m.out_of_reach]
+    assert stuck, "never found out of reach in two hours"
+    first = stuck[0]
+    assert first.verdict is Verdict.INCONCLUSIVE
+    assert "on one canary pod" in first.message
+    assert "cannot tell the code from the pods" in first.message
+    assert "needs a step with more canary pods" in first.message
+    # Not at the first looks: early, the counting noise allows a far higher ratio.
+    assert ms.index(first) >= 10
+
+
+def test_a_canary_of_five_pods_stays_within_reach_and_fails() -> None:
+    """x2.5 on five canary pods: their draw averages over five, the limit is about 6 sd,
+    the test can reject and does; never reported out of reach."""
+    baseline = spread_baseline(0.3, 0)
+    ms = measurements(check(), [2.5] * 5, baseline, looks=240, rps=30)
+    assert not any(m.out_of_reach for m in ms)
+    assert ms[-1].verdict is Verdict.FAIL
+
+
+def test_an_early_x5_on_one_pod_is_never_out_of_reach() -> None:
+    """A gross regression on one pod is rolled back, never paused as out of reach: at the
+    first looks the counting noise allows a higher ratio than the one seen."""
+    for seed in range(5):
+        ms = measurements(check(), [5.0], spread_baseline(0.3, seed), looks=20, rps=10, seed=seed)
+        assert not any(m.out_of_reach for m in ms)
+        assert ms[-1].verdict is Verdict.FAIL
 
 
 def test_pod_label_is_for_sequential_checks_only() -> None:

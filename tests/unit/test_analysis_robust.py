@@ -3,9 +3,11 @@ pure evidence and decisions, and the noise model's two estimates (fitted-ratio s
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -15,9 +17,13 @@ from controller.core.analysis.robust import (
     FUTILITY_PRIOR_BATCHES,
     PRIOR_BATCHES,
     PRIOR_OVERDISPERSION,
+    _lowest_bound_z,
+    boundary,
     evaluate,
+    noise_level,
     observe,
     overdispersion,
+    regression_reach,
 )
 from controller.core.analysis.sample import counts_sample
 from controller.core.models import AnalysisCheck, NoisePrior, SequentialEvidence, Verdict
@@ -243,3 +249,77 @@ def test_quiet_batches_replace_the_futility_prior_sooner() -> None:
     e = fold(intervals)
     assert overdispersion(e, FUTILITY_PRIOR_BATCHES) < 0.5 * overdispersion(e)
     assert overdispersion(e) < PRIOR_OVERDISPERSION
+
+
+def test_one_burst_batch_does_not_set_the_noise_scale_alone() -> None:
+    """Nine quiet batches at x1 and one burst batch ten times their size at which the
+    canary reads x3 (a burst that hit it harder than the baseline): the scale is taken at
+    the pooled ratio, 39/19 = x2.05, not at the least-squares ratio the residuals are
+    centred on (x2.8: the burst batch weighs its squared counts, a hundred times the
+    others'). The newest, incomplete batch is not in it."""
+    quiet = [(5.0, 1000.0, 5.0, 1000.0)] * (9 * BATCH_INTERVALS)
+    burst = [(150.0, 1000.0, 50.0, 1000.0)] * BATCH_INTERVALS
+    newest = [(40.0, 1000.0, 5.0, 1000.0)]
+    e = fold(quiet + burst + newest)
+    assert noise_level(e) == pytest.approx(39 / 19)
+    assert e.dispersion_ck / e.dispersion_kk == pytest.approx(1236 / 436)
+    # psi falls as the scale's ratio rises: the pooled level leaves the healthy canary a
+    # larger allowance than its least-squares ratio would.
+    assert overdispersion(e) > 0.0
+    assert noise_level(fold(quiet[: BATCH_INTERVALS - 1])) is None
+
+
+def held_canary(seed: int, factor: float, looks: int, rate: float) -> list[Interval]:
+    """A canary ``factor`` times the baseline's error ratio, Poisson counts, the baseline
+    ten times the canary's traffic (one pod of ten at the 10% step)."""
+    rng = np.random.default_rng(seed)
+    n = 30 * rate
+    return [
+        (float(rng.poisson(n * 0.005 * factor)), n, float(rng.poisson(10 * n * 0.005)), 10 * n)
+        for _ in range(looks)
+    ]
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(
+    intervals=st.one_of(
+        st.lists(interval_counts, min_size=1, max_size=24),
+        st.builds(
+            held_canary,
+            st.integers(0, 2**16),
+            st.floats(1.0, 4.0),
+            st.integers(1, 240),
+            st.floats(1.0, 100.0),
+        ),
+    ),
+    spread=st.floats(0.0, 0.5),
+    pods=st.integers(1, 10),
+)
+def test_out_of_reach_is_never_said_of_a_look_that_rejects(
+    intervals: list[Interval], spread: float, pods: int
+) -> None:
+    """When the regression test can never reject at this exposure, it does not reject
+    now: the limit takes the ratio at the top of its noise and the bias alone in the
+    variance, and the boundary at its lowest from here on, each on the test's side.
+    (About a fifth of the examples are out of reach, a fifth reject.)"""
+    e = fold(intervals)
+    expected = e.scaled_baseline_errors
+    bias = spread * (expected**2 / pods + expected**2 * 0.1)
+    r = evaluate(e, tolerance=0.25, mde=1.0, alpha=0.01, beta=0.001, bias=bias)
+    reach = regression_reach(e, tolerance=0.25, alpha=0.01, psi=r.dispersion, bias=bias)
+    if bias <= 0:
+        assert reach is None
+    elif reach is not None and reach.out_of_reach:
+        assert r.regression_z < 1.0
+        assert reach.ratio_high >= (r.ratio or 0.0)
+
+
+def test_the_lowest_boundary_from_here_on() -> None:
+    """The normal-mixture boundary in standard deviations has one minimum (3.57 at alpha
+    0.01, tuned for the first looks) and grows past it: the lowest from a variance on is
+    that minimum before it and the boundary itself after it."""
+    grid = [10 ** (x / 100) for x in range(-200, 800)]
+    for level in (0.01, 0.001):
+        lowest = min(boundary(v, level) / math.sqrt(v) for v in grid)
+        assert _lowest_bound_z(1.0, level) == pytest.approx(lowest, rel=1e-4)
+        assert _lowest_bound_z(1e6, level) == boundary(1e6, level) / 1e3

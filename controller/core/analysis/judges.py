@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.core.analysis.pods import (
+    FOLDED,
     PRIOR_POD_DOF,
     PRIOR_POD_SPREAD,
     PodResult,
@@ -32,7 +33,7 @@ from controller.core.analysis.pods import (
     promotion_spread,
     worst_pod,
 )
-from controller.core.analysis.robust import evaluate, observe, overdispersion
+from controller.core.analysis.robust import evaluate, observe, regression_reach
 from controller.core.analysis.sample import (
     CheckSample,
     QueryResult,
@@ -51,6 +52,7 @@ from controller.core.models import (
     LaneRelease,
     Measurement,
     NoisePrior,
+    PodEvidence,
     SequentialEvidence,
     Verdict,
 )
@@ -71,6 +73,7 @@ class _InconclusiveError(Exception):
         alpha: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.out_of_reach = False  # set where the evidence cannot come at this step
         self.evidence = evidence
         self.alpha = alpha
         self.canary = canary
@@ -148,7 +151,7 @@ def judge(
     except _QueryFailedError as exc:
         return tick.measure(Verdict.ERROR, f"lane {sample.lane}, check {check.name}: {exc}")
     except _InconclusiveError as exc:
-        return tick.measure(
+        measured = tick.measure(
             Verdict.INCONCLUSIVE,
             str(exc),
             canary=exc.canary,
@@ -158,6 +161,7 @@ def judge(
             evidence=exc.evidence,
             alpha=exc.alpha,
         )
+        return measured.model_copy(update={"out_of_reach": exc.out_of_reach})
 
 
 def _queries(sample: CheckSample) -> str | None:
@@ -383,13 +387,14 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     # The promotion side does not lean on the history (robust.evaluate: it keeps the fixed
     # prior): the pod spread it assumes is the release's own estimate, never below the prior.
     fixed_spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
+    bias = bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0
     r = evaluate(
         e,
         tolerance=check.tolerance,
         mde=check.min_detectable_effect,
         alpha=alpha,
         beta=beta,
-        bias=bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0,
+        bias=bias,
         futility_bias=bias_variance(e.pods, promotion_spread(fixed_spread))
         if e.pods is not None and fixed_spread is not None
         else 0.0,
@@ -397,7 +402,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     pod = (
         worst_pod(
             e,
-            psi=overdispersion(e),
+            psi=r.dispersion,
             spread=spread,
             tolerance=check.tolerance,
             alpha=alpha,
@@ -471,6 +476,24 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     if looks_worse:
         # Not significant yet, but exposure grows only while the canary looks no worse
         # than the effect it must rule out: a x5 seen in one noisy interval holds the step.
+        reach = regression_reach(
+            e, tolerance=check.tolerance, alpha=alpha, psi=r.dispersion, bias=bias
+        )
+        if reach is not None and reach.out_of_reach and e.pods is not None:
+            # Held, and the test can never reject at these pods: waiting for the deadline
+            # would only delay the lane's decision (docs/judging.md, the step-hold).
+            pods = _pod_count(e.pods)
+            stuck = _InconclusiveError(
+                f"{head}: looks x{r.ratio:.2f} on {pods}; at {pods} the test cannot tell "
+                f"the code from the pods (limit {reach.limit_z:.1f} sd at a ratio up to "
+                f"x{reach.ratio_high:.2f}, bound {reach.bound_z:.1f}): needs a step with "
+                f"more canary pods; {statistic}",
+                statistic=statistic,
+                evidence=evidence,
+                **values,
+            )
+            stuck.out_of_reach = True
+            raise stuck
         raise _InconclusiveError(
             f"{head}: looks worse than {mde_x} the baseline, not yet beyond the noise; "
             f"holding the step; {statistic}",
@@ -560,6 +583,13 @@ def _observe_pods(
         reference=interval_reference(tick.evidence, evidence),
     )
     return evidence.model_copy(update={"pods": pods})
+
+
+def _pod_count(pods: PodEvidence) -> str:
+    n = len(pods.canary)
+    if any(t.name == FOLDED for t in pods.canary):
+        return f"more than {n - 1} canary pods"
+    return "one canary pod" if n == 1 else f"{n} canary pods"
 
 
 def _pod_text(pod: PodResult | None) -> str:

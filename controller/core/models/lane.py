@@ -280,7 +280,8 @@ class StrategySpec(CamelModel):
     evidence_deadline: Duration = Field(
         default="60m",
         description="How long a step may wait for the evidence its checks need to pass "
-        "(from the step's start); then onEvidenceDeadline applies. Nothing waits forever.",
+        "(from the step's start); then onEvidenceDeadline applies, or at once when a check "
+        "finds that evidence out of reach at this step. Nothing waits forever.",
     )
     on_evidence_deadline: Literal["pause", "promote", "rollback"] = Field(
         default="pause",

@@ -272,6 +272,12 @@ class Measurement(CamelModel):
     statistic: str | None = Field(default=None, description="e.g. 'msprt p=0.003' or 'ratio=4.6'.")
     query: str | None = None
     message: str = ""
+    out_of_reach: bool = Field(
+        default=False,
+        description="Inconclusive, and the evidence to pass or fail cannot come at this "
+        "step however long it runs (a canary of too few pods that looks beyond the MDE): "
+        "the step ends at once as onEvidenceDeadline says.",
+    )
     evidence: SequentialEvidence | None = Field(
         default=None,
         description="Sequential checks: the evidence after this look (folded into the "
