@@ -721,9 +721,9 @@ def run_changelane(tr: Traces, lane: BenchLane) -> list[Decision]:
                         decision = Decision("promote", t)
                         break
                     step, step_start = step + 1, t
-                elif elapsed >= deadline or out_of_reach:
-                    # Out of reach at this step: the deadline's ending, at once (as the
-                    # release machine does).
+                elif elapsed >= deadline or (out_of_reach and on_deadline != "promote"):
+                    # Out of reach at this step: the deadline's ending, at once, unless it
+                    # would move traffic sooner (as the release machine does).
                     ending = _deadline_ending(on_deadline, verdicts)
                     if ending == "advance":
                         if step == steps - 1:

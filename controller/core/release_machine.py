@@ -792,7 +792,11 @@ def _evidence_out_of_reach(ctx: _Context) -> bool:
     """A check's latest look at this step found the evidence to decide out of reach at
     this exposure however long the step runs (a one-pod canary that looks beyond the MDE,
     controller.core.analysis.robust.regression_reach). Once the release was resumed at
-    this step (a human read that message and let it continue), the deadline decides."""
+    this step (a human read that message and let it continue), the deadline decides. A
+    lane whose deadline promotes waits for it: ending early there would move traffic onto
+    a canary that looks beyond the MDE sooner than its author accepted."""
+    if ctx.lane.spec.strategy.on_evidence_deadline == "promote":
+        return False
     s = ctx.status
     progressing = next((c for c in s.conditions if c.type == "Progressing"), None)
     if progressing is not None and progressing.reason == "Resumed":

@@ -144,6 +144,15 @@ def test_out_of_reach_follows_the_lanes_deadline_action() -> None:
     assert "cannot gather the evidence to pass at this exposure" in rel.status.message
 
 
+def test_out_of_reach_never_advances_sooner_on_a_lane_whose_deadline_promotes() -> None:
+    """Fail safe: a canary that looks beyond the MDE is not moved to more traffic before
+    the deadline its author accepted, however out of reach the test is."""
+    lane = lane_with(evidenceDeadline="60m", onEvidenceDeadline="promote")
+    rel = held_out_of_reach(lane)
+    assert rel.status.phase is Phase.PROGRESSING
+    assert rel.status.current_step == 0 and rel.status.weight == 10
+
+
 def test_a_held_step_without_the_out_of_reach_mark_waits_for_the_deadline() -> None:
     rel, now = new_release(), T0
     lane = lane_with(evidenceDeadline="60m")
