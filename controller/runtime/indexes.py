@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from controller.core.models import ChangeLane, LaneRelease
+from controller.core.packed_history import unpacked
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
@@ -74,7 +75,7 @@ class ParseCache(Generic[T]):
 
 def parse_release(raw: JsonDict) -> LaneRelease | None:
     try:
-        return LaneRelease.model_validate(raw)
+        return LaneRelease.model_validate(unpacked(raw))  # a cached copy's history is packed
     except ValidationError:
         return None
 

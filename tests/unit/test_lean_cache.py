@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from controller.adapters.kube.lean_informer import lean_object
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.adapters.kube.lean_informer import lean_object, lean_release, same_but_version
+from controller.core.packed_history import PackedHistory, unpacked
+from controller.runtime.indexes import parse_release_summary
+from controller.runtime.objects import parse_release
 
 
 def test_a_release_s_repeated_queries_are_one_string_in_the_cache() -> None:
@@ -17,3 +23,69 @@ def test_a_release_s_repeated_queries_are_one_string_in_the_cache() -> None:
     assert kept == measurements  # the same JSON
     assert kept[0]["query"] is kept[1]["query"] is kept[2]["query"]
     assert kept[0]["message"] is not kept[1]["message"]  # other long text is left alone
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.lists(st.dictionaries(st.text(), json_values, max_size=4), min_size=1, max_size=6))
+def test_a_cached_release_keeps_its_history_packed_and_gives_it_back_unchanged(
+    history: list[dict[str, object]],
+) -> None:
+    raw = {
+        "metadata": {"name": "web-1"},
+        "status": {"phase": "Progressing", "measurements": history},
+    }
+    cached = lean_release(json.loads(json.dumps(raw)))
+    assert isinstance(cached["status"]["measurements"], PackedHistory)
+    assert unpacked(cached) == raw
+    assert raw["status"]["measurements"] is history, "the event's object is not edited"
+
+
+def test_a_release_read_from_the_cache_parses_as_the_api_sent_it() -> None:
+    rel = lane_release_doc(measurements=20)
+    cached = lean_release(json.loads(json.dumps(rel)))
+    again = lean_release(json.loads(json.dumps(rel)))
+    assert same_but_version(cached, again), "an unchanged history is no change"
+    parsed = parse_release(cached)
+    assert parsed is not None and len(parsed.status.measurements) == 20
+    assert parsed == parse_release(rel)
+    summary = parse_release_summary(cached)
+    assert summary is not None and summary.status.measurements == []
+    # A history that is not a list is left for the reconcile to report as it arrived.
+    bad = {**rel, "status": {**rel["status"], "measurements": "garbage"}}
+    assert lean_release(bad)["status"]["measurements"] == "garbage"
+    assert parse_release(lean_release(bad)) is None
+
+
+def lane_release_doc(measurements: int) -> dict[str, object]:
+    query = 'sum by (workload, track) (rate(http_requests_total{namespace="shop"}[1m]))'
+    history = [
+        {
+            "check": "errors",
+            "time": f"2026-01-01T12:{k:02d}:00Z",
+            "step": 0,
+            "verdict": "Pass",
+            "canary": 0.001 * k,
+            "threshold": 0.05,
+            "statistic": "value",
+            "query": query,
+        }
+        for k in range(measurements)
+    ]
+    return {
+        "apiVersion": "changelane.dev/v1alpha1",
+        "kind": "LaneRelease",
+        "metadata": {"name": "web-1", "namespace": "shop", "resourceVersion": "7", "uid": "u"},
+        "spec": {
+            "lane": "web-lane",
+            "target": {"namespace": "shop", "name": "web"},
+            "from": {"podTemplateHash": "a"},
+            "to": {"podTemplateHash": "b"},
+        },
+        "status": {"phase": "Progressing", "measurements": history},
+    }

@@ -32,6 +32,8 @@ from kubernetes.informer import SharedInformer
 from kubernetes.informer.cache import ObjectCache
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
+from controller.core.packed_history import HISTORY, packed
+
 # The client's informer is untyped: subclass it as Any so its methods stay callable under
 # --strict (they are the client's, not ours to annotate).
 _SharedInformer: Any = SharedInformer
@@ -93,6 +95,19 @@ def lean_object(obj: JsonDict) -> JsonDict:
     """Any object as cached: without managedFields, compacted."""
     compacted: JsonDict = compact(strip_metadata(obj))
     return compacted
+
+
+def lean_release(obj: JsonDict) -> JsonDict:
+    """A LaneRelease as cached: ``lean_object`` with its measurement history packed
+    (``core.packed_history``; not interned first: it is not kept as objects)."""
+    history, status = None, obj.get("status")
+    if isinstance(status, dict) and isinstance(status.get(HISTORY), list):
+        history = status[HISTORY]
+        obj = {**obj, "status": {k: v for k, v in status.items() if k != HISTORY}}
+    lean = lean_object(obj)
+    if history is None:
+        return lean
+    return packed({**lean, "status": {**lean["status"], HISTORY: history}})
 
 
 def lean_deployment(obj: JsonDict) -> JsonDict:
