@@ -88,12 +88,12 @@ class ReleaseCommit:
         """Observe, decide, then status, record, act, clear. Returns the requeue delay."""
         ns = rel.spec.target.namespace
         stored_wire = status_wire(rel.status)
+        held = bool(rel.status.outbox) and self.flushed.holds(ns, rel.name, rel.status.outbox)
         if rel.status.outbox:
-            # Left by a quiet tick of this process (flushed already: the status write
-            # below clears it), or by a controller that stopped between committing a
-            # decision and recording it: record it now (the sinks drop ids they already
-            # have).
-            if not self.flushed.holds(ns, rel.name, rel.status.outbox):
+            # Left by a quiet tick of this process (flushed already: ``held``), or by a
+            # controller that stopped between committing a decision and recording it:
+            # record it now (the sinks drop ids they already have).
+            if not held:
                 self.api.fence()  # only the leader replays: a lost lease leaves it to the next
                 if not self.flush(rel.status.outbox, involved=raw):
                     return RECORD_RETRY_S
@@ -106,6 +106,10 @@ class ReleaseCommit:
         else:
             obs = Observation(now=self.clock())  # decide() contains it; nothing to measure
         decision = decide(lane, rel, obs)
+        if held and not decision.status.phase.terminal:
+            # A held outbox needs no write of its own (else the watch echo of the tick's
+            # write would send one): the next write that carries records replaces it.
+            stored_wire = status_wire(rel.status)
         try:
             rv = self._write_status(rel, decision.status, stored_wire)
         except ConflictError:

@@ -625,6 +625,10 @@ def test_a_measurement_tick_writes_the_status_once_and_the_next_write_clears_its
         assert _status_writes(world) == 1, "the decision only: no clearing write"
         outbox = world.release()["status"]["outbox"]
         assert [r["decision"] for r in outbox] == ["measurement"]
+        world.cluster.writes.clear()
+        world.reconciler.reconcile_release(NS, world.release()["metadata"]["name"])
+        assert _status_writes(world) == 0, "the write's watch echo does not clear it either"
+        assert world.release()["status"]["outbox"] == outbox
     assert len(counting.ids) == len(set(counting.ids)), "nothing flushed twice by one process"
     world.run_until("Promoted")
     assert not world.release()["status"].get("outbox"), "a step and a terminal phase clear"
