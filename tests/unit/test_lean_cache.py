@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.adapters.kube.lean_informer import lean_object, lean_release, same_but_version
+from controller.core.audit import AuditRecord, Decision
 from controller.core.packed_history import PackedHistory, unpacked
 from controller.runtime.indexes import parse_release_summary
 from controller.runtime.objects import parse_release
@@ -89,3 +91,38 @@ def lane_release_doc(measurements: int) -> dict[str, object]:
         },
         "status": {"phase": "Progressing", "measurements": history},
     }
+
+
+def outbox_doc(phase: str) -> dict[str, object]:
+    """A release whose outbox holds the last measurement's record (a quiet tick's, left for
+    the next status write to clear: core.outbox)."""
+    record = AuditRecord(
+        id="u/7",
+        time=datetime(2026, 1, 1, 12, 7, tzinfo=UTC),
+        lane="web-lane",
+        release="web-1",
+        decision=Decision.MEASUREMENT,
+        reason="errors: Inconclusive",
+    ).model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc = lane_release_doc(measurements=3)
+    status = {**doc["status"], "phase": phase, "outbox": [record]}  # type: ignore[dict-item]
+    return {**doc, "status": status}
+
+
+def test_a_cached_release_keeps_its_outbox_packed_and_parses_it_whole() -> None:
+    rel = outbox_doc("Progressing")
+    cached = lean_release(json.loads(json.dumps(rel)))
+    assert isinstance(cached["status"]["outbox"], PackedHistory)
+    assert unpacked(cached)["status"]["outbox"] == rel["status"]["outbox"]  # type: ignore[index]
+    parsed = parse_release(cached)
+    assert parsed is not None and [r.id for r in parsed.status.outbox] == ["u/7"]
+    assert parsed == parse_release(rel)
+
+
+def test_the_summary_drops_an_in_flight_outbox_and_keeps_a_finished_one() -> None:
+    """Only the release's own reconcile replays an outbox in flight; retention reads a
+    finished release's outbox (it deletes one only once its outbox is empty)."""
+    flying = parse_release_summary(lean_release(outbox_doc("Progressing")))
+    assert flying is not None and flying.status.outbox == []
+    finished = parse_release_summary(lean_release(outbox_doc("Promoted")))
+    assert finished is not None and [r.id for r in finished.status.outbox] == ["u/7"]
