@@ -42,7 +42,7 @@ class AnchoredAuditLog:
         with self._lock:
             state = self.anchor.read_state() if self.anchor is not None else None
             self._log = self._continue(self._log, state.head if state is not None else None)
-            if state is not None and record.id is not None and record.id in state.recent_ids:
+            if state is not None and record.id is not None and state.holds(record.id):
                 # Appended and anchored by an earlier leader (its segment holds it): this
                 # is the replay of the outbox it could not clear. Once in the chain is enough.
                 log.info("audit record already in the chain", id=record.id)

@@ -6,7 +6,10 @@ acting: a decision the durable audit log could not take is not acted on); then t
 is converged to what the status says (replicas, route weights, flag exposure, the
 primary's template); then the outbox is cleared. A controller killed anywhere in between
 finds the decision in the status on restart, flushes the records again (the sinks drop ids
-they already have) and converges again (idempotent). Nothing is promoted that the status
+they already have) and converges again (idempotent). On a tick where nothing acts
+(``core.outbox``: measurements only) the clear is left to the release's next status
+write, and this process remembers it flushed them (``runtime.flushed``): one status write
+per measurement instead of two. Nothing is promoted that the status
 does not say was earned, and the status only says so after the core decided it.
 """
 
@@ -23,6 +26,7 @@ from controller.core import canary as mech
 from controller.core.audit import AuditRecord
 from controller.core.commands import COMMAND_ANNOTATION, decode_command
 from controller.core.models import ChangeLane, LaneRelease, LaneReleaseStatus
+from controller.core.outbox import clears_at_once
 from controller.core.release_machine import (
     CommandKind,
     HumanCommand,
@@ -32,6 +36,7 @@ from controller.core.release_machine import (
     inconsistency,
 )
 from controller.runtime.converge import Converger
+from controller.runtime.flushed import FlushedOutboxes
 from controller.runtime.lane_records import send_record
 from controller.runtime.notices import Notices
 from controller.runtime.objects import Caches, meta, native
@@ -71,6 +76,7 @@ class ReleaseCommit:
         #: Told of every status write (the server's answer), so a later read knows
         #: whether the cache has seen it yet (runtime.release_reads).
         self.written: Callable[[JsonDict], None] = lambda obj: None
+        self.flushed = FlushedOutboxes()
 
     def run(
         self,
@@ -82,13 +88,15 @@ class ReleaseCommit:
         """Observe, decide, then status, record, act, clear. Returns the requeue delay."""
         ns = rel.spec.target.namespace
         stored_wire = status_wire(rel.status)
+        held = bool(rel.status.outbox) and self.flushed.holds(ns, rel.name, rel.status.outbox)
         if rel.status.outbox:
-            # Left by a controller that stopped between committing a decision and
-            # recording it: record it now (the sinks drop ids they already have); the
-            # status write below clears the outbox.
-            self.api.fence()  # only the leader replays: a lost lease leaves it to the next
-            if not self.flush(rel.status.outbox, involved=raw):
-                return RECORD_RETRY_S
+            # Left by a quiet tick of this process (flushed already: ``held``), or by a
+            # controller that stopped between committing a decision and recording it:
+            # record it now (the sinks drop ids they already have).
+            if not held:
+                self.api.fence()  # only the leader replays: a lost lease leaves it to the next
+                if not self.flush(rel.status.outbox, involved=raw):
+                    return RECORD_RETRY_S
             rel = rel.model_copy(update={"status": rel.status.model_copy(update={"outbox": []})})
         dep = self.caches.deployment(ns, rel.spec.target.name)
         primary = self.caches.deployment(ns, mech.primary_name(rel.spec.target.name))
@@ -98,6 +106,10 @@ class ReleaseCommit:
         else:
             obs = Observation(now=self.clock())  # decide() contains it; nothing to measure
         decision = decide(lane, rel, obs)
+        if held and not decision.status.phase.terminal:
+            # A held outbox needs no write of its own (else the watch echo of the tick's
+            # write would send one): the next write that carries records replaces it.
+            stored_wire = status_wire(rel.status)
         try:
             rv = self._write_status(rel, decision.status, stored_wire)
         except ConflictError:
@@ -108,13 +120,18 @@ class ReleaseCommit:
         if decision.status.outbox and not self.flush(decision.status.outbox, involved=raw):
             return RECORD_RETRY_S
         self._act(lane, rel, decision, dep, primary)
-        if decision.status.outbox:
+        if decision.status.outbox and not clears_at_once(rel.status, decision.status):
+            # Nothing acted: the next status write clears it, and nobody here flushes it again.
+            self.flushed.remember(ns, rel.name, decision.status.outbox)
+        elif decision.status.outbox:
             # Only the outbox changes (the write is conditional on the one above): the
             # rest of the status, measurement history included, is not sent again.
+            self.flushed.forget(ns, rel.name)
             try:
                 self.written(self.api.patch_release_status(ns, rel.name, {"outbox": []}, rv))
             except ConflictError:
-                return 0.0  # recorded already; the next pass clears it (ids dedupe)
+                self.flushed.remember(ns, rel.name, decision.status.outbox)
+                return 0.0  # recorded already; the next pass clears it
         if command is not None and raw is not None and command_from(raw) is not None:
             self.written(self.api.remove_release_annotation(ns, rel.name, COMMAND_ANNOTATION))
         return decision.requeue_after

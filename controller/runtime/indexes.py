@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from controller.core.models import ChangeLane, LaneRelease
+from controller.core.models.release import TERMINAL_PHASES
+from controller.core.packed_history import unpacked
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
@@ -74,9 +76,13 @@ class ParseCache(Generic[T]):
 
 def parse_release(raw: JsonDict) -> LaneRelease | None:
     try:
-        return LaneRelease.model_validate(raw)
+        return LaneRelease.model_validate(unpacked(raw))  # a cached copy's history is packed
     except ValidationError:
         return None
+
+
+#: Phases (as the wire spells them) whose summary keeps the outbox (retention reads it).
+_TERMINAL = frozenset(phase.value for phase in TERMINAL_PHASES)
 
 
 def parse_release_summary(raw: JsonDict) -> LaneRelease | None:
@@ -84,10 +90,19 @@ def parse_release_summary(raw: JsonDict) -> LaneRelease | None:
     measurements, each about 2.6 KB once parsed). What the index serves (lanes' ticks,
     gates, adoption) never reads it; a release reconcile parses its release whole. Held
     for every release, the history grew the parsed cache by about 7 MiB per analysis
-    tick at 1,000 releases, to over 250 MiB once 100 deep. Never write a status from one."""
+    tick at 1,000 releases, to over 250 MiB once 100 deep. Never write a status from one.
+
+    The outbox goes too while the release is in flight: between quiet ticks it holds the
+    last measurement's record (about 6 KB parsed, ``core.outbox``), and only the release's
+    own reconcile replays it. A finished release keeps it: retention deletes one only once
+    its outbox is empty."""
     status = raw.get("status")
-    if isinstance(status, dict) and "measurements" in status:
-        raw = {**raw, "status": {k: v for k, v in status.items() if k != "measurements"}}
+    if isinstance(status, dict):
+        dropped = {"measurements"}
+        if status.get("phase") not in _TERMINAL:
+            dropped.add("outbox")
+        if dropped & status.keys():
+            raw = {**raw, "status": {k: v for k, v in status.items() if k not in dropped}}
     return parse_release(raw)
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from controller.core import canary as mech
 from controller.core.gates.policy import shadow_mode
 from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
+from controller.core.packed_history import unpacked
 from controller.core.replica_plan import rollout_complete
 from controller.runtime.ports import JsonDict
 
@@ -112,7 +113,7 @@ def releases_in_lane(raws: list[JsonDict], lane: str) -> list[LaneRelease]:
 
 def parse_release(raw: JsonDict) -> LaneRelease | None:
     try:
-        return LaneRelease.model_validate(raw)
+        return LaneRelease.model_validate(unpacked(raw))  # a cached copy's history is packed
     except ValidationError:
         return None
 

@@ -23,6 +23,7 @@ from controller.core.gates.lane import release_spec_from_template
 from controller.core.models import ChangeLane, Condition, ConditionStatus, LaneRelease
 from controller.core.models.common import conditions_from_wire, set_condition
 from controller.core.models.release import TERMINAL_PHASES
+from controller.core.packed_history import unpacked
 from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
 from controller.runtime.converge import Converger
@@ -229,7 +230,7 @@ class Reconciler:
 def _parse_error(raw: JsonDict) -> str | None:
     """Where the release fails to parse, for on-call; None when it parses."""
     try:
-        LaneRelease.model_validate(raw)
+        LaneRelease.model_validate(unpacked(raw))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

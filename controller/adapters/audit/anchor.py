@@ -11,11 +11,19 @@ replays the outbox an old one left behind; a record the old leader already appen
 anchored is in the chain, in the old leader's segment, and must not be appended again in
 the new one (a duplicate id across replicas). Each pod's log only knows its own ids; the
 anchor is the one place every leader's appends are seen.
+
+It also keeps, per release, the run of consecutive record numbers last appended
+(``releaseRuns``: ``<release key> <first> <last>`` a line). A quiet tick leaves its flushed
+measurement in the release's outbox until the next status write (``core.outbox``), so at a
+failover every release in flight may hold one, far more than ``recentIds`` covers; the run
+tells the new owner it is in the chain. Only consecutive appends extend a run, so a number
+inside it was appended (a record that failed and was retried later starts a new run).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from controller.adapters.audit.segments import ANCHOR_NAME, Head
@@ -25,6 +33,19 @@ DEFAULT_NAME = ANCHOR_NAME
 #: How many anchored record ids the ConfigMap remembers (ids are ~70 bytes: ~18 KiB). An
 #: outbox holds the records of one decision, so a replay never reaches further back.
 RECENT_IDS = 256
+#: How many releases' runs the ConfigMap remembers (~45 bytes each: ~90 KiB at most). A
+#: shard with more releases in flight replays the oldest ones' last records twice, never
+#: loses one.
+RELEASE_RUNS = 2048
+
+
+def release_record(record_id: str) -> tuple[str, int] | None:
+    """``(release key, number)`` of a release's record id (``core.release_machine``:
+    ``<uid>/<n>``); None for other records (lane records end in a time)."""
+    key, _, number = record_id.rpartition("/")
+    if not key or not number.isdigit() or " " in key or "\n" in key:
+        return None
+    return key, int(number)
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,17 @@ class AnchorState:
     head: Head
     recent_ids: tuple[str, ...]
     resource_version: str
+    release_runs: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def holds(self, record_id: str) -> bool:
+        """True when an earlier append put ``record_id`` in the chain."""
+        if record_id in self.recent_ids:
+            return True
+        parsed = release_record(record_id)
+        if parsed is None:
+            return False
+        run = self.release_runs.get(parsed[0])
+        return run is not None and run[0] <= parsed[1] <= run[1]
 
 
 class AuditAnchor:
@@ -66,6 +98,7 @@ class AuditAnchor:
             "instance": instance,
             "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "recentIds": record_id or "",
+            "releaseRuns": encode_runs(extend_runs({}, record_id)),
         }
         metadata: dict[str, str] = {"name": self.name, "namespace": self.namespace}
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
@@ -87,6 +120,7 @@ class AuditAnchor:
         if record_id is not None and record_id not in recent:
             recent.append(record_id)
         data["recentIds"] = "\n".join(recent[-RECENT_IDS:])
+        data["releaseRuns"] = encode_runs(extend_runs(anchored.release_runs, record_id))
         metadata["resourceVersion"] = anchored.resource_version
         self.api.write(
             "update audit anchor",
@@ -119,7 +153,44 @@ def state_of(cm: dict[str, object]) -> AnchorState | None:
     meta = cm.get("metadata")
     rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
     recent = tuple(i for i in ids.split("\n") if i) if isinstance(ids, str) else ()
-    return AnchorState(head, recent, rv if isinstance(rv, str) else "")
+    runs = decode_runs(data.get("releaseRuns") if isinstance(data, dict) else None)
+    return AnchorState(head, recent, rv if isinstance(rv, str) else "", runs)
+
+
+def extend_runs(
+    runs: Mapping[str, tuple[int, int]], record_id: str | None
+) -> dict[str, tuple[int, int]]:
+    """``runs`` after appending ``record_id``: its release's run grows by one when the
+    number follows it, else starts again there; the most recently extended last."""
+    out = dict(runs)
+    parsed = release_record(record_id) if record_id is not None else None
+    if parsed is None:
+        return out
+    key, number = parsed
+    run = out.pop(key, None)
+    out[key] = (run[0], number) if run is not None and run[1] + 1 == number else (number, number)
+    while len(out) > RELEASE_RUNS:
+        del out[next(iter(out))]
+    return out
+
+
+def encode_runs(runs: Mapping[str, tuple[int, int]]) -> str:
+    return "\n".join(f"{key} {first} {last}" for key, (first, last) in runs.items())
+
+
+def decode_runs(text: object) -> dict[str, tuple[int, int]]:
+    """The runs a ConfigMap holds; a line that does not parse is skipped (it only costs a
+    duplicate append, never a lost record)."""
+    runs: dict[str, tuple[int, int]] = {}
+    if not isinstance(text, str):
+        return runs
+    for line in text.split("\n"):
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            first, last = int(parts[1]), int(parts[2])
+            if first <= last:
+                runs[parts[0]] = (first, last)
+    return runs
 
 
 def head_of(cm: dict[str, object]) -> Head | None:

@@ -21,8 +21,12 @@ from controller.adapters.kube.lean_informer import (
     LeanInformer,
     lean_deployment,
     lean_object,
+    lean_release,
 )
 from controller.runtime.ports import JsonDict
+
+#: What each kind's cache keeps (anything else: ``lean_object``).
+_TRANSFORMS = {"Deployment": lean_deployment, "LaneRelease": lean_release}
 
 
 class KubeInformer:
@@ -39,7 +43,7 @@ class KubeInformer:
         lister = api.lister(kind, watch_timeout, on_watch=self._synced.set)
         self._informer = LeanInformer(
             lister,
-            transform=lean_deployment if kind == "Deployment" else lean_object,
+            transform=_TRANSFORMS.get(kind, lean_object),
             page_size=page_size,
             resync_period=resync_seconds,
         )

@@ -32,6 +32,8 @@ from kubernetes.informer import SharedInformer
 from kubernetes.informer.cache import ObjectCache
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
+from controller.core.packed_history import PACKED_FIELDS, packed
+
 # The client's informer is untyped: subclass it as Any so its methods stay callable under
 # --strict (they are the client's, not ours to annotate).
 _SharedInformer: Any = SharedInformer
@@ -93,6 +95,21 @@ def lean_object(obj: JsonDict) -> JsonDict:
     """Any object as cached: without managedFields, compacted."""
     compacted: JsonDict = compact(strip_metadata(obj))
     return compacted
+
+
+def lean_release(obj: JsonDict) -> JsonDict:
+    """A LaneRelease as cached: ``lean_object`` with its measurement history and outbox
+    packed (``core.packed_history``; not interned first: they are not kept as objects)."""
+    status = obj.get("status")
+    kept: JsonDict = {}
+    if isinstance(status, dict):
+        kept = {f: status[f] for f in PACKED_FIELDS if isinstance(status.get(f), list)}
+        if kept:
+            obj = {**obj, "status": {k: v for k, v in status.items() if k not in kept}}
+    lean = lean_object(obj)
+    if not kept:
+        return lean
+    return packed({**lean, "status": {**lean["status"], **kept}})
 
 
 def lean_deployment(obj: JsonDict) -> JsonDict:

@@ -7,10 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from controller.adapters.audit.anchor import RECENT_IDS, AuditAnchor
+from controller.adapters.audit.anchor import (
+    RECENT_IDS,
+    AnchorState,
+    AuditAnchor,
+    decode_runs,
+    encode_runs,
+    extend_runs,
+)
 from controller.adapters.audit.log import FsyncPolicy
-from controller.adapters.audit.segments import verify_segments
+from controller.adapters.audit.segments import Head, verify_segments
 from controller.adapters.kube.api import ConflictError, KubeApi
 from controller.adapters.kube.client import api_client
 from controller.runtime.audit_chain import AnchoredAuditLog
@@ -76,3 +85,46 @@ def test_the_anchor_remembers_a_bounded_number_of_ids_and_refuses_a_stale_writer
         log.emit(record(n=0, id="uid/late"))
         with pytest.raises(ConflictError):
             anchor.write(state.head, "stale", "uid/x", known=state)
+
+
+def test_a_new_owner_drops_the_quiet_ticks_records_of_every_release_the_old_one_appended(
+    tmp_path: Path,
+) -> None:
+    """Each release in flight may hold its last measurement in its outbox (core.outbox):
+    far more than the anchor's recent ids; its per-release runs vouch for them."""
+    releases = RECENT_IDS + 44
+    with SimCluster(controllers=False) as sim:
+        sim.store.create("namespaces", {"metadata": {"name": NS}})
+        api = KubeApi(api_client(str(sim.write_kubeconfig(tmp_path / "kubeconfig"))))
+        anchor = AuditAnchor(api, NS)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        a = AnchoredAuditLog(tmp_path / "a" / "audit.jsonl", FsyncPolicy.NEVER, anchor, "a")
+        b = AnchoredAuditLog(tmp_path / "b" / "audit.jsonl", FsyncPolicy.NEVER, anchor, "b")
+        for tick in (1, 2):
+            for r in range(releases):
+                a.emit(record(n=tick, id=f"rel-{r}/{tick}"))
+        for r in range(releases):  # b replays every outbox a left
+            b.emit(record(n=2, id=f"rel-{r}/2"))
+        assert b.appended == 0
+        b.emit(record(n=3, id="rel-0/3"))
+        assert b.appended == 1, "the next record is appended"
+        a.close()
+        b.close()
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 8)), max_size=40))
+def test_a_release_run_vouches_only_for_numbers_appended(appends: list[tuple[str, int]]) -> None:
+    runs: dict[str, tuple[int, int]] = {}
+    for key, number in appends:
+        runs = extend_runs(runs, f"{key}/{number}")
+    state = AnchorState(Head(len(appends), "h"), (), "1", decode_runs(encode_runs(runs)))
+    appended = {f"{key}/{number}" for key, number in appends}
+    for key in "abc":
+        for number in range(1, 9):
+            rid = f"{key}/{number}"
+            if state.holds(rid):
+                assert rid in appended
+    if appends:
+        key, number = appends[-1]
+        assert state.holds(f"{key}/{number}"), "the last append is always vouched for"

@@ -468,7 +468,10 @@ def test_an_audit_sink_that_fails_stops_the_action_and_the_outbox_keeps_the_reco
     world.sink.broken = False
     world.reconciler.reconcile_release(NS, name)
     assert world.deployment()["spec"]["replicas"] == 1
-    assert "outbox" not in world.release()["status"] or not world.release()["status"]["outbox"]
+    left = world.release()["status"].get("outbox") or []
+    # The decision's records left once recorded; what is there is this tick's measurement,
+    # which the next status write clears (core.outbox).
+    assert [r["decision"] for r in left] in ([], ["measurement"])
     assert "started" in world.decisions()
 
 
@@ -581,3 +584,75 @@ def test_a_rollback_is_not_complete_because_the_cache_lost_the_deployment(world:
     world.reconciler.caches.deployment = cached
     world.run_until("RolledBack")
     assert world.deployment()["spec"]["replicas"] == 0
+
+
+# ---------------------------------------------------------------------- quiet ticks
+
+
+@dataclass
+class CountingSink:
+    """Every record offered, duplicates included (the deduping ``Sink`` hides them)."""
+
+    ids: list[str | None] = field(default_factory=list)
+
+    def emit(self, record: AuditRecord) -> None:
+        self.ids.append(record.id)
+
+
+def _long_first_step(world: World) -> CountingSink:
+    steps = [{"weight": 50, "minDuration": "10s"}, {"weight": 100, "minDuration": "1s"}]
+    world.cluster.put(LANES, lane_doc(steps=steps))
+    counting = CountingSink()
+    world.reconciler.sinks.append(counting)  # the commit shares the reconciler's list
+    adopted(world)
+    world.new_release()
+    world.tick()  # started: an action, its outbox cleared at once
+    assert world.phase() == "Progressing" and not world.release()["status"].get("outbox")
+    return counting
+
+
+def _status_writes(world: World) -> int:
+    return sum(1 for w in world.cluster.writes if w[0] == "patch lanerelease/status")
+
+
+def test_a_measurement_tick_writes_the_status_once_and_the_next_write_clears_its_outbox(
+    world: World,
+) -> None:
+    counting = _long_first_step(world)
+    for _ in range(3):
+        world.cluster.writes.clear()
+        world.tick()
+        assert _status_writes(world) == 1, "the decision only: no clearing write"
+        outbox = world.release()["status"]["outbox"]
+        assert [r["decision"] for r in outbox] == ["measurement"]
+        world.cluster.writes.clear()
+        world.reconciler.reconcile_release(NS, world.release()["metadata"]["name"])
+        assert _status_writes(world) == 0, "the write's watch echo does not clear it either"
+        assert world.release()["status"]["outbox"] == outbox
+    assert len(counting.ids) == len(set(counting.ids)), "nothing flushed twice by one process"
+    world.run_until("Promoted")
+    assert not world.release()["status"].get("outbox"), "a step and a terminal phase clear"
+    assert len(counting.ids) == len(set(counting.ids))
+    decided = ["release_seen", "started", "step_advanced", "promoting", "promoted"]
+    assert world.decisions() == decided
+
+
+def test_a_new_process_replays_a_quiet_ticks_outbox_and_the_sinks_drop_what_they_have(
+    world: World,
+) -> None:
+    counting = _long_first_step(world)
+    world.tick()
+    (left,) = world.release()["status"]["outbox"]
+    restarted = Reconciler(
+        api=world.cluster,
+        caches=world.cluster.caches(),
+        gates=LaneGates(world.switch),
+        analyzer=world.judge,
+        sinks=[world.sink, counting],
+        clock=world.clock,
+    )
+    world.clock.tick()
+    restarted.reconcile_release(NS, world.release()["metadata"]["name"])
+    assert counting.ids.count(left["id"]) == 2, "it cannot know the old process flushed it"
+    assert [r.id for r in world.sink.records].count(left["id"]) == 1
+    assert [r["id"] for r in world.release()["status"]["outbox"]] != [left["id"]]
