@@ -310,6 +310,19 @@ class RobustResult:
     canary_needed: float | None  # about how many more canary requests rule out the MDE
 
 
+def null_variance(
+    e: SequentialEvidence, rho: float, canary_rho: float, psi: float, bias: float
+) -> float:
+    """The variance of the test's sum under a null at ratio ``rho`` (the canary's own
+    counting noise taken at ``canary_rho``): Poisson, plus ``psi``'s multiplicative noise,
+    plus the persistent ``bias`` (per unit ratio squared)."""
+    # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
+    # whole, however few of its intervals are in.
+    scale = e.dispersion_quadratic + e.batch_canary_variance**2
+    poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
+    return poisson + psi * (canary_rho**2 + rho**2) * scale + rho * rho * bias
+
+
 def evaluate(
     e: SequentialEvidence,
     *,
@@ -334,15 +347,10 @@ def evaluate(
     # healthy releases later and never sooner where it mattered (docs/judging.md).
     psi_fut = overdispersion(e, FUTILITY_PRIOR_BATCHES, history=False)
     lo, hi = 1.0 + tolerance, 1.0 + mde
-    # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
-    # whole, however few of its intervals are in.
-    scale = e.dispersion_quadratic + e.batch_canary_variance**2
-
     fbias = bias if futility_bias is None else futility_bias
 
     def var(rho: float, canary_rho: float, psi: float, bias: float = bias) -> float:
-        poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
-        return poisson + psi * (canary_rho**2 + rho**2) * scale + rho * rho * bias
+        return null_variance(e, rho, canary_rho, psi, bias)
 
     s_reg = e.canary_errors - lo * e.scaled_baseline_errors
     s_fut = hi * e.scaled_baseline_errors - e.canary_errors
@@ -406,11 +414,10 @@ def regression_reach(
     if bias <= 0 or k <= 0:
         return None
     lo = 1.0 + tolerance
-    scale = e.dispersion_quadratic + e.batch_canary_variance**2
-    noise = lo * e.canary_variance + lo * lo * e.baseline_variance + psi * 2 * lo * lo * scale
+    noise = null_variance(e, lo, lo, psi, 0.0)  # what more traffic averages away
     ratio_high = (e.canary_errors + boundary(noise, alpha)) / k
     limit = (ratio_high - lo) * k / (lo * math.sqrt(bias))
-    variance = noise + lo * lo * bias
+    variance = null_variance(e, lo, lo, psi, bias)
     return Reach(ratio_high, limit, _lowest_bound_z(variance, alpha))
 
 
