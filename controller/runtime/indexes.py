@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from controller.core.models import ChangeLane, LaneRelease
 from controller.core.models.release import TERMINAL_PHASES
-from controller.core.packed_history import unpacked
+from controller.core.packed_status import unpacked
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from controller.core import canary as mech
 from controller.core.gates.policy import shadow_mode
 from controller.core.models import ChangeLane, ChangeLaneStatus, LaneRelease
-from controller.core.packed_history import unpacked
+from controller.core.packed_status import unpacked
 from controller.core.replica_plan import rollout_complete
 from controller.runtime.ports import JsonDict
 

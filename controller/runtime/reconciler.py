@@ -23,7 +23,7 @@ from controller.core.gates.lane import release_spec_from_template
 from controller.core.models import ChangeLane, Condition, ConditionStatus, LaneRelease
 from controller.core.models.common import conditions_from_wire, set_condition
 from controller.core.models.release import TERMINAL_PHASES
-from controller.core.packed_history import unpacked
+from controller.core.packed_status import unpacked
 from controller.runtime.adoption import Adoption
 from controller.runtime.commit import ReleaseCommit, superseded
 from controller.runtime.converge import Converger

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from controller.adapters.kube.lean_informer import lean_object, lean_release, same_but_version
 from controller.core.audit import AuditRecord, Decision
-from controller.core.packed_history import PackedHistory, unpacked
+from controller.core.packed_status import PackedField, unpacked
 from controller.runtime.indexes import parse_release_summary
 from controller.runtime.objects import parse_release
 
@@ -43,7 +43,7 @@ def test_a_cached_release_keeps_its_history_packed_and_gives_it_back_unchanged(
         "status": {"phase": "Progressing", "measurements": history},
     }
     cached = lean_release(json.loads(json.dumps(raw)))
-    assert isinstance(cached["status"]["measurements"], PackedHistory)
+    assert isinstance(cached["status"]["measurements"], PackedField)
     assert unpacked(cached) == raw
     assert raw["status"]["measurements"] is history, "the event's object is not edited"
 
@@ -112,7 +112,7 @@ def outbox_doc(phase: str) -> dict[str, object]:
 def test_a_cached_release_keeps_its_outbox_packed_and_parses_it_whole() -> None:
     rel = outbox_doc("Progressing")
     cached = lean_release(json.loads(json.dumps(rel)))
-    assert isinstance(cached["status"]["outbox"], PackedHistory)
+    assert isinstance(cached["status"]["outbox"], PackedField)
     assert unpacked(cached)["status"]["outbox"] == rel["status"]["outbox"]  # type: ignore[index]
     parsed = parse_release(cached)
     assert parsed is not None and [r.id for r in parsed.status.outbox] == ["u/7"]

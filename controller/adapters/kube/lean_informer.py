@@ -32,7 +32,7 @@ from kubernetes.informer import SharedInformer
 from kubernetes.informer.cache import ObjectCache
 from kubernetes.informer.informer import ADDED, DELETED, MODIFIED
 
-from controller.core.packed_history import PACKED_FIELDS, packed
+from controller.core.packed_status import PACKED_FIELDS, packed
 
 # The client's informer is untyped: subclass it as Any so its methods stay callable under
 # --strict (they are the client's, not ours to annotate).
@@ -99,7 +99,7 @@ def lean_object(obj: JsonDict) -> JsonDict:
 
 def lean_release(obj: JsonDict) -> JsonDict:
     """A LaneRelease as cached: ``lean_object`` with its measurement history and outbox
-    packed (``core.packed_history``; not interned first: they are not kept as objects)."""
+    packed (``core.packed_status``; not interned first: they are not kept as objects)."""
     status = obj.get("status")
     kept: JsonDict = {}
     if isinstance(status, dict):

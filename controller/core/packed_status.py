@@ -28,7 +28,7 @@ PACKED_FIELDS = (HISTORY, OUTBOX)
 
 
 @dataclass(frozen=True)
-class PackedHistory:
+class PackedField:
     """A packed status field (``status.measurements`` or ``status.outbox``) as deflated
     JSON; equal when the field is."""
 
@@ -51,7 +51,7 @@ def packed(obj: JsonDict) -> JsonDict:
     out = dict(status)
     for field in fields:
         text = json.dumps(status[field], separators=(",", ":"), ensure_ascii=False)
-        out[field] = PackedHistory(zlib.compress(text.encode("utf-8"), 1))
+        out[field] = PackedField(zlib.compress(text.encode("utf-8"), 1))
     return {**obj, "status": out}
 
 
@@ -61,7 +61,7 @@ def unpacked(obj: JsonDict) -> JsonDict:
     status = obj.get("status")
     if not isinstance(status, dict):
         return obj
-    fields = [f for f in PACKED_FIELDS if isinstance(status.get(f), PackedHistory)]
+    fields = [f for f in PACKED_FIELDS if isinstance(status.get(f), PackedField)]
     if not fields:
         return obj
     return {**obj, "status": {**status, **{f: status[f].unpack() for f in fields}}}
