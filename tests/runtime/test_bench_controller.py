@@ -11,7 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from controller.bench.controller_replicas import lane_names
-from controller.bench.controller_scale import Size, histogram_quantile, lag_ratios, replica_plans
+from controller.bench.controller_scale import (
+    Size,
+    first_analysis_p99,
+    histogram_quantile,
+    lag_ratios,
+    replica_plans,
+)
 from controller.bench.grouped_answers import grouped_series
 from controller.cli.main import cli
 from controller.core.release_machine import MEASUREMENT_HISTORY
@@ -44,6 +50,12 @@ def test_histogram_quantile_interpolates_within_the_bucket() -> None:
 def test_lag_counts_the_gap_still_open_at_the_end() -> None:
     ratios = lag_ratios({"a": [0.0, 30.0, 60.0], "b": [0.0, 30.0]}, window_end=70.0, interval_s=30)
     assert ratios == [pytest.approx(1.0), pytest.approx(40 / 30)]
+
+
+def test_first_measurement_is_timed_from_the_new_templates() -> None:
+    first = {f"r{i}": 100.0 + i for i in range(100)}  # 0 s .. 99 s after the templates
+    assert first_analysis_p99(first, started=100.0) == 98.0
+    assert first_analysis_p99({}, started=100.0) is None
 
 
 def test_replica_worlds_give_each_shard_a_lane_and_compare_like_with_like() -> None:
