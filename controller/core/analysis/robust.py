@@ -52,10 +52,19 @@ before the release gave when the runtime could fetch it
 weighing at most 4 batches, never below 0.02; it assumes the canary's noise is like the
 baseline's, and noise shared by the whole service in the history only makes it larger),
 else the fixed :data:`PRIOR_OVERDISPERSION` with the weight of :data:`PRIOR_BATCHES`
-batches. The futility test always shrinks towards the fixed prior (its own weight,
-below). The newest, incomplete batch is not in the estimate (a sudden change cannot hide
-behind the variance it would itself add) but its scale counts in full in the variance (a
-batch is noisy as a whole however few of its intervals are in).
+batches. In the regression test the data weigh what they tell, not how many batches
+they are: each completed batch counts its chi-square degrees of freedom about ``psi``,
+``(M / (M + P))^2`` with ``M`` its multiplicative and ``P`` its counting variance at the
+fixed prior's level (:func:`batch_information`; the reliability of empirical-Bayes
+shrinkage, Efron & Morris 1975, squared because a variance is estimated), and the data's
+estimate enters at its positive part. A batch of a one-pod canary at 1 req/s (0.6
+expected errors) is worth 0.06 of one, so a few such batches, whose squares fall below
+their Poisson variance by chance, no longer pull ``psi`` from the prior to 0: that is
+what rolled back healthy canaries at their early looks (docs/judging.md, ninth session).
+The futility test always shrinks towards the fixed prior (its own weight, below) and
+counts each batch as one. The newest, incomplete batch is not in the estimate (a sudden
+change cannot hide behind the variance it would itself add) but its scale counts in full
+in the variance (a batch is noisy as a whole however few of its intervals are in).
 
 Test. A normal-mixture boundary (Robbins 1970; the asymptotic confidence sequence of
 Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit theory and
@@ -87,16 +96,18 @@ releases did). The two differ only in how much the prior on ``psi`` weighs
 decides only at full exposure, after every step's minimum duration, with the pod bias in
 its variance; there the batches replace the prior sooner.
 
-Assumptions, stated: batch sums are close to independent beyond one lag (noise correlated
-over much longer than two batches is under-estimated, which is what the prior and the
-tolerance are for); each arm's multiplicative noise has the same relative size whatever
-its level (NB2), so a x3 canary is as noisy, relatively, as a healthy one; persistent
-differences between pods are a bias, not noise: without per-pod counts only the tolerance
-absorbs them, on the rollback side only (the canary runs few pods; one pod at 10%), and
-with them ``bias`` carries them into both tests; the canary:baseline ratio of error ratios is
-constant over the release (a regression that starts mid-release is found, later than one
-present from the start); the guarantee is asymptotic (normal approximation of sums of
-counts), with the mixture boundary conservative at small counts.
+Assumptions, stated: batch sums are close to normal, so that a batch's squared residual
+estimates its variance with the variance ``2 (P + M)^2`` (the information weighting; heavier
+tails make a batch tell less than it is credited with); batch sums are close to independent
+beyond one lag (noise correlated over much longer than two batches is under-estimated, which
+is what the prior and the tolerance are for); each arm's multiplicative noise has the same
+relative size whatever its level (NB2), so a x3 canary is as noisy, relatively, as a healthy
+one; persistent differences between pods are a bias, not noise: without per-pod counts only
+the tolerance absorbs them, on the rollback side only (the canary runs few pods; one pod at
+10%), and with them ``bias`` carries them into both tests; the canary:baseline ratio of
+error ratios is constant over the release (a regression that starts mid-release is found,
+later than one present from the start); the guarantee is asymptotic (normal approximation of
+sums of counts), with the mixture boundary conservative at small counts.
 
 Reach. With per-pod evidence the canary's draw of pods is a bias that does not average
 out, so at a step with few canary pods the regression test may be unable ever to reject
