@@ -52,10 +52,19 @@ before the release gave when the runtime could fetch it
 weighing at most 4 batches, never below 0.02; it assumes the canary's noise is like the
 baseline's, and noise shared by the whole service in the history only makes it larger),
 else the fixed :data:`PRIOR_OVERDISPERSION` with the weight of :data:`PRIOR_BATCHES`
-batches. The futility test always shrinks towards the fixed prior (its own weight,
-below). The newest, incomplete batch is not in the estimate (a sudden change cannot hide
-behind the variance it would itself add) but its scale counts in full in the variance (a
-batch is noisy as a whole however few of its intervals are in).
+batches. In the regression test the data weigh what they tell, not how many batches
+they are: each completed batch counts its chi-square degrees of freedom about ``psi``,
+``(M / (M + P))^2`` with ``M`` its multiplicative and ``P`` its counting variance at the
+fixed prior's level (:func:`batch_information`; the reliability of empirical-Bayes
+shrinkage, Efron & Morris 1975, squared because a variance is estimated), and the data's
+estimate enters at its positive part. A batch of a one-pod canary at 1 req/s (0.6
+expected errors) is worth 0.06 of one, so a few such batches, whose squares fall below
+their Poisson variance by chance, no longer pull ``psi`` from the prior to 0: that is
+what rolled back healthy canaries at their early looks (docs/judging.md, ninth session).
+The futility test always shrinks towards the fixed prior (its own weight, below) and
+counts each batch as one. The newest, incomplete batch is not in the estimate (a sudden
+change cannot hide behind the variance it would itself add) but its scale counts in full
+in the variance (a batch is noisy as a whole however few of its intervals are in).
 
 Test. A normal-mixture boundary (Robbins 1970; the asymptotic confidence sequence of
 Waudby-Smith, Arnold, Wu, Howard & Ramdas, "Time-uniform central limit theory and
@@ -87,16 +96,18 @@ releases did). The two differ only in how much the prior on ``psi`` weighs
 decides only at full exposure, after every step's minimum duration, with the pod bias in
 its variance; there the batches replace the prior sooner.
 
-Assumptions, stated: batch sums are close to independent beyond one lag (noise correlated
-over much longer than two batches is under-estimated, which is what the prior and the
-tolerance are for); each arm's multiplicative noise has the same relative size whatever
-its level (NB2), so a x3 canary is as noisy, relatively, as a healthy one; persistent
-differences between pods are a bias, not noise: without per-pod counts only the tolerance
-absorbs them, on the rollback side only (the canary runs few pods; one pod at 10%), and
-with them ``bias`` carries them into both tests; the canary:baseline ratio of error ratios is
-constant over the release (a regression that starts mid-release is found, later than one
-present from the start); the guarantee is asymptotic (normal approximation of sums of
-counts), with the mixture boundary conservative at small counts.
+Assumptions, stated: batch sums are close to normal, so that a batch's squared residual
+estimates its variance with the variance ``2 (P + M)^2`` (the information weighting; heavier
+tails make a batch tell less than it is credited with); batch sums are close to independent
+beyond one lag (noise correlated over much longer than two batches is under-estimated, which
+is what the prior and the tolerance are for); each arm's multiplicative noise has the same
+relative size whatever its level (NB2), so a x3 canary is as noisy, relatively, as a healthy
+one; persistent differences between pods are a bias, not noise: without per-pod counts only
+the tolerance absorbs them, on the rollback side only (the canary runs few pods; one pod at
+10%), and with them ``bias`` carries them into both tests; the canary:baseline ratio of
+error ratios is constant over the release (a regression that starts mid-release is found,
+later than one present from the start); the guarantee is asymptotic (normal approximation of
+sums of counts), with the mixture boundary conservative at small counts.
 
 Reach. With per-pod evidence the canary's draw of pods is a bias that does not average
 out, so at a step with few canary pods the regression test may be unable ever to reject
@@ -191,6 +202,10 @@ def observe(
     e.batch_baseline_variance += q * n * kappa
     e.batch_intervals += 1
     if e.batch_intervals >= BATCH_INTERVALS:
+        if e.batches == 0 or e.dispersion_information is not None:
+            e.dispersion_information = (e.dispersion_information or 0.0) + batch_information(
+                e.batch_canary_variance, e.batch_baseline_variance
+            )
         e.dispersion_cc += e.batch_canary_errors**2
         e.dispersion_ck += e.batch_canary_errors * e.batch_scaled_baseline_errors
         e.dispersion_kk += e.batch_scaled_baseline_errors**2
@@ -208,6 +223,24 @@ def observe(
     return e
 
 
+def batch_information(canary_expected: float, baseline_part: float) -> float:
+    """What one completed batch tells about ``psi``, in chi-square degrees of freedom.
+
+    A batch sum of the contrast has the variance ``P + M``: counting noise ``P`` (the
+    canary's expected errors plus the scaled baseline's part) and multiplicative noise
+    ``M = 2 psi mu^2`` (``mu`` the batch's expected errors, both arms). Its square
+    estimates ``M`` with the variance ``2 (P + M)^2`` (normal fourth moment), so it
+    estimates ``psi`` as well as ``(M / (P + M))^2`` of a chi-square degree of freedom:
+    the reliability of empirical-Bayes shrinkage (Efron & Morris 1975), squared because a
+    variance is estimated. A batch of 40 expected errors is worth about one; one of 0.6
+    (a one-pod canary at 1 req/s) about 0.06. Taken at the fixed prior's level (the
+    information expected before the data, as the pod spread's reliability is), so
+    the weight does not depend on the estimate it weighs."""
+    multiplicative = 2.0 * PRIOR_OVERDISPERSION * canary_expected**2
+    total = multiplicative + canary_expected + baseline_part
+    return (multiplicative / total) ** 2 if total > 0 else 0.0
+
+
 def rate_ratio(e: SequentialEvidence) -> float | None:
     """Canary error ratio over the baseline's, interval-weighted (``C / sum kappa_i b_i``)."""
     if e.scaled_baseline_errors <= 0:
@@ -220,6 +253,7 @@ def overdispersion(
     prior_batches: float = PRIOR_BATCHES,
     *,
     history: bool = True,
+    by_information: bool = True,
 ) -> float:
     """The multiplicative noise ``psi``: the relative variance of one arm's error ratio
     over a batch, beyond counting noise, by the method of moments on the completed
@@ -237,7 +271,18 @@ def overdispersion(
     their noise, and measured against a healthy canary's model an x3 canary's own noise read
     as a dispersion of 10-40 and hid it. The shrinkage keeps a healthy canary that merely
     looks worse in a noisy window from shrinking its own noise estimate early (the prior
-    weighs while the batches are few)."""
+    weighs while the batches are few).
+
+    The data weigh what they tell (``by_information``, the regression test): the prior's
+    ``prior_batches`` pseudo-degrees of freedom against the completed batches' chi-square
+    degrees of freedom about ``psi`` (:func:`batch_information`), less the one that went to
+    the fitted ratio. Batches of few expected errors are mostly counting noise, and
+    counting them as whole batches let a handful of them pull ``psi`` from the prior to 0
+    (realistic_1rps trace 349: 0.000 after 3 batches of 1.3 expected errors, a healthy
+    canary rolled back; docs/judging.md). Where batches hold many errors a batch is worth
+    about one degree of freedom and this is the count-weighted shrinkage it replaces.
+    Without it (the futility test, and evidence recorded before the information was
+    kept) each completed batch weighs one."""
     learned = e.prior if history else None
     prior_psi = PRIOR_OVERDISPERSION if learned is None else learned.dispersion
     if learned is not None:
@@ -273,12 +318,24 @@ def overdispersion(
         return prior_psi
     # One batch's worth of freedom goes to the fitted ratio.
     freedom = max(e.batches - 1, 0) / e.batches
-    prior = prior_batches * quadratic / e.batches
     excess = squares - freedom * poisson
-    weight = prior + freedom * quadratic
-    if weight <= 0:
-        return prior_psi  # one batch and no prior: nothing to estimate from
-    return max(0.0, (prior * prior_psi + excess) / weight)
+    if freedom <= 0:
+        return prior_psi  # one batch: its freedom all went to the fitted ratio
+    estimate = excess / (freedom * quadratic)  # the data alone (method of moments)
+    information = e.dispersion_information if by_information else None
+    if information is None:
+        weight = freedom * e.batches
+        if prior_batches + weight <= 0:
+            return prior_psi
+        return max(0.0, (prior_batches * prior_psi + weight * estimate) / (prior_batches + weight))
+    # Weighed by what the batches tell, the data's estimate enters at its positive part,
+    # as the pod spread's does (DerSimonian & Laird): a variance is not negative, and
+    # a chance shortfall of squares below the counting noise is not evidence of less noise
+    # than none.
+    weight = freedom * information
+    if prior_batches + weight <= 0:
+        return prior_psi
+    return (prior_batches * prior_psi + weight * max(estimate, 0.0)) / (prior_batches + weight)
 
 
 def noise_level(e: SequentialEvidence) -> float | None:
@@ -345,7 +402,9 @@ def evaluate(
     psi = overdispersion(e)
     # The promotion side keeps the fixed prior: measured, a history prior there promoted
     # healthy releases later and never sooner where it mattered (docs/judging.md).
-    psi_fut = overdispersion(e, FUTILITY_PRIOR_BATCHES, history=False)
+    # It weighs each batch as one: its lighter prior was measured with that weighting,
+    # and the promotion targets hold with it (docs/judging.md, ninth session).
+    psi_fut = overdispersion(e, FUTILITY_PRIOR_BATCHES, history=False, by_information=False)
     lo, hi = 1.0 + tolerance, 1.0 + mde
     fbias = bias if futility_bias is None else futility_bias
 

@@ -237,6 +237,12 @@ class SequentialEvidence(CamelModel):
         description="Sum over completed batches of the squared batch sum of q_i n_i "
         "(the multiplicative noise's scale).",
     )
+    dispersion_information: float | None = Field(
+        default=None,
+        description="Sum over completed batches of what each tells about the "
+        "overdispersion, in chi-square degrees of freedom (none: evidence from before it "
+        "was kept, weighed by batch count).",
+    )
     baseline_elevated: bool = Field(
         default=False,
         description="The newest interval's baseline error ratio was well above its release "
