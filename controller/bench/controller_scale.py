@@ -789,12 +789,18 @@ def _start_releases(sim: SimProcess, count: int, plan: Plan, proc: Any) -> float
             proc,
             f"waiting for the first measurement of {count} releases",
         )
-    return first_analysis_p99(_analysis_times(sim), started)
+    return first_analysis_p99(_analysis_times(sim), started, count, now=time.time())
 
 
-def first_analysis_p99(first_times: dict[str, float], started: float) -> float | None:
-    """The p99 over releases of the seconds from ``started`` to their first measurement."""
+def first_analysis_p99(
+    first_times: dict[str, float], started: float, expected: int = 0, now: float = 0.0
+) -> float | None:
+    """The p99 over releases of the seconds from ``started`` to their first measurement.
+
+    A release not measured yet (fewer than ``expected`` times) counts as waiting until
+    ``now``, a lower bound, so a wait that gave up does not read shorter than it was."""
     waits = [at - started for at in first_times.values()]
+    waits += [now - started] * max(expected - len(first_times), 0)
     value = p99(waits)
     return None if value is None else round(value, 1)
 

@@ -58,6 +58,11 @@ def test_first_measurement_is_timed_from_the_new_templates() -> None:
     assert first_analysis_p99({}, started=100.0) is None
 
 
+def test_a_release_never_measured_counts_as_waiting_until_the_wait_gave_up() -> None:
+    first = {f"r{i}": 110.0 for i in range(90)}  # 10 s for 90 releases, 10 never measured
+    assert first_analysis_p99(first, started=100.0, expected=100, now=400.0) == 300.0
+
+
 def test_replica_worlds_give_each_shard_a_lane_and_compare_like_with_like() -> None:
     lanes = lane_names(3, 3)
     assert sorted(shard_of(lane, 3) for lane in lanes) == [0, 1, 2]
