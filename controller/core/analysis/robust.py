@@ -228,7 +228,8 @@ def batch_information(canary_expected: float, baseline_part: float) -> float:
 
     A batch sum of the contrast has the variance ``P + M``: counting noise ``P`` (the
     canary's expected errors plus the scaled baseline's part) and multiplicative noise
-    ``M = 2 psi mu^2`` (``mu`` the batch's expected errors, both arms). Its square
+    ``M = 2 psi mu^2`` (``mu`` the canary's expected errors in the batch, ``q n``, which the
+    scaled baseline's equal under the null; the 2 counts both arms). Its square
     estimates ``M`` with the variance ``2 (P + M)^2`` (normal fourth moment), so it
     estimates ``psi`` as well as ``(M / (P + M))^2`` of a chi-square degree of freedom:
     the reliability of empirical-Bayes shrinkage (Efron & Morris 1975), squared because a
