@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from controller.core.models import ChangeLane, LaneRelease
 from controller.core.models.release import TERMINAL_PHASES
-from controller.core.packed_status import unpacked
+from controller.runtime.objects import parse_release
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
@@ -72,13 +72,6 @@ class ParseCache(Generic[T]):
     def forget(self, raw: JsonDict) -> None:
         with self._lock:
             self._entries.pop(key_of(raw), None)
-
-
-def parse_release(raw: JsonDict) -> LaneRelease | None:
-    try:
-        return LaneRelease.model_validate(unpacked(raw))  # a cached copy's history is packed
-    except ValidationError:
-        return None
 
 
 #: Phases (as the wire spells them) whose summary keeps the outbox (retention reads it).
