@@ -325,18 +325,16 @@ def overdispersion(
     estimate = excess / (freedom * quadratic)  # the data alone (method of moments)
     information = e.dispersion_information if by_information else None
     if information is None:
-        weight = freedom * e.batches
-        if prior_batches + weight <= 0:
-            return prior_psi
-        return max(0.0, (prior_batches * prior_psi + weight * estimate) / (prior_batches + weight))
-    # Weighed by what the batches tell, the data's estimate enters at its positive part,
-    # as the pod spread's does (DerSimonian & Laird): a variance is not negative, and
-    # a chance shortfall of squares below the counting noise is not evidence of less noise
-    # than none.
-    weight = freedom * information
+        weight, data = freedom * e.batches, estimate
+    else:
+        # Weighed by what the batches tell, the data's estimate enters at its positive
+        # part, as the pod spread's does (DerSimonian & Laird): a variance is not
+        # negative, and a chance shortfall of squares below the counting noise is not
+        # evidence of less noise than none.
+        weight, data = freedom * information, max(estimate, 0.0)
     if prior_batches + weight <= 0:
         return prior_psi
-    return (prior_batches * prior_psi + weight * max(estimate, 0.0)) / (prior_batches + weight)
+    return max(0.0, (prior_batches * prior_psi + weight * data) / (prior_batches + weight))
 
 
 def noise_level(e: SequentialEvidence) -> float | None:
