@@ -46,5 +46,12 @@ def test_workers_wait_until_every_informer_has_listed(tmp_path: Path) -> None:
         assert not _exists(env, "web-primary")
 
         listed.set()
-        wait(lambda: _exists(env, "web-primary"), timeout=20)
-        assert any(key == ("Deployment", NS, "web") for key in reconciled)
+
+        # The primary is created inside the reconcile, before the hook records its key:
+        # wait for both rather than reading the key the moment the primary appears.
+        def adopted() -> bool:
+            return _exists(env, "web-primary") and ("Deployment", NS, "web") in reconciled
+
+        wait(adopted, timeout=20)
+        assert _exists(env, "web-primary")
+        assert ("Deployment", NS, "web") in reconciled
