@@ -127,6 +127,30 @@ def decisions(
         click.echo(f"wrote {json_path}")
 
 
+@bench.command("limits")
+@click.option(
+    "--count",
+    type=click.IntRange(min=100),
+    default=3000,
+    show_default=True,
+    help="Traces per draw (three draws per case: regression, healthy, held-out healthy).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--quick", is_flag=True, help="Each case's first two looks only (CI).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def limits(count: int, seed: int, quick: bool, json_path: Path | None) -> None:
+    """What any judge could do on the decision bench's noise: the oracle's detection power
+    at a 1% false-rollback rate, and the one-pod bound (docs/judging.md)."""
+    require_extra("demo", "changelane bench")
+    from controller.bench import limits as bench_limits
+
+    result = bench_limits.run(count=count, seed=seed, quick=quick)
+    click.echo(bench_limits.table(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(f"wrote {json_path}")
+
+
 @bench.command("sim-cluster")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seconds", default=2.0, show_default=True, help="Duration of each rate test.")
