@@ -461,9 +461,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     # One look at alpha/100 fails only when the canary's count is that extreme under the
     # gamma-Poisson tail too (robust.count_tail: at a few expected errors the normal
     # approximation's tail is far too thin).
-    strong_arm = r.strong_z >= 1.0 and r.strong_tail <= math.log(
-        alpha * STRONG_EVIDENCE_FACTOR
-    )
+    strong_arm = r.strong_z >= 1.0 and r.strong_tail <= math.log(alpha * STRONG_EVIDENCE_FACTOR)
     # Nor while the baseline is in an incident, in this interval or the one before (a
     # burst outlasts an interval; the release average it is compared with then already
     # holds its first part).
