@@ -38,6 +38,7 @@ from controller.core.analysis.robust import (
     evaluate,
     interval_excess,
     observe,
+    overdispersion,
     regression_reach,
 )
 from controller.core.analysis.sample import (
@@ -396,10 +397,11 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     bias = bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0
     lo = 1.0 + check.tolerance
     # A run of rejections is anchored at the interval where it began: the confirming looks
-    # must reject without that interval's excess, nor the excess of any later interval of
-    # the run in which the baseline was in an incident (a shared burst is one event; its
-    # intervals do not confirm one another). See the confirmation below.
-    newest = interval_excess(tick.evidence, e, lo)
+    # must reject without that interval's excess (beyond what its own noise explains), nor
+    # that of any later interval of the run in which the baseline was in an incident (a
+    # shared burst is one event; its intervals do not confirm one another). See the
+    # confirmation below.
+    newest = interval_excess(tick.evidence, e, lo, overdispersion(e))
     anchor = 0.0
     if e.rejections_in_a_row > 0:
         anchor = e.rejection_excess + (newest if e.baseline_elevated else 0.0)
@@ -470,7 +472,8 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     )
     strong = (strong_arm or strong_pod) and not incident
     # Confirmation on new evidence: the confirming looks must reject with the interval
-    # that began the run taken out of the sum. Noise lasting minutes (drift, a burst)
+    # that began the run taken out of the sum beyond 1.345 of its own standard deviations
+    # (robust.interval_excess). Noise lasting minutes (drift, a burst)
     # carries that interval's excess into every later look of the run, so re-testing the
     # same sum 30 s later confirms the same noise (docs/judging.md, tenth session). The
     # per-pod test compares canary pods with each other, where arm-wide noise cancels,

@@ -78,12 +78,16 @@ tightest. Two such one-sided tests run side by side:
 - *regression*: null ``ratio <= 1 + tolerance`` (a practical-equivalence margin: a canary
   a little worse than the baseline, e.g. on a slower node, is not a regression). It must
   reject at ``confirmLooks`` looks in a row, **the confirming looks on evidence beyond
-  the interval that began the run**: with that interval's contrast (and that of any
-  later interval of the run in which the baseline was in an incident) taken out of the
-  sum (``excess`` in :func:`evaluate`). Noise that lasts minutes (per-arm drift, a
-  burst) carries that interval's excess into every later look, so re-testing the same
-  sum 30 s later confirmed the same noise: 6 of the 14 false rollbacks of the seed-1
-  realistic one- and three-hour families (docs/judging.md, tenth session). Or it rejects
+  the interval that began the run**: that interval's contrast beyond :data:`CONFIRM_CLIP`
+  of its own standard deviations (and the same part of any later interval of the run in
+  which the baseline was in an incident) is taken out of the sum (``excess`` in
+  :func:`evaluate`; Huber's clipping of one observation's influence, Huber 1964, 1965,
+  applied to the intervals a confirmation would rest on). Noise that lasts minutes
+  (per-arm drift, a burst) carries that interval's excess into every later look, so
+  re-testing the same sum 30 s later confirmed the same noise: 6 of the 14 false
+  rollbacks of the seed-1 realistic one- and three-hour families (docs/judging.md,
+  tenth session). A regression's own contrast per interval is mostly within the clip
+  and keeps its evidence. Or it rejects
   at one look at level ``alpha / 100`` (an outage or x20 needs no confirmation) when
   three more things hold: the canary's count is that extreme under the gamma-Poisson
   tail of the same noise model too (:func:`count_tail`: at a few expected errors the
@@ -412,8 +416,9 @@ def evaluate(
     0.4% of realistic x2 releases through: ``controller.core.analysis.pods``, point 2).
     ``futility_bias``: the futility test's own bias variance when it differs (the caller
     floors the pod spread there, :func:`controller.core.analysis.pods.promotion_spread`);
-    ``bias`` when None. ``excess``: the contrast of the interval where the current run of
-    rejections began (:func:`interval_excess`), taken out of the sum for ``confirm_z`` and
+    ``bias`` when None. ``excess``: the part of the contrast of the interval where the current
+    run of rejections began that a confirmation may not rest on (:func:`interval_excess`),
+    taken out of the sum for ``confirm_z`` and
     ``strong_z``: a confirmation, or a single look at ``alpha/100`` during the run, must
     rest on evidence that interval did not carry (0 when no run is under way)."""
     psi = overdispersion(e)
@@ -454,15 +459,29 @@ def evaluate(
     )
 
 
-def interval_excess(previous: SequentialEvidence | None, e: SequentialEvidence, lo: float) -> float:
-    """The newest interval's own contrast at ratio ``lo``: its canary errors beyond ``lo``
-    times its scaled baseline errors (``x_i(lo)``), at least 0. ``previous`` is the
-    evidence before the look (None: the first), ``e`` after it; a look that started the
-    differences afresh (a new step) has the same running sums, so the difference is that
-    interval's."""
+#: How many of its own standard deviations of an interval's contrast a confirmation may
+#: rest on (Huber's clipping constant, 95% efficient under normal noise; see
+#: :func:`interval_excess`).
+CONFIRM_CLIP = 1.345
+
+
+def interval_excess(
+    previous: SequentialEvidence | None, e: SequentialEvidence, lo: float, psi: float
+) -> float:
+    """What a confirmation may not rest on in the newest interval: its contrast at ratio
+    ``lo`` (``x_i(lo)``, canary errors beyond ``lo`` times the scaled baseline's) beyond
+    :data:`CONFIRM_CLIP` of its own standard deviations under that null (counting noise
+    plus ``psi``'s multiplicative noise on that interval alone), at least 0. ``previous``
+    is the evidence before the look (None: the first), ``e`` after it (the running sums
+    carry over steps, so the differences are that interval's)."""
     c0 = previous.canary_errors if previous is not None else 0.0
     k0 = previous.scaled_baseline_errors if previous is not None else 0.0
-    return max(0.0, (e.canary_errors - c0) - lo * (e.scaled_baseline_errors - k0))
+    q0 = previous.canary_variance if previous is not None else 0.0
+    b0 = previous.baseline_variance if previous is not None else 0.0
+    contrast = (e.canary_errors - c0) - lo * (e.scaled_baseline_errors - k0)
+    mass = e.canary_variance - q0
+    variance = lo * mass + lo * lo * (e.baseline_variance - b0) + psi * 2 * lo * lo * mass**2
+    return max(0.0, contrast - CONFIRM_CLIP * math.sqrt(max(variance, 0.0)))
 
 
 def count_tail(e: SequentialEvidence, rho: float, psi: float) -> float:
