@@ -91,8 +91,9 @@ tightest. Two such one-sided tests run side by side:
   at one look at level ``alpha / 100`` (an outage or x20 needs no confirmation) when
   three more things hold: the canary's count is that extreme under the gamma-Poisson
   tail of the same noise model too (:func:`count_tail`: at a few expected errors the
-  normal approximation's tail is far too thin, and a one-pod canary at x11 on one
-  expected error passed alpha/100 in 6 of 1,000 healthy realistic releases); the
+  normal approximation's tail is far too thin: single looks at alpha/100 rolled back 6
+  of 1,000 healthy realistic releases, a one-pod canary at x11 on one expected error
+  among them); the
   baseline is in no incident in this interval or the one before (a shared burst is where
   one noisy look is most likely, and it outlasts an interval); and, during a run of
   rejections, the run's set-aside intervals are out of the sum there too. Each of these
@@ -493,13 +494,14 @@ def count_tail(e: SequentialEvidence, rho: float, psi: float) -> float:
 
     Why. The normal-mixture boundary rests on the normal approximation of sums of counts;
     at a few expected errors (a one-pod canary in its first minutes) a count's tail under
-    multiplicative noise is exponential, not Gaussian, and a single look at ``alpha/100``
-    rejected 6 of 1,000 healthy realistic releases (x10-x15 on about one expected error;
-    docs/judging.md, tenth session) where its level says 1 in 10,000. The gamma-Poisson
-    log moment generating function ``-(1/psi) log(1 - psi mu (e^l - 1))`` gives, by
-    Chernoff's bound ``P(X >= x) <= exp(-(l x - Lambda(l)))`` at the best tilt ``l``
-    (Cramer's large-deviation rate), a tail that is honest at small counts; at many
-    errors it is far below any level and adds nothing. The baseline's own noise is left
+    multiplicative noise is exponential, not Gaussian, and single looks at ``alpha/100``
+    rejected 6 of 1,000 healthy realistic releases (three of them x11-x12 on about one
+    expected error; docs/judging.md, tenth session) where the level says 1 in 10,000.
+    The gamma-Poisson log moment generating function
+    ``Lambda(l) = -(1/psi) log(1 - psi mu (e^l - 1))`` gives, by Chernoff's bound
+    ``P(X >= x) <= exp(-(l x - Lambda(l)))`` at the best tilt ``l`` (Cramer's
+    large-deviation rate), a tail that is honest at small counts; at many errors it is
+    far below any level and adds nothing. The baseline's own noise is left
     out (it only makes the bound smaller: a guard that errs towards rejecting)."""
     mu = rho * e.scaled_baseline_errors
     x = e.canary_errors
