@@ -20,6 +20,7 @@ from controller.core.analysis.robust import (
     _lowest_bound_z,
     batch_information,
     boundary,
+    count_tail,
     evaluate,
     noise_level,
     observe,
@@ -409,3 +410,64 @@ def test_weighing_by_information_never_moves_further_from_the_prior(
     assert abs(by_information - PRIOR_OVERDISPERSION) <= abs(by_count - PRIOR_OVERDISPERSION) + 1e-9
     low, high = sorted((PRIOR_OVERDISPERSION, data))
     assert low - 1e-9 <= by_information <= high + 1e-9
+
+
+# --------------------------------------------------------------------------- tenth session
+
+
+def _nb_tail(x: int, mu: float, psi: float) -> float:
+    """Exact P(X >= x) for a gamma-Poisson count of mean ``mu``, variance ``mu + psi mu^2``."""
+    r = 1.0 / psi
+    p = r / (r + mu)
+    return sum(  # the upper tail summed directly (1 - the lower sum cancels)
+        math.exp(
+            math.lgamma(k + r)
+            - math.lgamma(r)
+            - math.lgamma(k + 1)
+            + r * math.log(p)
+            + k * math.log1p(-p)
+        )
+        for k in range(x, x + 20000)
+    )
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    expected=st.floats(0.2, 30.0),
+    psi=st.floats(0.02, 1.0),
+    times=st.floats(1.2, 15.0),
+)
+def test_the_count_tail_bound_is_never_below_the_exact_gamma_poisson_tail(
+    expected: float, psi: float, times: float
+) -> None:
+    # One batch: the count is gamma-Poisson with the null's mean rho K and the prior's psi.
+    x = math.ceil(times * expected * 1.25)
+    kappa_b = expected  # canary traffic = baseline traffic, one interval
+    e = fold([(float(x), 1e6, kappa_b, 1e6)])
+    e = e.model_copy(update={"canary_variance": kappa_b, "batch_canary_variance": kappa_b})
+    bound = count_tail(e, 1.25, psi)
+    exact = _nb_tail(x, 1.25 * kappa_b, psi)
+    assume(exact > 1e-300)
+    assert bound >= math.log(exact) - 1e-9
+
+
+def test_the_count_tail_is_poisson_without_multiplicative_noise() -> None:
+    e = fold([(10.0, 1000.0, 2.0, 1000.0)])
+    mu = 1.25 * e.scaled_baseline_errors
+    assert count_tail(e, 1.25, 0.0) == pytest.approx(-(10 * math.log(10 / mu) - (10 - mu)))
+    assert count_tail(e, 1.25, 0.3) > count_tail(e, 1.25, 0.0)  # heavier tail, larger bound
+    assert count_tail(fold([(1.0, 1000.0, 2.0, 1000.0)]), 1.25, 0.3) == 0.0  # below the mean
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(intervals=st.lists(interval_counts, min_size=1, max_size=12), excess=st.floats(0, 200))
+def test_taking_an_interval_out_never_makes_a_rejection_easier(
+    intervals: list[Interval], excess: float
+) -> None:
+    e = fold(intervals)
+    kw = {"tolerance": 0.25, "mde": 1.0, "alpha": 0.01, "beta": 0.001}
+    plain, out = evaluate(e, **kw), evaluate(e, excess=excess, **kw)
+    assert plain.confirm_z == pytest.approx(plain.regression_z)
+    assert out.confirm_z <= plain.regression_z + 1e-12
+    assert out.strong_z <= plain.strong_z + 1e-12
+    assert out.regression_z == plain.regression_z  # the test itself is unchanged

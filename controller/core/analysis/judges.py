@@ -33,7 +33,14 @@ from controller.core.analysis.pods import (
     promotion_spread,
     worst_pod,
 )
-from controller.core.analysis.robust import evaluate, observe, regression_reach
+from controller.core.analysis.robust import (
+    STRONG_EVIDENCE_FACTOR,
+    evaluate,
+    interval_excess,
+    observe,
+    overdispersion,
+    regression_reach,
+)
 from controller.core.analysis.sample import (
     CheckSample,
     QueryResult,
@@ -388,6 +395,16 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     # prior): the pod spread it assumes is the release's own estimate, never below the prior.
     fixed_spread = between_pod_variance(e.pods.baseline) if e.pods is not None else None
     bias = bias_variance(e.pods, spread) if e.pods is not None and spread is not None else 0.0
+    lo = 1.0 + check.tolerance
+    # A run of rejections is anchored at the interval where it began: the confirming looks
+    # must reject without that interval's excess (beyond what its own noise explains), nor
+    # that of any later interval of the run in which the baseline was in an incident (a
+    # shared burst is one event; its intervals do not confirm one another). See the
+    # confirmation below.
+    newest = interval_excess(tick.evidence, e, lo, overdispersion(e))
+    anchor = 0.0
+    if e.rejections_in_a_row > 0:
+        anchor = e.rejection_excess + (newest if e.baseline_elevated else 0.0)
     r = evaluate(
         e,
         tolerance=check.tolerance,
@@ -398,6 +415,7 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
         futility_bias=bias_variance(e.pods, promotion_spread(fixed_spread))
         if e.pods is not None and fixed_spread is not None
         else 0.0,
+        excess=anchor,
     )
     pod = (
         worst_pod(
@@ -436,18 +454,35 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
     statistic += _prior_text(e)
     pod_rejected = pod is not None and pod.z >= 1.0
     rejected = r.regression_z >= 1.0 or pod_rejected
+    in_a_row = e.rejections_in_a_row + 1 if rejected else 0
+    excess = (newest if in_a_row == 1 else anchor) if in_a_row else 0.0
     evidence = evidence.model_copy(
-        update={"rejections_in_a_row": e.rejections_in_a_row + 1 if rejected else 0}
+        update={"rejections_in_a_row": in_a_row, "rejection_excess": excess}
     )
     strong_pod = pod is not None and pod.strong_z >= 1.0
-    strong = (r.strong_z >= 1.0 or strong_pod) and not e.baseline_elevated
-    if strong or (rejected and evidence.rejections_in_a_row >= check.confirm_looks):
-        how = (
-            "at 1/100 of alpha in one look"
-            if strong
-            else f"in {evidence.rejections_in_a_row} looks in a row"
-        )
-        arm_failed = r.strong_z >= 1.0 if strong else r.regression_z >= 1.0
+    # One look at alpha/100 fails only when the canary's count is that extreme under the
+    # gamma-Poisson tail too (robust.count_tail: at a few expected errors the normal
+    # approximation's tail is far too thin).
+    strong_arm = r.strong_z >= 1.0 and r.strong_tail <= math.log(alpha * STRONG_EVIDENCE_FACTOR)
+    # Nor while the baseline is in an incident, in this interval or the one before (a
+    # burst outlasts an interval; the release average it is compared with then already
+    # holds its first part).
+    incident = e.baseline_elevated or (
+        tick.evidence is not None and tick.evidence.baseline_elevated
+    )
+    strong = (strong_arm or strong_pod) and not incident
+    # Confirmation on new evidence: the confirming looks must reject with the interval
+    # that began the run taken out of the sum beyond 1.345 of its own standard deviations
+    # (robust.interval_excess). Noise lasting minutes (drift, a burst)
+    # carries that interval's excess into every later look of the run, so re-testing the
+    # same sum 30 s later confirms the same noise (docs/judging.md, tenth session). The
+    # per-pod test compares canary pods with each other, where arm-wide noise cancels,
+    # and confirms as before.
+    arm_confirmed = r.confirm_z >= 1.0 if check.confirm_looks > 1 else r.regression_z >= 1.0
+    confirmed = in_a_row >= check.confirm_looks and (arm_confirmed or pod_rejected)
+    if strong or confirmed:
+        how = "at 1/100 of alpha in one look" if strong else f"in {in_a_row} looks in a row"
+        arm_failed = strong_arm if strong else arm_confirmed
         who = "canary" if arm_failed or pod is None else f"canary pod {pod.name}"
         return tick.measure(
             Verdict.FAIL,
@@ -457,9 +492,15 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
             **values,
         )
     if rejected:
+        progress = (
+            f"({in_a_row}/{check.confirm_looks})"
+            if in_a_row < check.confirm_looks
+            else f"on evidence beyond the interval that began it ({r.confirm_z:.2f} of the "
+            "bound without it)"
+        )
         raise _InconclusiveError(
-            f"{head}: worse than {tol_x} at this look, confirming at the next "
-            f"({evidence.rejections_in_a_row}/{check.confirm_looks}); {statistic}",
+            f"{head}: worse than {tol_x} at this look, confirming at the next {progress}; "
+            f"{statistic}",
             statistic=statistic,
             evidence=evidence,
             **values,

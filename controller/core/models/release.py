@@ -251,6 +251,13 @@ class SequentialEvidence(CamelModel):
     rejections_in_a_row: int = Field(
         default=0, description="Looks in a row whose regression test rejected."
     )
+    rejection_excess: float = Field(
+        default=0.0,
+        description="The part of the contrast (canary errors beyond 1 + tolerance times "
+        "the scaled baseline's) of the interval where the current run of rejections began, "
+        "and of the run's later intervals with the baseline in an incident, beyond 1.345 of "
+        "its own standard deviations: a confirmation must hold without it.",
+    )
     pods: PodEvidence | None = Field(
         default=None, description="Per-pod counts, when the check declares a podLabel."
     )
