@@ -143,9 +143,19 @@ def oracle_power(
     return out
 
 
+def _scenario(family: str) -> decisions.Scenario:
+    return {s.name: s for s in decisions.SCENARIOS}[family]
+
+
+def _one_pod(case: Case) -> bool:
+    """The canary is one pod with the issue's pod spread at this step."""
+    scenario = _scenario(case.regression)
+    pods = math.ceil(case.weight * decisions.BASELINE_PODS / 100)
+    return scenario.noise.pods and not scenario.bad_pod and pods == 1
+
+
 def _counts(family: str, case: Case, looks: tuple[int, ...], count: int, seed: int) -> list[Counts]:
-    scenario = {s.name: s for s in decisions.SCENARIOS}[family]
-    scenario = dataclasses.replace(scenario, horizon_s=max(looks))
+    scenario = dataclasses.replace(_scenario(family), horizon_s=max(looks))
     tr = decisions.generate(scenario, count, np.random.default_rng(seed), (case.weight,))
     arrays = (tr.canary_errors, tr.canary_requests, tr.baseline_errors, tr.baseline_requests)
     return [
@@ -172,15 +182,15 @@ def run(count: int = 3000, seed: int = 1, quick: bool = False) -> dict[str, Any]
                     "regression": case.regression,
                     "healthy": case.healthy,
                     "weight": case.weight,
+                    # the historical families give both arms the same traffic at any weight
+                    "equal_arms": not _scenario(case.regression).steps_ratio,
                     "look_s": t,
                     "target": case.target,
                     "best_statistic": best,
                     "oracle_power": per_stat[best]["power"],
                     "held_out_false_rollback": per_stat[best]["held_out_false_rollback"],
                     "statistics": per_stat,
-                    "one_pod_bound": one_pod_bound(case.effect)
-                    if case.weight == 10 and case.regression.startswith("realistic")
-                    else None,
+                    "one_pod_bound": one_pod_bound(case.effect) if _one_pod(case) else None,
                 }
             )
     return {
@@ -199,14 +209,15 @@ def table(result: dict[str, Any]) -> str:
         "healthy family's own 99th percentile at that look (one look, whole budget, no "
         "confirmation); fpr = what it gives on an independent healthy draw.",
         "",
-        "| regression | healthy | weight | look s | oracle power | statistic | fpr "
+        "| regression | healthy | split | look s | oracle power | statistic | fpr "
         "| one-pod bound |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         bound = "-" if r["one_pod_bound"] is None else f"{r['one_pod_bound']:.1%}"
         lines.append(
-            f"| {r['regression']} | {r['healthy']} | {r['weight']}% | {r['look_s']} "
+            f"| {r['regression']} | {r['healthy']} "
+            f"| {'equal arms' if r['equal_arms'] else str(r['weight']) + '%'} | {r['look_s']} "
             f"| {r['oracle_power']:.1%} | {r['best_statistic']} "
             f"| {r['held_out_false_rollback']:.2%} | {bound} |"
         )

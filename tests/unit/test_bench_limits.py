@@ -56,7 +56,8 @@ def test_limits_command_prints_the_table_and_writes_json(tmp_path: Path) -> None
         cli, ["bench", "limits", "--quick", "--count", "200", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "| errors_x5_10rps | healthy_10rps | 10% | 30 |" in result.output
+    assert "| errors_x5_10rps | healthy_10rps | equal arms | 30 |" in result.output
+    assert "| realistic_x2_10rps | realistic_10rps | 50% | 600 |" in result.output
     data = json.loads(out.read_text())
     assert {r["regression"] for r in data["rows"]} == {c.regression for c in limits.CASES}
     for r in data["rows"]:
