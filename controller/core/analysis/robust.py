@@ -394,8 +394,23 @@ def null_variance(
     # The incomplete batch's multiplicative noise counts in full: a batch is noisy as a
     # whole, however few of its intervals are in.
     scale = e.dispersion_quadratic + e.batch_canary_variance**2
-    poisson = canary_rho * e.canary_variance + rho * rho * e.baseline_variance
-    return poisson + psi * (canary_rho**2 + rho**2) * scale + rho * rho * bias
+    noise = _model_variance(e.canary_variance, e.baseline_variance, scale, rho, canary_rho, psi)
+    return noise + rho * rho * bias
+
+
+def _model_variance(
+    canary_mass: float,
+    baseline_variance: float,
+    scale: float,
+    rho: float,
+    canary_rho: float,
+    psi: float,
+) -> float:
+    """The variance model over any span of intervals: the canary's counting noise (its
+    expected errors ``canary_mass`` at ``canary_rho``), the scaled baseline's at ``rho``,
+    and each arm's multiplicative noise ``psi`` on the span's squared ``scale``."""
+    poisson = canary_rho * canary_mass + rho * rho * baseline_variance
+    return poisson + psi * (canary_rho**2 + rho**2) * scale
 
 
 def evaluate(
@@ -481,7 +496,7 @@ def interval_excess(
     b0 = previous.baseline_variance if previous is not None else 0.0
     contrast = (e.canary_errors - c0) - lo * (e.scaled_baseline_errors - k0)
     mass = e.canary_variance - q0
-    variance = lo * mass + lo * lo * (e.baseline_variance - b0) + psi * 2 * lo * lo * mass**2
+    variance = _model_variance(mass, e.baseline_variance - b0, mass**2, lo, lo, psi)
     return max(0.0, contrast - CONFIRM_CLIP * math.sqrt(max(variance, 0.0)))
 
 
@@ -608,9 +623,7 @@ def _canary_needed(
     quadratic = psi * (seen**2 + hi**2) * p_b * p_b * per_batch
     var_rate = p_b * (seen + hi * hi * kappa) + quadratic
     s0 = hi * e.scaled_baseline_errors - e.canary_errors
-    scale0 = e.dispersion_quadratic + e.batch_canary_variance**2
-    v0 = seen * e.canary_variance + hi * hi * e.baseline_variance
-    v0 += psi * (seen**2 + hi**2) * scale0
+    v0 = null_variance(e, hi, seen, psi, 0.0)  # the bias is added below, as it grows
     # The pod bias grows with the square of the canary's expected errors (a bias, not
     # noise): scale today's with the traffic still to come.
     expected = max(e.canary_variance, 1e-12)
