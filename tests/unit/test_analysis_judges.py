@@ -319,3 +319,34 @@ def test_plan_renders_every_parameter_escaped() -> None:
     assert all('app="web\\"} or vector(1) #"' in p.query for p in planned)
     assert {p.key.track for p in planned} == {Track.CANARY, Track.BASELINE}
     assert all("[90s]" in p.query for p in planned)
+
+
+def test_a_promotion_waits_for_the_batch_that_holds_a_shared_incident() -> None:
+    # Traces 93 (seed 2), 137 and 163 (the quick slice) of realistic_x2_10rps: a x2 canary
+    # at full exposure, then a shared burst that hit the baseline harder (the canary's own
+    # drift, the burst's spread). That one interval ruled x2 out before psi, estimated on
+    # completed batches, could see it, and the x2 was promoted. The pass now waits for the
+    # batch to complete; with the burst's square in psi, x2 is no longer ruled out.
+    x2 = (20.0, 1000.0, 10.0, 1000.0)
+    burst = (100.0, 1000.0, 400.0, 1000.0)  # the baseline hit four times harder
+    ms = series(sequential(), [x2] * 16 + [burst, x2, x2, x2])
+    at_burst = ms[16]
+    assert at_burst.verdict is Verdict.INCONCLUSIVE, at_burst.message
+    assert "x2 ruled out at this look, but the baseline was in an incident" in at_burst.message
+    assert at_burst.evidence is not None and at_burst.evidence.batch_incident
+    assert all(m.verdict is not Verdict.PASS for m in ms), [m.message for m in ms]
+    done = ms[-1].evidence
+    assert done is not None and not done.batch_incident  # the batch completed, psi saw it
+
+
+def test_a_healthy_release_passes_again_once_the_incident_s_batch_is_complete() -> None:
+    # The same kind of burst on a healthy canary hit both arms alike: the pass is withheld
+    # for the rest of the incident's batch only, and given again once it is complete (the
+    # burst matched in both arms, so psi does not rise).
+    healthy = (10.0, 1000.0, 10.0, 1000.0)
+    burst = (400.0, 1000.0, 400.0, 1000.0)
+    ms = series(sequential(), [healthy] * 25 + [burst] + [healthy] * 4)  # batch ends at 28
+    assert ms[24].verdict is Verdict.PASS
+    assert [m.verdict for m in ms[25:27]] == [Verdict.INCONCLUSIVE] * 2
+    assert all("waiting for the batch to complete" in m.message for m in ms[25:27])
+    assert all(m.verdict is Verdict.PASS for m in ms[27:]), ms[27].message

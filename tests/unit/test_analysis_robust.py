@@ -471,3 +471,17 @@ def test_taking_an_interval_out_never_makes_a_rejection_easier(
     assert out.confirm_z <= plain.regression_z + 1e-12
     assert out.strong_z <= plain.strong_z + 1e-12
     assert out.regression_z == plain.regression_z  # the test itself is unchanged
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(intervals=st.lists(interval_counts, min_size=1, max_size=14), burst=st.integers(0, 13))
+def test_the_batch_remembers_an_incident_until_it_is_complete(
+    intervals: list[Interval], burst: int
+) -> None:
+    if burst < len(intervals):  # a shared incident: the baseline at 20x its usual ratio
+        c, n, _, m = intervals[burst]
+        intervals[burst] = (c, n, min(m, 0.2 * m + 3), m)
+    flags = [fold(intervals[: k + 1]).baseline_elevated for k in range(len(intervals))]
+    e = fold(intervals)
+    current = flags[len(flags) - e.batch_intervals :] if e.batch_intervals else []
+    assert e.batch_incident == any(current)

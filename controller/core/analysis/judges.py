@@ -562,6 +562,19 @@ def _sequential(check: AnalysisCheck, sample: CheckSample, tick: _Tick) -> Measu
                 evidence=evidence,
                 **values,
             )
+    if r.futility_z >= 1.0 and e.batch_incident:
+        # A promotion waits for the batch that holds a shared incident to complete: psi is
+        # estimated on completed batches, and an incident's interval can move the futility
+        # sum by several of its standard deviations before psi has seen it (robust, the
+        # futility test: three realistic x2 releases of 1,500 were promoted on such a look).
+        raise _InconclusiveError(
+            f"{head}: {mde_x} ruled out at this look, but the baseline was in an incident "
+            "in the current batch: waiting for the batch to complete so that the noise "
+            f"estimate includes it; {statistic}",
+            statistic=statistic,
+            evidence=evidence,
+            **values,
+        )
     if r.futility_z >= 1.0:
         return tick.measure(
             Verdict.PASS,

@@ -100,7 +100,15 @@ tightest. Two such one-sided tests run side by side:
   only removes rejections, so the test's error rate stays at most ``alpha``.
 - *futility*: null ``ratio >= 1 + minDetectableEffect`` at level ``1 - power``: rejecting
   it rules out a regression as large as the declared minimum detectable effect, which is
-  the only way the check passes at full exposure.
+  the only way the check passes at full exposure. **It never passes while the newest,
+  incomplete batch holds an interval with the baseline in an incident**
+  (``batch_incident``): ``psi`` is estimated on completed batches only, so a shared burst
+  that hit the baseline harder than a regressed canary (its own drift, the burst's own
+  spread) moved the futility sum by 4-6 of its standard deviations in one interval before
+  ``psi`` could see it, and three of 1,500 realistic x2 releases were promoted on that
+  look (docs/judging.md, eleventh session). Once the batch is complete its square is in
+  ``psi``; the wait is at most :data:`BATCH_INTERVALS` - 1 looks after an incident, and it
+  only removes passes, so the level stays at most ``1 - power``.
 
 Both tests take the canary's variance under their own null (score-type), and both carry
 the same noise model: counting noise, the multiplicative noise ``psi`` and, with per-pod
@@ -209,6 +217,7 @@ def observe(
     kappa = n / m
     usual = (e.baseline_errors - b + 1.0) / (e.baseline_total - m + 1.0)
     e.baseline_elevated = b >= 3 and b / m > ELEVATED_BASELINE * usual
+    e.batch_incident = e.batch_incident or e.baseline_elevated
     q = max((e.baseline_errors + 1.0) / (e.baseline_total + 1.0), b / m)
     e.scaled_baseline_errors += kappa * b
     e.canary_variance += q * n
@@ -237,6 +246,7 @@ def observe(
         e.batch_canary_errors = e.batch_scaled_baseline_errors = 0.0
         e.batch_canary_variance = e.batch_baseline_variance = 0.0
         e.batch_intervals = 0
+        e.batch_incident = False
     return e
 
 

@@ -248,6 +248,11 @@ class SequentialEvidence(CamelModel):
         description="The newest interval's baseline error ratio was well above its release "
         "average (a shared incident): no single-look failure then.",
     )
+    batch_incident: bool = Field(
+        default=False,
+        description="An interval of the incomplete batch had the baseline in an incident: "
+        "no promotion until that batch is complete and the noise estimate has seen it.",
+    )
     rejections_in_a_row: int = Field(
         default=0, description="Looks in a row whose regression test rejected."
     )
