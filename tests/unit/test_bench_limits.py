@@ -63,3 +63,17 @@ def test_limits_command_prints_the_table_and_writes_json(tmp_path: Path) -> None
     for r in data["rows"]:
         assert 0.0 <= r["oracle_power"] <= 1.0
         assert set(r["statistics"]) == {"log ratio", "difference", "poisson z"}
+        assert 0.0 <= r["tolerance_power"] <= 1.0
+    assert data["tolerance"] == pytest.approx(0.25)
+    assert "| at x1.25 | fpr |" in result.output
+
+
+def test_a_twin_at_the_tolerance_is_harder_to_tell_from_a_regression() -> None:
+    # The threshold set on a healthy twin worse by exactly the lane's tolerance sits
+    # higher than on the healthy family, so the oracle catches no more (beyond sampling
+    # noise), and its budget holds on an independent draw of the twin.
+    result = limits.run(count=600, seed=5, quick=True)
+    for r in result["rows"]:
+        slack = 3 * np.sqrt(0.25 / 600) + 0.01
+        assert r["tolerance_power"] <= r["oracle_power"] + slack, r
+        assert r["tolerance_held_out_false_rollback"] <= 0.01 + 3 * np.sqrt(0.01 / 600), r
