@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from controller.core.analysis.pods import (
     observe_pods,
     poisson_z,
     promotion_spread,
+    worst_pod,
 )
 from controller.core.analysis.sample import CheckSample, Role, Track, counts_sample
 from controller.core.models import (
@@ -351,3 +353,74 @@ def test_a_promotion_never_assumes_pods_closer_than_the_prior(spread: float) -> 
     assert floored >= spread
     if spread >= PRIOR_POD_SPREAD:
         assert floored == spread
+
+
+def _bad_pod_under_a_high_baseline(looks: int) -> SequentialEvidence:
+    """Five canary pods of 600 requests an interval, one at x7 of the others' 0.5%, while
+    the baseline's reference ratio stays at 3% (its release average after one long burst
+    of its own: realistic_bad_pod_10rps trace 289)."""
+    from controller.core.analysis.pods import IntervalReference
+
+    ref = IntervalReference(errors=30, total=1000, ratio=0.03)
+    pods = None
+    for look in range(1, looks + 1):
+        canary = {"c0": (21.0 * look, 600.0 * look)}
+        canary |= {f"c{j}": (3.0 * look, 600.0 * look) for j in range(1, 5)}
+        pods = observe_pods(
+            pods,
+            step=0,
+            window_seconds=30 * look,
+            canary=canary,
+            baseline={f"b{j}": (18.0 * look, 600.0 * look) for j in range(10)},
+            reference=ref,
+        )
+    assert pods is not None
+    return SequentialEvidence(pods=pods)
+
+
+def test_the_counting_guard_follows_the_other_canary_pods_not_the_baselines_history() -> None:
+    e = _bad_pod_under_a_high_baseline(looks=60)
+    assert e.pods is not None
+    bad = next(t for t in e.pods.canary if t.name == "c0")
+    # its neighbours' ratio (0.5%), not the baseline's 3%
+    assert bad.guard_expected is not None
+    assert bad.guard_expected == pytest.approx(0.005 * bad.total, rel=0.05)
+    assert bad.compared_expected == pytest.approx(0.03 * bad.total, rel=0.01)
+    kw = {"psi": 0.0, "spread": PRIOR_POD_SPREAD, "tolerance": 0.25, "alpha": 0.01}
+    caught = worst_pod(e, **kw)
+    assert caught is not None and caught.name == "c0" and caught.z >= 1.0
+    # with the guard's mean at the baseline's ratio (before), x7 looked like x1.17
+    before = e.model_copy(deep=True)
+    assert before.pods is not None
+    for t in before.pods.canary:
+        t.guard_expected = None
+    missed = worst_pod(before, **kw)
+    assert missed is not None and missed.z < 1.0
+
+
+def test_a_healthy_pod_is_not_caught_by_the_neighbours_guard() -> None:
+    rng = np.random.default_rng(11)
+    from controller.core.analysis.pods import IntervalReference
+
+    ref = IntervalReference(errors=5, total=1000, ratio=0.005)
+    pods = None
+    cum = np.zeros((5, 2))
+    for look in range(1, 121):
+        cum[:, 1] += 600
+        cum[:, 0] += rng.poisson(3.0, 5)
+        pods = observe_pods(
+            pods,
+            step=0,
+            window_seconds=30 * look,
+            canary={f"c{j}": (float(cum[j, 0]), float(cum[j, 1])) for j in range(5)},
+            baseline={"b0": (5.0 * look, 1000.0 * look)},
+            reference=ref,
+        )
+        r = worst_pod(
+            SequentialEvidence(pods=pods),
+            psi=0.0,
+            spread=PRIOR_POD_SPREAD,
+            tolerance=0.25,
+            alpha=0.01,
+        )
+        assert r is not None and r.z < 1.0

@@ -147,6 +147,12 @@ class PodTally(CamelModel):
     baseline_variance: float = Field(
         default=0.0, description="Canary pods: sum of q_i n_i^2 / (the other pods' traffic)."
     )
+    guard_expected: float | None = Field(
+        default=None,
+        description="Canary pods: errors expected at the other canary pods' ratio (this "
+        "interval's, never below their release average), the counting-tail guard's null "
+        "mean (none: evidence from before it was kept, which uses compared_expected).",
+    )
     compared_errors: float = Field(
         default=0.0, description="Canary pods: errors in the intervals with other canary pods."
     )
