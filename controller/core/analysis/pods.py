@@ -179,8 +179,9 @@ def _guard_expected(
     arm_errors: float,
     arm_total: float,
 ) -> None:
-    """Add this interval to each canary pod's counting-tail null mean: its traffic at the
-    other canary pods' ratio in this interval, never below their release average.
+    """Add this interval to each canary pod's expected errors at its neighbours' ratio
+    (the scale of its bias variance and the counting-tail guard's null mean): its traffic
+    at the other canary pods' ratio in this interval, never below their release average.
 
     Not at ``q`` (the baseline's ratio, never below *its* release average): that floor is
     right for a variance, where larger is only conservative, but as the guard's null

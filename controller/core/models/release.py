@@ -150,8 +150,9 @@ class PodTally(CamelModel):
     guard_expected: float | None = Field(
         default=None,
         description="Canary pods: errors expected at the other canary pods' ratio (this "
-        "interval's, never below their release average), the counting-tail guard's null "
-        "mean (none: evidence from before it was kept, which uses compared_expected).",
+        "interval's, never below their release average): the scale of the pod's bias "
+        "variance and the counting-tail guard's null mean (none: evidence from before it "
+        "was kept, which uses compared_expected).",
     )
     compared_errors: float = Field(
         default=0.0, description="Canary pods: errors in the intervals with other canary pods."
