@@ -60,7 +60,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -971,17 +971,30 @@ def run_scenario(
     ]
 
 
+def at_multiplier(scenario: Scenario, multiplier: float) -> Scenario:
+    """A healthy family's twin whose canary's errors are ``multiplier`` times as many from
+    the start, named ``family@xM``: the family's noise, a fresh draw of it (the binomial
+    draws consume the random stream differently at another error ratio)."""
+    return replace(
+        scenario, name=f"{scenario.name}@x{multiplier:g}", error_multiplier=_const(multiplier)
+    )
+
+
 def run(
     traces: int = 500,
     seed: int = 1,
     quick: bool = False,
     noise_prior: str = "fixed",
     only: tuple[str, ...] = (),
+    canary_errors_x: float | None = None,
 ) -> dict[str, Any]:
     """Every family (or the quick slice, or ``only`` these). With ``noise_prior="history"``
     the bench lane's sequential check declares ``noisePrior: history`` and each trace comes
     with the baseline's hour of history before it, drawn from its own generator seeded
-    from ``seed``: the releases' traces are the same either way."""
+    from ``seed``: the releases' traces are the same either way. With ``canary_errors_x``
+    only the healthy families run, as twins whose canary makes that many times the errors
+    (:func:`at_multiplier`; at ``1 + tolerance`` their rollback rate is the judge's level
+    at the boundary of its null); the regression families are drawn and dropped."""
     rng = np.random.default_rng(seed)
     history = noise_prior == "history"
     history_rng = np.random.default_rng([seed, HISTORY_STREAM]) if history else None
@@ -990,10 +1003,13 @@ def run(
     started = time.monotonic()
     chosen = [s for s in SCENARIOS if not quick or s.name in QUICK]
     for scenario in chosen:
-        if only and scenario.name not in only:
+        twin_skips = canary_errors_x is not None and scenario.regression
+        if (only and scenario.name not in only) or twin_skips:
             # drawn and dropped: a family run alone sees the same traces as in the full run
             generate(scenario, traces, rng, lane.weights, history_rng)
             continue
+        if canary_errors_x is not None:
+            scenario = at_multiplier(scenario, canary_errors_x)
         rows.extend(run_scenario(scenario, traces, rng, lane, history_rng))
     n_floor, s_floor = sample_size_floor()
     n_floor_strict, s_floor_strict = sample_size_floor(alpha=lane.checks[0].alpha, two_sided=False)
@@ -1008,6 +1024,7 @@ def run(
             "base_error_ratio": BASE_ERROR_RATIO,
             "changelane_interval_s": lane.interval_s,
             "noise_prior": noise_prior,
+            "canary_errors_x": canary_errors_x,
             "changelane_checks": [c.to_wire() for c in lane.checks],
             "changelane_strategy": lane.strategy.to_wire(),
         },

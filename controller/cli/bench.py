@@ -86,6 +86,14 @@ def notify(records: int, quick: bool, json_file: Path | None) -> None:
     multiple=True,
     help="Run only this generated family (repeatable).",
 )
+@click.option(
+    "--canary-errors-x",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Run only the healthy families, with the canary making this many times the "
+    "errors from the start (rows named family@xM). At 1.25, the bench lane's tolerance, "
+    "their rollback rate is the judge's level at the boundary of its null.",
+)
 def decisions(
     json_path: Path | None,
     seed: int,
@@ -95,12 +103,15 @@ def decisions(
     lane_path: Path | None,
     noise_prior: str | None,
     families: tuple[str, ...],
+    canary_errors_x: float | None,
 ) -> None:
     """Decision quality of changelane's analysis vs Flagger's and Argo Rollouts' defaults,
     per release, on generated noise families or on recorded traces."""
     require_extra("demo", "changelane bench")
     from controller.bench import decisions as bench_decisions
 
+    if traces_path is not None and canary_errors_x is not None:
+        raise click.UsageError("--canary-errors-x applies to the generated families, not --traces")
     if traces_path is not None:
         from controller.bench.replay import TraceFileError, replay
 
@@ -110,6 +121,10 @@ def decisions(
             raise click.ClickException(str(exc)) from exc
     elif lane_path is not None:
         raise click.UsageError("--lane needs --traces")
+    elif canary_errors_x is not None and any(
+        s.regression for s in bench_decisions.SCENARIOS if s.name in families
+    ):
+        raise click.UsageError("--canary-errors-x applies to the healthy families only")
     else:
         known = {s.name for s in bench_decisions.SCENARIOS}
         unknown = sorted(set(families) - known)
@@ -119,7 +134,12 @@ def decisions(
                 + ", ".join(sorted(known))
             )
         result = bench_decisions.run(
-            traces=count, seed=seed, quick=quick, noise_prior=noise_prior or "fixed", only=families
+            traces=count,
+            seed=seed,
+            quick=quick,
+            noise_prior=noise_prior or "fixed",
+            only=families,
+            canary_errors_x=canary_errors_x,
         )
     click.echo(bench_decisions.table(result))
     if json_path is not None:

@@ -170,3 +170,34 @@ def test_each_family_s_history_gives_a_prior_in_line_with_its_noise() -> None:
     assert priors["poisson_steps_10rps"] < 0.03  # Poisson: at the floor
     assert priors["arm_drift_10rps"] > 0.05  # 30% drift over two minutes
     assert priors["realistic_10rps"] > priors["arm_drift_10rps"]
+
+
+@pytest.mark.parametrize("name", ["arm_drift_10rps", "realistic_10rps"])
+def test_a_twin_at_a_multiplier_is_the_family_with_a_worse_canary(name: str) -> None:
+    weights = decisions.bench_lane().weights
+    family = _scenario(name)
+    twin = decisions.at_multiplier(family, 1.25)
+    assert twin.name == f"{name}@x1.25" and not twin.regression
+    a = decisions.generate(family, 300, np.random.default_rng(4), weights)
+    b = decisions.generate(twin, 300, np.random.default_rng(4), weights)
+
+    def ratio(t: decisions.Traces) -> float:
+        canary = t.canary_errors.sum() / t.canary_requests.sum()
+        return float(canary / (t.baseline_errors.sum() / t.baseline_requests.sum()))
+
+    assert 1.1 < ratio(b) / ratio(a) < 1.4
+
+
+def test_command_runs_healthy_twins_at_a_multiplier(tmp_path: Path) -> None:
+    out = tmp_path / "twins.json"
+    args = ["bench", "decisions", "--quick", "--count", "2", "--canary-errors-x", "1.25"]
+    result = CliRunner().invoke(cli, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["settings"]["canary_errors_x"] == 1.25
+    healthy = [s for s in decisions.QUICK if not _scenario(s).regression]
+    assert {r["scenario"] for r in data["scenarios"]} == {f"{s}@x1.25" for s in healthy}
+    refused = CliRunner().invoke(
+        cli, ["bench", "decisions", "--family", "errors_x5_10rps", "--canary-errors-x", "2"]
+    )
+    assert refused.exit_code == 2 and "healthy families only" in refused.output
