@@ -172,9 +172,7 @@ def _counts(
     times this from the start (a healthy family made worse by exactly that)."""
     scenario = dataclasses.replace(_scenario(family), horizon_s=max(looks))
     if multiplier is not None:
-        scenario = dataclasses.replace(
-            scenario, error_multiplier=lambda t: np.full_like(t, multiplier)
-        )
+        scenario = decisions.at_multiplier(scenario, multiplier)
     tr = decisions.generate(scenario, count, np.random.default_rng(seed), (case.weight,))
     arrays = (tr.canary_errors, tr.canary_requests, tr.baseline_errors, tr.baseline_requests)
     return [

@@ -153,7 +153,8 @@ def decisions(
     type=click.IntRange(min=100),
     default=3000,
     show_default=True,
-    help="Traces per draw (three draws per case: regression, healthy, held-out healthy).",
+    help="Traces per draw (five draws per case: regression, healthy, held-out healthy, "
+    "and the twin at the tolerance with its held-out draw).",
 )
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--quick", is_flag=True, help="Each case's first two looks only (CI).")
