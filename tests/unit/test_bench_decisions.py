@@ -201,3 +201,9 @@ def test_command_runs_healthy_twins_at_a_multiplier(tmp_path: Path) -> None:
         cli, ["bench", "decisions", "--family", "errors_x5_10rps", "--canary-errors-x", "2"]
     )
     assert refused.exit_code == 2 and "healthy families only" in refused.output
+    traces = tmp_path / "mine.jsonl"
+    traces.write_text("")
+    with_traces = CliRunner().invoke(
+        cli, ["bench", "decisions", "--traces", str(traces), "--canary-errors-x", "1.25"]
+    )
+    assert with_traces.exit_code == 2 and "not --traces" in with_traces.output
